@@ -1,0 +1,50 @@
+"""Errors that end a command with one line on stderr and a documented exit code.
+
+Everything the library raises on purpose is a `DigitsError`; the CLI turns it
+into ``digits: <message>`` and ``sys.exit(error.exit_code)``.  Anything else is
+a bug and keeps its traceback.
+"""
+
+OK = 0
+BAD_INPUT = 1
+USAGE = 2  # Click's own code for bad options
+KAGGLE = 3
+INTERRUPTED = 4
+BUSY = 5
+STORAGE = 6
+
+
+class DigitsError(Exception):
+    """Base class: a failure the user can act on, described in one line."""
+
+    exit_code = BAD_INPUT
+
+
+class BadInputError(DigitsError):
+    """A data file, config file, run folder or option value is wrong."""
+
+    exit_code = BAD_INPUT
+
+
+class KaggleError(DigitsError):
+    """Kaggle refused, failed or could not be reached."""
+
+    exit_code = KAGGLE
+
+
+class InterruptedRun(DigitsError):
+    """The run was stopped by SIGINT/SIGTERM after saving what was finished."""
+
+    exit_code = INTERRUPTED
+
+
+class BusyError(DigitsError):
+    """Another run holds the lock on the output directory."""
+
+    exit_code = BUSY
+
+
+class StorageError(DigitsError):
+    """An output could not be written: disk full, read-only or missing folder."""
+
+    exit_code = STORAGE

@@ -1,0 +1,154 @@
+"""What a run tells its operator while it works.
+
+Every event becomes a line on the ``digits`` logger (one per stage and per
+fold), which is what cron mails and ``--log-file`` keep.  On a terminal a
+rich progress bar also shows the epochs of the fold in training; it is
+transient, so the scrollback keeps only the lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import threading
+from typing import Any
+
+log = logging.getLogger("digits")
+
+
+class Progress:
+    """Plain reporter: one line per stage and per fold."""
+
+    def info(self, message: str) -> None:
+        log.info(message)
+
+    def warn(self, message: str) -> None:
+        log.warning("warning: %s", message)
+
+    def start_folds(self, total: int, epochs: int, skipped: int = 0) -> None:
+        self.total = total
+        if skipped:
+            self.info(f"resuming: {skipped} of {total} folds already finished")
+
+    def epoch(self, fold: int, epoch: int, epochs: int, logs: dict[str, Any]) -> None:
+        pass
+
+    def fold_done(self, result: Any) -> None:
+        self.info(
+            f"fold {result.index + 1}/{self.total}: val accuracy {result.val_accuracy:.4%}, "
+            f"best epoch {result.best_epoch}/{result.epochs_run}, {result.seconds:.0f}s, "
+            f"{result.samples_per_second:,.0f} samples/s"
+        )
+
+    def close(self) -> None:
+        pass
+
+
+class LiveProgress(Progress):
+    """Plain lines plus a live bar of the current fold's epochs (terminals only)."""
+
+    def __init__(self, console: Any):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Bar(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = None
+
+    def epoch(self, fold: int, epoch: int, epochs: int, logs: dict[str, Any]) -> None:
+        metrics = f"loss {logs.get('loss', 0):.4f} val acc {logs.get('val_accuracy', 0):.4f}"
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task(f"fold {fold + 1}/{self.total}", total=epochs, metrics=metrics)
+        self.bar.update(self.task, description=f"fold {fold + 1}/{self.total}", completed=epoch, total=epochs, metrics=metrics)
+
+    def fold_done(self, result: Any) -> None:
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+            self.task = None
+        super().fold_done(result)
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
+# TensorFlow's C++ runtime writes start-up chatter straight to file descriptor 2,
+# ignoring TF_CPP_MIN_LOG_LEVEL for some of it; these lines carry no news.
+_NATIVE_NOISE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    rb"|[IW]\d{4} [\d:.]+ +\d+ \S+\] "
+    rb"|E\d{4} [\d:.]+ +\d+ node_def_util\.cc:\d+\] NodeDef mentions attribute)"
+)
+_filtered = False
+
+
+def filter_native_stderr() -> None:
+    """Drop TensorFlow's native log chatter from stderr; pass every other line through.
+
+    Python's own ``sys.stderr`` is moved to a duplicate of the real stderr
+    (so rich still sees a terminal); only what native code writes to fd 2
+    goes through a pipe and a filtering thread.  DIGITS_RAW_STDERR=1 turns
+    this off for debugging.
+    """
+    global _filtered
+    if _filtered or os.environ.get("DIGITS_RAW_STDERR"):
+        return
+    _filtered = True
+    try:
+        sys.stderr.flush()
+        real = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+    except OSError:
+        return
+    sys.stderr = os.fdopen(os.dup(real), "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8", errors="backslashreplace")
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if not _NATIVE_NOISE.match(line):
+                    os.write(real, line)
+
+    threading.Thread(target=pump, name="native-stderr", daemon=True).start()
+
+
+def setup(verbose: bool = True, log_file: str | None = None, live: bool | None = None) -> Progress:
+    """Configure the ``digits`` logger's handlers and return the matching reporter."""
+    from rich.console import Console
+
+    filter_native_stderr()
+    log.handlers.clear()
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    console = Console(stderr=True)
+    live = console.is_terminal if live is None else live
+    if live:
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=console, show_path=False, show_level=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"))
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.addHandler(handler)
+    if log_file:
+        from pipeline.errors import StorageError
+
+        try:
+            fh = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as e:
+            raise StorageError(f"cannot open log file {log_file}: {e.strerror}") from None
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"))
+        log.addHandler(fh)
+    return LiveProgress(console) if live and verbose else Progress()
