@@ -200,18 +200,18 @@ def submit(target: str, message: str | None, competition: str | None, wait: floa
 
 def _register_run_commands() -> None:
     """compare, report, history, runs, gc: they read runs/ only and never train."""
-    try:
-        from pipeline import cli_runs
-    except ImportError:  # pragma: no cover - during development only
-        return
-    for name in ("compare", "report", "history", "runs", "gc"):
-        command = getattr(cli_runs, name, None)
-        if command is not None:
-            cli.add_command(command, name)
+    from pipeline import cli_runs
+
+    for command in (cli_runs.compare, cli_runs.report, cli_runs.history, cli_runs.runs, cli_runs.gc):
+        cli.add_command(command)
 
 
 _register_run_commands()
 
 
 def main() -> None:
+    """The console script (and ``python -m pipeline``)."""
+    from pipeline.progress import filter_native_stderr
+
+    filter_native_stderr()
     cli(prog_name="digits")

@@ -126,7 +126,6 @@ def setup(verbose: bool = True, log_file: str | None = None, live: bool | None =
     """Configure the ``digits`` logger's handlers and return the matching reporter."""
     from rich.console import Console
 
-    filter_native_stderr()
     log.handlers.clear()
     log.setLevel(logging.INFO)
     log.propagate = False

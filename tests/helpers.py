@@ -1,0 +1,63 @@
+"""Small competitions and command runners shared by the tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data import PIXEL_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_ZIP = ROOT.parent / "shared" / "data" / "digit-recognizer.zip"
+# A run small enough for a test: 2 folds, 2 epochs, one narrow layer.
+TINY = ["--folds", "2", "--epochs", "2", "--hidden", "32", "--batch-size", "64", "--set", "train.warmup_epochs=0"]
+
+
+def table(n: int, seed: int = 0, labels: bool = True) -> np.ndarray:
+    """Random images whose brightest region depends on the label, so a model can learn a little."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 10
+    rng.shuffle(y)
+    x = rng.integers(0, 60, size=(n, 784))
+    for digit in range(10):
+        x[y == digit, digit * 70 : digit * 70 + 70] = 255
+    return np.column_stack([y, x]) if labels else x
+
+
+def write_csv(path: Path, header: list[str], rows: np.ndarray | list) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(",".join(header) + "\n")
+        for row in rows:
+            f.write(",".join(str(v) for v in row) + "\n")
+    return path
+
+
+def write_competition(data_dir: Path, n_train: int = 200, n_test: int = 40, seed: int = 0) -> Path:
+    write_csv(data_dir / "train.csv", ["label", *PIXEL_COLUMNS], table(n_train, seed))
+    write_csv(data_dir / "test.csv", list(PIXEL_COLUMNS), table(n_test, seed + 1, labels=False))
+    return data_dir
+
+
+def digits(*args: str, cwd: Path, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    """Run `python -m pipeline ARGS` in a subprocess, as cron would."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.update(kw.pop("env", {}))
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
+
+
+def start(*args: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one line a failed command printed, checking that it is one line and no traceback."""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("digits: ")]
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    return lines[0]

@@ -1,0 +1,93 @@
+"""The `digits` commands against the fake Kaggle API, through the real kaggle client."""
+
+import io
+import json
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline import runs
+from pipeline.cli import cli
+from tests.fake_kaggle import KEY
+from tests.helpers import TINY, table, write_competition
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def _serve_learnable_competition(fake, tmp_path):
+    """A competition big enough for folds, whose test labels the fake scores against."""
+    src = write_competition(tmp_path / "src", n_train=200, n_test=40)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name in ("train.csv", "test.csv"):
+            z.write(src / name, name)
+        z.writestr("sample_submission.csv", "ImageId,Label\n" + "".join(f"{i},0\n" for i in range(1, 41)))
+    fake.competitions[fake.competition].set_zip(buf.getvalue(), table(40, 1)[:, 0].tolist())
+
+
+def test_download_cached_and_forced(fake_kaggle, runner, tmp_path):
+    r = runner.invoke(cli, ["download", "--data-dir", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "d" / "train.csv").is_file()
+    sent = fake_kaggle.zip_bytes_sent
+    assert sent > 0
+    again = runner.invoke(cli, ["download", "--data-dir", str(tmp_path / "d")])
+    assert again.exit_code == 0 and "already up to date" in again.output
+    assert fake_kaggle.zip_bytes_sent == sent  # nothing transferred
+    forced = runner.invoke(cli, ["download", "--data-dir", str(tmp_path / "d"), "--force"])
+    assert forced.exit_code == 0 and fake_kaggle.zip_bytes_sent == 2 * sent
+
+
+def test_bad_credentials_exit_3_without_leaking_the_key(fake_kaggle, runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLE_KEY", "wrong" + KEY)
+    r = runner.invoke(cli, ["download", "--data-dir", str(tmp_path / "d")])
+    assert r.exit_code == 3
+    assert r.output.count("digits: ") == 1
+    assert "rejected the credentials" in r.output and "revokes the old one" in r.output
+    assert KEY not in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "d" / "train.csv").exists()
+
+
+def test_nightly_run_downloads_trains_submits_and_records_the_score(fake_kaggle, runner, tmp_path, monkeypatch):
+    _serve_learnable_competition(fake_kaggle, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(cli, ["run", "--submit", *TINY])
+    assert r.exit_code == 0, r.output
+    (run_id,) = runs.list_runs(".")
+    report = runs.read_report(tmp_path / "runs" / run_id)
+    (upload,) = fake_kaggle.uploads
+    assert upload["content"] == (tmp_path / "submissions" / "submission.csv").read_bytes()
+    assert upload["description"].startswith(f"digits run {run_id}, CV ")
+    board = report["leaderboard"]
+    assert board["status"] == "complete" and board["public_score"] is not None
+    assert float(board["public_score"]) == pytest.approx(float(fake_kaggle.score_of(fake_kaggle.competitions[fake_kaggle.competition], upload["content"])))
+    shown = runner.invoke(cli, ["compare", "--format", "json"])
+    assert shown.exit_code == 0
+    assert str(board["public_score"])[:5] in shown.output
+    # the next night: Kaggle unreachable, but the files are here -> a warning, and the job still runs
+    fake_kaggle.refuse_connections()
+    offline = runner.invoke(cli, ["run", *TINY])
+    assert offline.exit_code == 0, offline.output
+    assert "continuing with the files already in data" in offline.output
+
+
+def test_invalid_submission_is_refused_before_upload(fake_kaggle, runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "mine.csv"
+    bad.write_text("ImageId,Label\n1,3\n1,4\n")
+    r = runner.invoke(cli, ["submit", str(bad), "-m", "test"])
+    assert r.exit_code == 1 and "line 3, column ImageId: 1 appears twice" in r.output
+    assert fake_kaggle.uploads == []
+
+
+def test_submit_reports_kaggle_errors_with_exit_3(fake_kaggle, runner, tmp_path, monkeypatch):
+    _serve_learnable_competition(fake_kaggle, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(cli, ["run", *TINY]).exit_code == 0
+    fake_kaggle.submission_error = "Submission file has wrong number of rows"
+    r = runner.invoke(cli, ["submit", "latest"])
+    assert r.exit_code == 3 and "wrong number of rows" in r.output

@@ -1,0 +1,420 @@
+"""digits compare / runs / history / gc on synthetic run folders (tests/runfactory.py)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests import runfactory as rf
+from pipeline import cli_runs, compare, runs
+from pipeline.errors import BadInputError
+
+T0 = dt.datetime(2026, 11, 20, 23, 30, 0)
+N = 2000  # rows: one row is 0.05 percentage points
+
+
+@pytest.fixture(autouse=True)
+def plain_console(monkeypatch):
+    """Output as in a pipe or a CI log: no terminal, no colour, the default width."""
+    for var in ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def invoke(command, *args: str):
+    return CliRunner().invoke(command, [str(a) for a in args], catch_exceptions=True)
+
+
+def wrong_at(rows: range | list[int], n: int = N) -> np.ndarray:
+    correct = np.ones(n, dtype=bool)
+    correct[list(rows)] = False
+    return correct
+
+
+def pair(out: Path, wrong_a, wrong_b, **b_kwargs) -> tuple[Path, Path]:
+    a = rf.make_run(out, T0, n_rows=N, correct=wrong_at(wrong_a), seed=1)
+    b = rf.make_run(out, T0 + dt.timedelta(days=1), n_rows=N, correct=wrong_at(wrong_b), seed=2, **b_kwargs)
+    return a, b
+
+
+def compare_json(out: Path, *refs: str) -> dict:
+    result = invoke(cli_runs.compare, "--output-dir", out, "--format", "json", *refs)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+# --------------------------------------------------------------------------- McNemar
+
+
+def test_mcnemar_exact_matches_the_binomial_test():
+    from scipy.stats import binomtest
+
+    labels = np.zeros(100, dtype=int)
+    a = labels.copy()
+    b = labels.copy()
+    a[:10] = 1  # A wrong on 10 rows B gets right
+    b[10:12] = 1  # B wrong on 2 rows A gets right
+    m = compare.mcnemar(labels, a, b)
+    assert (m.a_only, m.b_only, m.both_correct, m.both_wrong) == (2, 10, 88, 0)
+    assert m.method == "exact"
+    assert m.p_value == pytest.approx(binomtest(2, 12, 0.5).pvalue)
+    assert m.p_value == pytest.approx(2 * (1 + 12 + 66) / 4096)
+    assert m.significant and m.better == "b"
+
+
+def test_mcnemar_chi2_with_continuity_correction():
+    from scipy.stats import chi2
+
+    labels = np.zeros(1000, dtype=int)
+    a, b = labels.copy(), labels.copy()
+    a[:60] = 3
+    b[60:90] = 3
+    m = compare.mcnemar(labels, a, b)
+    assert m.method == "chi2" and (m.a_only, m.b_only) == (30, 60)
+    assert m.statistic == pytest.approx((abs(30 - 60) - 1) ** 2 / 90)
+    assert m.p_value == pytest.approx(chi2.sf(m.statistic, 1))
+    assert m.significant and m.better == "b"
+
+
+def test_mcnemar_identical_predictions_are_not_significant():
+    labels = np.arange(50) % 10
+    m = compare.mcnemar(labels, labels, labels)
+    assert m.p_value == 1.0 and not m.significant and m.better is None
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def test_two_runs_with_a_real_improvement_are_significant(tmp_path):
+    a, b = pair(tmp_path, range(0, 80), range(80, 100))  # A: 80 wrong, B: 20 wrong, disjoint
+    data = compare_json(tmp_path, a.name, b.name)
+    p = data["pair"]
+    assert (p["a"], p["b"]) == (a.name, b.name)
+    assert p["same_data"] is True
+    m = p["mcnemar"]
+    assert (m["a_only_correct"], m["b_only_correct"], m["rows"]) == (20, 80, N)
+    assert m["method"] == "chi2" and m["significant"] and m["better"] == "b" and m["p_value"] < 1e-6
+    assert p["oof"]["delta"] == pytest.approx(60 / N)
+    folds = {f["index"]: f for f in p["folds"]}
+    ra, rb = rf.read(a), rf.read(b)
+    for fa, fb in zip(ra["folds"], rb["folds"]):
+        assert folds[fa["index"]]["delta"] == pytest.approx(fb["val_accuracy"] - fa["val_accuracy"])
+
+    table = invoke(cli_runs.compare, "--output-dir", tmp_path, a.name, b.name)
+    assert table.exit_code == 0
+    assert "SIGNIFICANT" in table.stdout and f"{b.name} is better" in table.stdout
+    assert "fold 0" in table.stdout and "+3.000" in table.stdout  # OOF delta in percentage points
+
+
+def test_a_one_row_change_is_not_mistaken_for_progress(tmp_path):
+    a, b = pair(tmp_path, range(0, 21), range(21, 41))  # 21 vs 20 wrong: +0.05 pp
+    m = compare_json(tmp_path, a.name, b.name)["pair"]["mcnemar"]
+    assert (m["a_only_correct"], m["b_only_correct"]) == (20, 21)
+    assert not m["significant"] and m["better"] is None and m["p_value"] > 0.5
+    out = invoke(cli_runs.compare, "--output-dir", tmp_path, a.name, b.name).stdout
+    assert "not significant" in out and "may be noise" in out and "+0.050" in out
+
+
+def test_runs_on_different_data_are_not_tested(tmp_path):
+    a, b = pair(tmp_path, range(0, 80), range(80, 100), train_sha="beef" + "1" * 60)
+    data = compare_json(tmp_path, a.name, b.name)
+    p = data["pair"]
+    assert p["same_data"] is False and p["mcnemar"] is None
+    assert any("train.csv differs" in n for n in p["notes"])
+    assert data["differences"]["data"]["train.csv sha256"] == {a.name: rf.TRAIN_SHA, b.name: "beef" + "1" * 60}
+    out = invoke(cli_runs.compare, "--output-dir", tmp_path, a.name, b.name).stdout
+    assert "train.csv differs" in out and "SIGNIFICANT" not in out
+
+
+def test_interrupted_run_is_tested_on_the_rows_both_predicted(tmp_path):
+    a = rf.make_run(tmp_path, T0, n_rows=N, correct=wrong_at(range(0, 50)), seed=1)
+    b = rf.make_run(tmp_path, T0 + dt.timedelta(days=1), n_rows=N, correct=wrong_at(range(50, 60)), folds_done=2, seed=2)
+    p = compare_json(tmp_path, a.name, b.name)["pair"]
+    assert p["mcnemar"]["rows"] == int((np.arange(N) % 5 < 2).sum())
+    assert any("rows have out-of-fold predictions in both runs" in n for n in p["notes"])
+    assert [f["delta"] is None for f in p["folds"]] == [False, False, True, True, True]
+
+
+def test_missing_oof_says_significance_not_tested(tmp_path):
+    a, b = pair(tmp_path, range(0, 80), range(80, 100), oof=False)
+    p = compare_json(tmp_path, a.name, b.name)["pair"]
+    assert p["mcnemar"] is None and any("oof.npz: missing" in n for n in p["notes"])
+
+
+def test_config_differences_are_listed_exactly(tmp_path):
+    a = rf.make_run(tmp_path, T0, seed=1)
+    b = rf.make_run(tmp_path, T0 + dt.timedelta(days=1), seed=2,
+                    config_overrides={"train": {"epochs": 30, "learning_rate": 0.001}, "model": {"hidden": [512, 256]}})
+    data = compare_json(tmp_path)
+    config = data["differences"]["config"]
+    assert config == {
+        "model.hidden": {a.name: [1024, 1024], b.name: [512, 256]},
+        "train.epochs": {a.name: 40, b.name: 30},
+        "train.learning_rate": {a.name: 0.002, b.name: 0.001},
+    }
+    out = invoke(cli_runs.compare, "--output-dir", tmp_path).stdout
+    assert "What differs" in out
+    for key, va, vb in (("model.hidden", "[1024,1024]", "[512,256]"), ("train.epochs", "40", "30"),
+                        ("train.learning_rate", "0.002", "0.001")):
+        line = next(line for line in out.splitlines() if key in line)
+        assert va in line and vb in line
+    assert "train.seed" not in out
+
+
+def test_default_is_the_last_ten_runs_and_the_table_fits_120_columns(tmp_path):
+    made = rf.nightly(tmp_path, 12)
+    rf.make_run(tmp_path, T0 + dt.timedelta(days=30), seed=99, config_overrides={"train": {"epochs": 25}})
+    result = invoke(cli_runs.compare, "--output-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    ids = [p.name for p in made][3:] + ["20261220-233000"]
+    for i in ids:
+        assert i in out
+    assert made[2].name not in out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    assert "…" not in out  # nothing truncated
+    header = next(line for line in lines if line.startswith("run "))
+    for col in ("date", "status", "F0", "F4", "mean ± std", "OOF", "LB", "time"):
+        assert col in header
+    row = next(line for line in lines if line.startswith(made[-1].name))
+    r = rf.read(made[-1])
+    assert f"{100 * r['oof_accuracy']:.3f}" in row and f"{100 * r['leaderboard']['public_score']:.3f}" in row
+    assert f"{100 * r['folds'][3]['val_accuracy']:.2f}" in row and "2026-11-12 23:30" in row
+    assert "McNemar" in out  # the hint to name two runs
+    json_ids = [r["run_id"] for r in compare_json(tmp_path)["runs"]]
+    assert json_ids == ids
+    assert len(compare_json_last(tmp_path, 3)) == 3
+
+
+def compare_json_last(out: Path, n: int) -> list:
+    result = invoke(cli_runs.compare, "--output-dir", out, "--format", "json", "--last", n)
+    return json.loads(result.stdout)["runs"]
+
+
+def test_ten_folds_still_fit(tmp_path):
+    rf.make_run(tmp_path, T0, folds=10, n_rows=400)
+    rf.make_run(tmp_path, T0 + dt.timedelta(days=1), folds=10, n_rows=400, seed=3)
+    out = invoke(cli_runs.compare, "--output-dir", tmp_path).stdout
+    assert max(len(line) for line in out.splitlines()) <= 120
+    assert "folds" in out and "fold 9" in out  # merged column in the runs table, and the pair table
+
+
+def test_csv_is_parseable(tmp_path):
+    made = rf.nightly(tmp_path, 3)
+    rf.make_run(tmp_path, T0, folds_done=2, seed=5, config_overrides={"train": {"epochs": 12}})
+    result = invoke(cli_runs.compare, "--output-dir", tmp_path, "--format", "csv")
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["run_id"] for r in rows] == [p.name for p in made] + [T0.strftime("%Y%m%d-%H%M%S")]
+    first = rf.read(made[0])
+    assert float(rows[0]["oof_accuracy"]) == pytest.approx(first["oof_accuracy"])
+    assert float(rows[0]["fold_0"]) == pytest.approx(first["folds"][0]["val_accuracy"])
+    assert float(rows[0]["leaderboard_score"]) == pytest.approx(first["leaderboard"]["public_score"])
+    assert rows[-1]["status"] == "interrupted" and rows[-1]["fold_4"] == "" and rows[-1]["folds_done"] == "2"
+    assert rows[-1]["train.epochs"] == "12" and rows[0]["train.epochs"] == "40"
+
+
+def test_markdown_tables_are_well_formed(tmp_path):
+    a, b = pair(tmp_path, range(0, 30), range(30, 40), config_overrides={"model": {"dropout": 0.3}})
+    result = invoke(cli_runs.compare, "--output-dir", tmp_path, "--format", "markdown", a.name, b.name)
+    assert result.exit_code == 0
+    md = result.stdout
+    blocks, current = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            blocks.append(current)
+            current = []
+    assert len(blocks) == 3  # runs, what differs, the pair
+    for block in blocks:
+        counts = {line.replace("\\|", "").count("|") for line in block}
+        assert len(counts) == 1, block
+    assert "`model.dropout`" in md and "McNemar" in md
+
+
+def test_corrupt_and_missing_reports_cost_one_line_each(tmp_path):
+    good = rf.nightly(tmp_path, 3)
+    bad = rf.make_run(tmp_path, T0 + dt.timedelta(days=40), seed=7)
+    rf.corrupt_report(bad)
+    gone = rf.make_run(tmp_path, T0 + dt.timedelta(days=41), seed=8)
+    rf.remove_report(gone)
+    for command, args in ((cli_runs.compare, []), (cli_runs.runs, []), (cli_runs.history, ["--no-plot"]),
+                          (cli_runs.compare, ["--format", "json"])):
+        result = invoke(command, "--output-dir", tmp_path, *args)
+        assert result.exit_code == 0, result.output
+        warnings = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(warnings) == 2, warnings
+        assert any(bad.name in w and "corrupt" in w for w in warnings)
+        assert any(gone.name in w and "missing" in w for w in warnings)
+        for g in good:
+            assert g.name in result.stdout
+    data = json.loads(invoke(cli_runs.compare, "--output-dir", tmp_path, "--format", "json").stdout)
+    assert len(data["runs"]) == 3 and len(data["notes"]) == 2
+
+
+def test_report_of_the_wrong_shape_is_a_note_not_a_crash(tmp_path):
+    rf.make_run(tmp_path, T0)
+    odd = rf.make_run(tmp_path, T0 + dt.timedelta(days=1), seed=1)
+    rep = rf.read(odd)
+    rep["folds"] = "five"
+    (odd / runs.REPORT).write_text(json.dumps(rep))
+    result = invoke(cli_runs.compare, "--output-dir", tmp_path)
+    assert result.exit_code == 0 and odd.name in result.stderr and "unexpected content" in result.stderr
+
+
+def test_no_readable_run_is_an_error(tmp_path):
+    bad = rf.make_run(tmp_path, T0)
+    rf.corrupt_report(bad)
+    for command in (cli_runs.compare, cli_runs.runs, cli_runs.history):
+        result = invoke(command, "--output-dir", tmp_path)
+        assert result.exit_code == 1 and isinstance(result.exception, BadInputError)
+        assert bad.name in result.stderr
+    empty = invoke(cli_runs.compare, "--output-dir", tmp_path / "nothing")
+    assert isinstance(empty.exception, BadInputError) and "no runs" in str(empty.exception)
+
+
+def test_unknown_run_is_an_error(tmp_path):
+    rf.make_run(tmp_path, T0)
+    result = invoke(cli_runs.compare, "--output-dir", tmp_path, "20991231")
+    assert isinstance(result.exception, BadInputError) and "not found" in str(result.exception)
+
+
+def test_schema0_report_shows_everywhere(tmp_path):
+    old = rf.make_run(tmp_path, T0, schema=0, seed=3)
+    raw = rf.read(old)
+    assert not {"schema_version", "status", "leaderboard", "fold_accuracy_mean"} & set(raw)
+    new = rf.make_run(tmp_path, T0 + dt.timedelta(days=1), seed=4, leaderboard=0.97)
+    data = compare_json(tmp_path)
+    row = data["runs"][0]
+    assert row["run_id"] == old.name and row["status"] == "complete" and row["leaderboard_score"] is None
+    assert row["fold_accuracy_mean"] == pytest.approx(np.mean([f["val_accuracy"] for f in raw["folds"]]))
+    assert data["pair"]["mcnemar"] is not None  # its oof.npz pairs with the new run's
+    for command, args in ((cli_runs.compare, []), (cli_runs.runs, []), (cli_runs.history, ["--no-plot"])):
+        result = invoke(command, "--output-dir", tmp_path, *args)
+        assert result.exit_code == 0 and result.stderr == "", result.output
+        line = next(line for line in result.stdout.splitlines() if line.startswith(old.name))
+        assert "complete" in line and f"{100 * raw['oof_accuracy']:.3f}" in line
+        assert new.name in result.stdout
+
+
+# --------------------------------------------------------------------------- runs, history
+
+
+def test_runs_lists_every_run(tmp_path):
+    made = rf.nightly(tmp_path, 12)
+    part = rf.make_run(tmp_path, T0 + dt.timedelta(days=30), folds_done=3, seed=5)
+    sub = rf.make_run(tmp_path, T0 + dt.timedelta(days=31), seed=6, current_submission=True)
+    result = invoke(cli_runs.runs, "--output-dir", tmp_path)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    for p in made + [part, sub]:
+        assert any(line.startswith(p.name) for line in lines)
+    row = next(line for line in lines if line.startswith(part.name))
+    assert "interrupted" in row and "3/5" in row
+    row = next(line for line in lines if line.startswith(sub.name))
+    assert "submission.csv" in row and f"{rf.read(sub)['seconds']:.0f}" in row
+    assert max(len(line) for line in lines) <= 120
+
+
+def test_history_table_and_plot(tmp_path):
+    made = rf.nightly(tmp_path, 6)
+    rf.make_run(tmp_path, T0 + dt.timedelta(days=30), schema=0, seed=9)
+    result = invoke(cli_runs.history, "--output-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    png = tmp_path / "history.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    lines = result.stdout.splitlines()
+    assert all(any(line.startswith(p.name) for line in lines) for p in made)
+    second = next(line for line in lines if line.startswith(made[1].name))
+    r0, r1 = rf.read(made[0]), rf.read(made[1])
+    assert f"{100 * (r1['oof_accuracy'] - r0['oof_accuracy']):+.3f}" in second
+    assert f"{100 * r1['leaderboard']['public_score']:.3f}" in second
+    custom = tmp_path / "plots" / "trend.png"
+    assert invoke(cli_runs.history, "--output-dir", tmp_path, "--plot", custom).exit_code == 0
+    assert custom.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_history_png_looks_like_a_plot(tmp_path):
+    import matplotlib.image as mpimg
+
+    rf.nightly(tmp_path, 8)
+    rf.make_run(tmp_path, T0 + dt.timedelta(days=30), folds_done=2, seed=9)
+    loaded = compare.load_runs(tmp_path, last=None)
+    png = compare.history_png(loaded.runs)
+    img = mpimg.imread(io.BytesIO(png), format="png")
+    assert img.shape[1] > 700 and img.shape[0] > 400 and img.std() > 0.05  # drawn, not blank
+
+
+# --------------------------------------------------------------------------- gc
+
+
+def _ids(out: Path) -> list[str]:
+    return runs.list_runs(out)
+
+
+def test_gc_keeps_newest_and_the_submission_run(tmp_path):
+    made = rf.nightly(tmp_path, 6)
+    sub = rf.make_run(tmp_path, T0 - dt.timedelta(days=30), seed=20, current_submission=True)  # the oldest run
+    before = _ids(tmp_path)
+    dry = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 2, "--dry-run")
+    assert dry.exit_code == 0 and "would remove" in dry.stdout and _ids(tmp_path) == before
+    result = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 2)
+    assert result.exit_code == 0, result.output
+    assert _ids(tmp_path) == [sub.name] + [p.name for p in made[-2:]]
+    assert "made the current submissions/submission.csv" in result.stdout
+    assert (tmp_path / "submissions" / "submission.csv").exists()
+    assert (tmp_path / "submissions" / f"{sub.name}.csv").exists()
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]  # no half-deleted leftovers
+
+
+def test_gc_keeps_the_submission_run_even_if_its_report_is_broken(tmp_path):
+    sub = rf.make_run(tmp_path, T0, current_submission=True)
+    rf.corrupt_report(sub)
+    rf.nightly(tmp_path, 3, start=T0 + dt.timedelta(days=1))
+    invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 1)
+    assert sub.name in _ids(tmp_path) and len(_ids(tmp_path)) == 2
+
+
+def test_gc_spares_a_running_run_while_the_lock_is_held(tmp_path):
+    live = rf.make_run(tmp_path, T0, status="running", seed=1)
+    starting = rf.make_run(tmp_path, T0 + dt.timedelta(hours=1), seed=2)
+    rf.remove_report(starting)
+    rf.nightly(tmp_path, 3, start=T0 + dt.timedelta(days=1))
+    with runs.Lock(tmp_path):
+        result = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 1)
+    assert result.exit_code == 0, result.output
+    assert live.name in _ids(tmp_path) and starting.name in _ids(tmp_path) and len(_ids(tmp_path)) == 3
+    assert "running" in result.stdout
+    # once nobody holds the lock, the stale "running" run goes like any other
+    result = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 1)
+    assert live.name not in _ids(tmp_path) and "stale" in result.stdout
+    assert len(_ids(tmp_path)) == 1
+
+
+def test_gc_keep_zero_and_negative(tmp_path):
+    rf.nightly(tmp_path, 2)
+    assert invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", -1).exit_code == 2  # usage error
+    assert invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 0).exit_code == 0
+    assert _ids(tmp_path) == []
+    assert "nothing to remove" in invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 0).stdout
+
+
+# --------------------------------------------------------------------------- startup
+
+
+def test_commands_import_neither_tensorflow_nor_kaggle_nor_matplotlib():
+    code = ("import sys, pipeline.cli_runs, pipeline.compare, pipeline.report; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'kaggle', 'matplotlib', 'scipy')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,0 +1,24 @@
+import numpy as np
+
+from pipeline import ensemble
+
+
+def test_soft_vote_averages_probabilities():
+    a = np.array([[0.9, 0.1] + [0] * 8, [0.2, 0.8] + [0] * 8])
+    b = np.array([[0.3, 0.7] + [0] * 8, [0.4, 0.6] + [0] * 8])
+    vote = ensemble.soft_vote([a, b])
+    assert np.allclose(vote[:, :2], [[0.6, 0.4], [0.3, 0.7]])
+    # soft, not hard: row 0 goes to class 0 although the folds disagree
+    assert vote.argmax(1).tolist() == [0, 1]
+
+
+def test_out_of_fold_and_summary():
+    y = np.array([0, 1, 2, 3, 3])
+    eye = np.eye(10, dtype=np.float32)
+    oof = ensemble.out_of_fold(6, [(np.array([0, 1]), eye[[0, 1]]), (np.array([2, 3, 4]), eye[[2, 3, 5]])])
+    assert np.isnan(oof[5]).all()
+    s = ensemble.summarise(np.append(y, 9), oof)
+    assert s["oof_rows"] == 5 and s["oof_accuracy"] == 0.8
+    assert s["per_class_accuracy"][:4] == [1.0, 1.0, 1.0, 0.5] and s["per_class_accuracy"][9] is None
+    cm = np.array(s["confusion_matrix"])
+    assert cm[3, 5] == 1 and cm[3, 3] == 1 and cm.sum() == 5

@@ -1,0 +1,594 @@
+"""pipeline.fetch against the fake Kaggle server (tests/fake_kaggle.py), through the real kaggle client."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pipeline import fetch
+from pipeline.errors import BadInputError, KaggleError, StorageError
+from tests.fake_kaggle import KEY, REAL_ZIP, TOKEN, USERNAME, competition_zip
+
+SECRETS = (KEY, TOKEN, base64.b64encode(f"{USERNAME}:{KEY}".encode()).decode())
+
+
+class Log(list):
+    """A `log` callable that keeps the lines (and checks each is one line)."""
+
+    def __call__(self, line: str) -> None:
+        assert isinstance(line, str) and "\n" not in line
+        self.append(line)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self)
+
+
+def temps(data_dir: Path) -> list[str]:
+    return sorted(p.name for p in Path(data_dir).rglob("*") if p.name.startswith(".fetch.") or ".tmp" in p.name)
+
+
+def assert_secret_free(*texts: str) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+def assert_failed_cleanly(err: pytest.ExceptionInfo, data_dir: Path, capsys, log: Log) -> str:
+    message = str(err.value)
+    assert "\n" not in message and message
+    assert temps(data_dir) == []
+    out = capsys.readouterr()
+    assert_secret_free(message, log.text, out.out, out.err)
+    assert out.out == ""  # the kaggle client printed nothing
+    return message
+
+
+@functools.cache
+def big_zip() -> bytes:
+    """A zip several network chunks long, for the resume tests."""
+    return competition_zip(n_train=800)[0]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def good_data(fake_kaggle, data_dir: Path) -> dict:
+    """data_dir after a successful download, with its bytes kept for comparison."""
+    fetch.download(data_dir, log=Log())
+    fake_kaggle.calls.clear()
+    return {p.name: p.read_bytes() for p in data_dir.iterdir()}
+
+
+def unchanged(data_dir: Path, before: dict) -> bool:
+    return {p.name: p.read_bytes() for p in data_dir.iterdir()} == before
+
+
+# ---- downloads -------------------------------------------------------------------------------
+
+
+def test_download_installs_files_and_manifest(fake_kaggle, data_dir, capsys):
+    log = Log()
+    result = fetch.download(data_dir, log=log)
+
+    assert result["downloaded"] is True
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted([*fetch.REQUIRED, fetch.MANIFEST])
+    assert (data_dir / "train.csv").read_text().startswith("label,pixel0,pixel1,")
+    assert (data_dir / "test.csv").read_text().startswith("pixel0,pixel1,")
+    assert (data_dir / "sample_submission.csv").read_text().startswith("ImageId,Label\n1,0\n")
+    manifest = json.loads((data_dir / fetch.MANIFEST).read_text())
+    assert "downloaded" not in manifest
+    assert {k: v for k, v in result.items() if k != "downloaded"} == manifest
+    for name in fetch.REQUIRED:
+        assert manifest["files"][name]["size"] == (data_dir / name).stat().st_size
+        assert manifest["files"][name]["sha256"] == fetch.files.sha256(data_dir / name)
+    assert [f["name"] for f in manifest["kaggle_files"]] == sorted(fetch.REQUIRED)
+    assert manifest["zip"]["size"] == len(fake_kaggle.competitions["digit-recognizer"].zip)
+    assert fetch.have_data(data_dir)
+    assert temps(data_dir) == []
+    assert fake_kaggle.calls == ["ListDataFiles", "DownloadDataFiles"]
+    assert set(fake_kaggle.auth) == {"basic"}
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    assert_secret_free(log.text, json.dumps(result))
+
+
+def test_second_download_is_skipped_without_zip_bytes(fake_kaggle, data_dir, good_data):
+    sent, requests_before = fake_kaggle.zip_bytes_sent, len(fake_kaggle.zip_requests)
+    log = Log()
+    result = fetch.download(data_dir, log=log)
+    assert result["downloaded"] is False
+    assert fake_kaggle.zip_bytes_sent == sent and len(fake_kaggle.zip_requests) == requests_before
+    assert fake_kaggle.calls == ["ListDataFiles"]
+    assert "up to date" in log.text
+    assert unchanged(data_dir, good_data)
+
+
+def test_force_downloads_again(fake_kaggle, data_dir, good_data):
+    sent = fake_kaggle.zip_bytes_sent
+    result = fetch.download(data_dir, force=True, log=None)
+    assert result["downloaded"] is True
+    assert fake_kaggle.zip_bytes_sent == 2 * sent
+    assert unchanged(data_dir, {**good_data, fetch.MANIFEST: (data_dir / fetch.MANIFEST).read_bytes()})
+
+
+def test_files_changed_on_kaggle_download_again(fake_kaggle, data_dir, good_data):
+    fake_kaggle.touch()
+    log = Log()
+    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert "changed" in log.text and len(fake_kaggle.zip_requests) == 2
+
+
+def test_local_file_edited_in_place_is_downloaded_again(fake_kaggle, data_dir, good_data):
+    path = data_dir / "test.csv"
+    raw = bytearray(path.read_bytes())
+    raw[-2] = ord("7") if raw[-2] != ord("7") else ord("8")
+    path.write_bytes(bytes(raw))
+    assert fetch.have_data(data_dir)  # same size: the cheap check cannot tell...
+    log = Log()
+    assert fetch.download(data_dir, log=log)["downloaded"] is True  # ...the hash can
+    assert "test.csv changed" in log.text
+    assert path.read_bytes() == good_data["test.csv"]
+
+
+def test_have_data(fake_kaggle, data_dir, good_data):
+    assert fetch.have_data(data_dir)
+    assert not fetch.have_data(data_dir / "nowhere")
+    (data_dir / "train.csv").write_bytes(b"label\n")
+    assert not fetch.have_data(data_dir)
+    (data_dir / "train.csv").write_bytes(good_data["train.csv"])
+    assert fetch.have_data(data_dir)
+    (data_dir / fetch.MANIFEST).unlink()
+    assert not fetch.have_data(data_dir)
+
+
+def test_files_without_manifest_are_not_trusted(fake_kaggle, data_dir):
+    """What a killed run may leave: full-looking files (or our temporaries) but no manifest."""
+    data_dir.mkdir()
+    for name in fetch.REQUIRED:
+        (data_dir / name).write_text("half\n")
+    stale = data_dir / ".fetch.train.csv.abc123.part"
+    stale.write_bytes(b"partial")
+    os.utime(stale, (time.time() - 2 * fetch.STALE_TMP_SECONDS,) * 2)
+    assert not fetch.have_data(data_dir)
+    assert fetch.download(data_dir, log=Log())["downloaded"] is True
+    assert (data_dir / "train.csv").read_text().startswith("label,")
+    assert temps(data_dir) == []
+
+
+def test_real_competition_zip(fake_kaggle, data_dir):
+    if not REAL_ZIP.is_file():
+        pytest.skip(f"the real competition zip is absent ({REAL_ZIP}); ../shared is not mounted here")
+    fake_kaggle.serve_zip(REAL_ZIP)
+    result = fetch.download(data_dir, log=Log())
+    with zipfile.ZipFile(REAL_ZIP) as z:
+        sizes = {i.filename: i.file_size for i in z.infolist()}
+    assert {name: result["files"][name]["size"] for name in fetch.REQUIRED} == {n: sizes[n] for n in fetch.REQUIRED}
+    assert fake_kaggle.zip_bytes_sent == REAL_ZIP.stat().st_size
+    with open(data_dir / "train.csv") as f:
+        assert f.readline().strip() == "label," + ",".join(f"pixel{i}" for i in range(784))
+    with open(data_dir / "sample_submission.csv") as f:
+        assert f.readline().strip() == "ImageId,Label"
+    assert fetch.download(data_dir, log=Log())["downloaded"] is False
+    assert fake_kaggle.zip_bytes_sent == REAL_ZIP.stat().st_size
+
+
+# ---- what arrives is checked ----------------------------------------------------------------
+
+
+def test_truncated_zip_is_deleted_and_downloaded_once_more(fake_kaggle, data_dir, capsys):
+    fake_kaggle.truncate_zip(times=1)
+    log = Log()
+    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert len(fake_kaggle.zip_requests) == 2
+    assert "damaged" in log.text
+    assert fetch.have_data(data_dir) and temps(data_dir) == []
+
+
+def test_zip_damaged_twice_fails_and_keeps_good_data(fake_kaggle, data_dir, good_data, capsys):
+    fake_kaggle.corrupt_zip(times=2)
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, force=True, log=log)
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert "damaged twice" in message and err.value.exit_code == 3
+    assert unchanged(data_dir, good_data)
+
+
+def test_broken_off_download_resumes_with_range(fake_kaggle, data_dir):
+    fake_kaggle.serve_zip(big_zip())
+    size = len(fake_kaggle.competitions["digit-recognizer"].zip)
+    cut = 3 * fetch.NET_CHUNK
+    assert size > cut + fetch.NET_CHUNK
+    fake_kaggle.drop_zip(after_bytes=cut)
+    log = Log()
+    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert [r["status"] for r in fake_kaggle.zip_requests] == [200, 206]
+    assert fake_kaggle.zip_requests[1]["range"] == f"bytes={cut}-"
+    assert fake_kaggle.zip_bytes_sent == size  # nothing fetched twice
+    assert "resuming" in log.text
+    assert fetch.have_data(data_dir) and temps(data_dir) == []
+
+
+def test_stalled_download_times_out_and_resumes(fake_kaggle, data_dir):
+    fake_kaggle.serve_zip(big_zip())
+    fake_kaggle.drop_zip(after_bytes=2 * fetch.NET_CHUNK, stall=3)
+    log = Log()
+    assert fetch.download(data_dir, timeout=0.3, log=log)["downloaded"] is True
+    assert "timed out after 0.3s" in log.text
+    assert [r["range"] for r in fake_kaggle.zip_requests] == [None, f"bytes={2 * fetch.NET_CHUNK}-"]
+
+
+def test_server_ignoring_range_restarts_from_zero(fake_kaggle, data_dir):
+    fake_kaggle.serve_zip(big_zip())
+    size = len(fake_kaggle.competitions["digit-recognizer"].zip)
+    fake_kaggle.ignore_ranges = True
+    fake_kaggle.drop_zip(after_bytes=2 * fetch.NET_CHUNK)
+    result = fetch.download(data_dir, log=Log())
+    assert [r["status"] for r in fake_kaggle.zip_requests] == [200, 200]
+    assert result["zip"]["size"] == size and fetch.have_data(data_dir) and temps(data_dir) == []
+
+
+def test_zip_member_escaping_data_dir_is_refused(fake_kaggle, data_dir, tmp_path, capsys):
+    evil, _ = competition_zip(members={"../escaped.csv": b"owned\n"})
+    fake_kaggle.serve_zip(evil)
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, log=log)
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert "refusing" in message and "../escaped.csv" in message
+    assert not (tmp_path / "escaped.csv").exists()
+    assert sorted(p.name for p in data_dir.iterdir()) == []
+
+
+def test_absolute_member_path_is_refused(fake_kaggle, data_dir):
+    evil, _ = competition_zip(members={"/tmp/evil.csv": b"x\n"})
+    fake_kaggle.serve_zip(evil)
+    with pytest.raises(KaggleError, match="refusing"):
+        fetch.download(data_dir, log=Log())
+
+
+def test_zip_without_a_required_file_is_refused(fake_kaggle, data_dir, good_data, capsys):
+    partial, _ = competition_zip(members={"test.csv": None})
+    fake_kaggle.serve_zip(partial)
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, force=True, log=log)
+    assert "lacks test.csv" in assert_failed_cleanly(err, data_dir, capsys, log)
+    assert unchanged(data_dir, good_data)
+
+
+# ---- Kaggle says no ---------------------------------------------------------------------------
+
+
+def test_bad_key_401(fake_kaggle, data_dir, monkeypatch, capsys):
+    data_dir.mkdir()
+    (data_dir / "train.csv").write_text("precious\n")
+    monkeypatch.setenv("KAGGLE_KEY", KEY[::-1])
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, log=log)
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert "401" in message and "revokes the old one" in message and "KAGGLE_KEY" in message
+    assert KEY[::-1] not in message
+    assert (data_dir / "train.csv").read_text() == "precious\n"
+
+
+def test_rules_not_accepted_403(fake_kaggle, data_dir, good_data, capsys):
+    fake_kaggle.competitions["digit-recognizer"].rules_accepted = False
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, force=True, log=log)
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert "403" in message and "rules" in message and "kaggle.com/competitions/digit-recognizer/rules" in message
+    assert unchanged(data_dir, good_data)
+
+
+def test_misspelt_competition_404(fake_kaggle, data_dir, capsys):
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, "digit-recogniser", log=log)
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert "digit-recogniser" in message and "not found" in message and "spelling" in message
+    assert fake_kaggle.calls == ["ListDataFiles"]  # not retried
+
+
+@pytest.mark.parametrize("status, method", [(429, "ListDataFiles"), (500, "DownloadDataFiles"), (503, "zip")])
+def test_transient_error_then_success(fake_kaggle, data_dir, status, method):
+    fake_kaggle.fail(method, status, times=1, retry_after=0 if status == 429 else None)
+    log = Log()
+    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert f"HTTP {status}" in log.text and "retry 1/3" in log.text
+    assert fetch.have_data(data_dir)
+
+
+@pytest.mark.parametrize("status, words", [(429, "rate-limited"), (502, "server error")])
+def test_persistent_error_gives_up_after_bounded_retries(fake_kaggle, data_dir, good_data, capsys, status, words):
+    fake_kaggle.fail("ListDataFiles", status, times=None)
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, retries=2, log=log)
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert words in message and f"HTTP {status}" in message and "3 attempts" in message
+    assert fake_kaggle.calls == ["ListDataFiles"] * 3
+    assert unchanged(data_dir, good_data)
+
+
+def test_slow_server_hits_the_timeout(fake_kaggle, data_dir, capsys):
+    fake_kaggle.delay("ListDataFiles", 10)
+    log = Log()
+    began = time.monotonic()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, timeout=0.3, retries=1, log=log)
+    assert time.monotonic() - began < 5
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert "did not answer within 0.3s" in message and "2 attempts" in message
+
+
+def test_slow_zip_hits_the_timeout(fake_kaggle, data_dir, good_data):
+    fake_kaggle.delay("zip", 10)
+    with pytest.raises(KaggleError, match="did not answer within 0.3s"):
+        fetch.download(data_dir, force=True, timeout=0.3, retries=0, log=Log())
+    assert temps(data_dir) == [] and unchanged(data_dir, good_data)
+
+
+def test_connection_refused(fake_kaggle, data_dir, capsys):
+    fake_kaggle.refuse_connections()
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, retries=1, log=log)
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert "cannot reach Kaggle at localhost" in message and "connection refused" in message
+    assert "proxy" in message
+
+
+def test_proxy_setting_is_honoured(fake_kaggle, data_dir, monkeypatch):
+    monkeypatch.setenv("KAGGLE_PROXY", "http://127.0.0.1:80")  # the fake answers proxy-form requests too
+    assert fetch.download(data_dir, log=Log())["downloaded"] is True
+    assert fake_kaggle.proxied >= 3  # ListDataFiles, DownloadDataFiles, the zip
+
+
+def test_dead_proxy_is_named_in_the_error(fake_kaggle, data_dir, monkeypatch):
+    monkeypatch.setenv("KAGGLE_PROXY", "http://user:pw@127.0.0.1:9")
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, retries=0, log=Log())
+    assert "proxy" in str(err.value) and "127.0.0.1:9" in str(err.value) and "pw" not in str(err.value)
+
+
+# ---- credentials ------------------------------------------------------------------------------
+
+
+def test_no_credentials(fake_kaggle, data_dir, monkeypatch, capsys):
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, log=log)
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert message.startswith("no Kaggle credentials")
+    assert "KAGGLE_USERNAME" in message and "KAGGLE_API_TOKEN" in message
+    assert str(fake_kaggle.config_dir) in message and "kaggle.json" in message
+    assert fake_kaggle.calls == []
+
+
+def write_kaggle_json(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "kaggle.json"
+    path.write_text(json.dumps({"username": USERNAME, "key": KEY}))
+    path.chmod(0o600)
+    return path
+
+
+def test_kaggle_json_in_config_dir(fake_kaggle, data_dir, monkeypatch, capsys):
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    write_kaggle_json(fake_kaggle.config_dir)
+    log = Log()
+    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    out = capsys.readouterr()
+    assert_secret_free(log.text, out.out, out.err)
+
+
+def test_kaggle_json_in_home(fake_kaggle, data_dir, monkeypatch):
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    monkeypatch.delenv("KAGGLE_CONFIG_DIR")
+    path = write_kaggle_json(fake_kaggle.home / ".kaggle")
+    path.chmod(0o644)
+    log = Log()
+    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert "readable by other users" in log.text and "chmod 600" in log.text
+
+
+def test_wrong_key_in_kaggle_json_names_the_file(fake_kaggle, data_dir, monkeypatch):
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    path = fake_kaggle.config_dir / "kaggle.json"
+    path.write_text(json.dumps({"username": USERNAME, "key": "wrong-" + KEY}))
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, log=Log())
+    assert str(path) in str(err.value) and "401" in str(err.value)
+    assert_secret_free(str(err.value))
+    assert "wrong-" not in str(err.value)
+
+
+@pytest.mark.parametrize("where", ["env", "file"])
+def test_api_token(fake_kaggle, data_dir, monkeypatch, capsys, where):
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    if where == "file":
+        token_file = fake_kaggle.home / "token.txt"
+        token_file.write_text(TOKEN + "\n")
+        monkeypatch.setenv("KAGGLE_API_TOKEN", str(token_file))
+    else:
+        monkeypatch.setenv("KAGGLE_API_TOKEN", TOKEN)
+    log = Log()
+    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert "bearer" in fake_kaggle.auth and "basic" not in fake_kaggle.auth
+    out = capsys.readouterr()
+    assert_secret_free(log.text, out.out, out.err)
+
+
+def test_expired_api_token(fake_kaggle, data_dir, monkeypatch, capsys):
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", TOKEN[::-1])
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, log=log)
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert "invalid or expired" in message and TOKEN[::-1] not in message
+
+
+# ---- storage ------------------------------------------------------------------------------------
+
+
+def test_data_dir_not_writable(fake_kaggle, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StorageError) as err:
+        fetch.download(blocker / "data", log=Log())
+    assert err.value.exit_code == 6 and str(blocker / "data") in str(err.value)
+    assert fake_kaggle.calls == []  # checked before talking to Kaggle
+
+
+def test_disk_full(fake_kaggle, data_dir, good_data, monkeypatch):
+    monkeypatch.setattr(fetch.shutil, "disk_usage", lambda path: type("U", (), {"free": 1000})())
+    with pytest.raises(StorageError, match="no space left"):
+        fetch.download(data_dir, force=True, log=Log())
+    assert temps(data_dir) == [] and unchanged(data_dir, good_data)
+    assert len(fake_kaggle.zip_requests) == 1  # refused before downloading again
+
+
+# ---- submissions -----------------------------------------------------------------------------
+
+
+def submission_file(tmp_path: Path, fake, correct: int | None = None) -> Path:
+    labels = fake.competitions["digit-recognizer"].labels
+    rows = [f"{i + 1},{label if correct is None or i < correct else (label + 1) % 10}"
+            for i, label in enumerate(labels)]
+    path = tmp_path / "submission.csv"
+    path.write_text("ImageId,Label\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_submit_and_poll_until_scored(fake_kaggle, tmp_path, capsys):
+    path = submission_file(tmp_path, fake_kaggle, correct=9)  # 9 of 12 right
+    fake_kaggle.polls_until_scored = 2
+    log = Log()
+    result = fetch.submit(path, "digit-recognizer", "nightly 2024-01-01", wait=10, poll=0.05, log=log)
+
+    assert result["status"] == "complete" and result["error"] is None
+    assert result["public_score"] == pytest.approx(0.75)
+    assert result["ref"] in fake_kaggle.submissions and result["message"] == "nightly 2024-01-01"
+    assert result["submitted_at"].endswith("Z")
+    [upload] = fake_kaggle.uploads
+    assert upload["content"] == path.read_bytes() and upload["file_name"] == "submission.csv"
+    assert upload["description"] == "nightly 2024-01-01"
+    assert fake_kaggle.calls.count("GetSubmission") == 3
+    assert "0.75" in log.text
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert_secret_free(log.text, json.dumps(result), out.err)
+
+
+def test_submit_returns_pending_when_the_wait_runs_out(fake_kaggle, tmp_path):
+    fake_kaggle.polls_until_scored = 10_000
+    began = time.monotonic()
+    log = Log()
+    result = fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=0.3, poll=0.05,
+                          log=log)
+    assert time.monotonic() - began < 3
+    assert result["status"] == "pending" and result["public_score"] is None
+    assert str(result["ref"]) in log.text and "still being scored" in log.text
+
+
+def test_submission_error_on_kaggle(fake_kaggle, tmp_path, capsys):
+    fake_kaggle.submission_error = "Submission must have 28000 rows"
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=5, poll=0.05, log=log)
+    assert "failed on Kaggle" in str(err.value) and "Submission must have 28000 rows" in str(err.value)
+    assert err.value.submission["status"] == "error"
+    assert err.value.submission["error"] == "Submission must have 28000 rows"
+    out = capsys.readouterr()
+    assert_secret_free(str(err.value), log.text, out.out, out.err)
+
+
+def test_daily_limit_is_refused_before_uploading(fake_kaggle, tmp_path):
+    fake_kaggle.submissions_today = fake_kaggle.daily_limit
+    with pytest.raises(KaggleError, match="daily submission limit reached") as err:
+        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
+    assert err.value.exit_code == 3
+    assert fake_kaggle.uploads == []
+
+
+def test_daily_limit_reported_as_success_by_kaggle_is_an_error(fake_kaggle, tmp_path):
+    """The limits endpoint is down; CreateSubmission answers 200 with a message and no ref."""
+    fake_kaggle.fail("GetSubmissionLimits", 500, times=None)
+    fake_kaggle.submissions_today = fake_kaggle.daily_limit
+    with pytest.raises(KaggleError) as err:
+        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
+    assert "daily submission limit reached" in str(err.value) and "allowance" in str(err.value)
+    assert fake_kaggle.submissions == {}
+
+
+def test_submit_retries_a_rate_limited_create(fake_kaggle, tmp_path):
+    fake_kaggle.fail("CreateSubmission", 429, times=1)
+    fake_kaggle.fail("upload", 503, times=1)
+    result = fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=5, poll=0.05,
+                          log=Log())
+    assert result["status"] == "complete" and len(fake_kaggle.submissions) == 1
+
+
+def test_submit_does_not_retry_an_ambiguous_create_failure(fake_kaggle, tmp_path):
+    """A 500 from CreateSubmission may have created it: retrying could spend a second daily slot."""
+    fake_kaggle.fail("CreateSubmission", 500, times=None)
+    with pytest.raises(KaggleError, match="HTTP 500.*may have been made"):
+        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
+    assert fake_kaggle.calls.count("CreateSubmission") == 1
+
+
+def test_submit_bad_credentials(fake_kaggle, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KAGGLE_KEY", "x" + KEY)
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=log)
+    assert "401" in str(err.value)
+    out = capsys.readouterr()
+    assert_secret_free(str(err.value), log.text, out.out, out.err)
+    assert "x" + KEY not in str(err.value) + log.text
+    assert fake_kaggle.uploads == []
+
+
+def test_submit_rules_not_accepted(fake_kaggle, tmp_path):
+    fake_kaggle.competitions["digit-recognizer"].rules_accepted = False
+    with pytest.raises(KaggleError, match="403.*rules"):
+        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
+
+
+def test_submit_missing_file(fake_kaggle, tmp_path):
+    with pytest.raises(BadInputError, match="not found"):
+        fetch.submit(tmp_path / "nope.csv", "digit-recognizer", "m", log=Log())
+    assert fake_kaggle.calls == []
+
+
+# ---- the module itself ----------------------------------------------------------------------------
+
+
+def test_importing_fetch_does_not_import_kaggle():
+    root = Path(__file__).resolve().parents[1]
+    code = "import sys, pipeline.fetch; sys.exit('kaggle' in sys.modules or 'requests' in sys.modules)"
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=60)

@@ -1,0 +1,29 @@
+import numpy as np
+
+from pipeline import config as cfg
+from pipeline.folds import make_folds, make_tasks
+
+
+def test_every_row_validated_once_and_classes_balanced():
+    y = np.repeat(np.arange(10), [50, 61, 40, 55, 70, 45, 52, 48, 66, 53])
+    folds = make_folds(y, 5, seed=1)
+    seen = np.concatenate([va for _, va in folds])
+    assert np.array_equal(np.sort(seen), np.arange(len(y)))
+    for tr, va in folds:
+        assert not set(tr) & set(va)
+        expected = np.bincount(y, minlength=10) / 5
+        assert np.all(np.abs(np.bincount(y[va], minlength=10) - expected) <= 1)
+
+
+def test_folds_follow_the_seed():
+    y = np.arange(200) % 10
+    a, b, c = make_folds(y, 4, 0), make_folds(y, 4, 0), make_folds(y, 4, 1)
+    assert all(np.array_equal(x[1], z[1]) for x, z in zip(a, b))
+    assert not all(np.array_equal(x[1], z[1]) for x, z in zip(a, c))
+
+
+def test_tasks_carry_config_and_distinct_seeds():
+    config = cfg.build(overrides={"train": {"folds": 3, "seed": 7}})
+    tasks = make_tasks(config, np.arange(60) % 10, "run")
+    assert [t.index for t in tasks] == [0, 1, 2]
+    assert len({t.seed for t in tasks}) == 3 and all(t.config is config for t in tasks)

@@ -1,0 +1,202 @@
+"""End-to-end: the real commands in subprocesses, as cron runs them."""
+
+import json
+import signal
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from pipeline import runs, submission
+from tests.helpers import SHARED_ZIP, TINY, digits, error_line, start, write_competition, write_csv
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("demo")
+    result = digits("run", "--demo", cwd=cwd)
+    return cwd, result
+
+
+def test_demo_runs_the_whole_job(demo_run):
+    cwd, result = demo_run
+    assert result.returncode == 0, result.stderr
+    sub = cwd / "demo" / "submissions" / "submission.csv"
+    assert result.stdout.strip().endswith("demo/submissions/submission.csv")
+    assert submission.validate_file(sub, 300) == 300
+    (run_id,) = runs.list_runs(cwd / "demo")
+    report = runs.read_report(cwd / "demo" / "runs" / run_id)
+    assert report["status"] == "complete" and report["schema_version"] == runs.SCHEMA_VERSION
+    assert len(report["folds"]) == 3 and report["oof_accuracy"] > 0.9  # 8x8 digits are easy
+    assert report["data"]["train.csv"]["rows"] == 1497 and len(report["data"]["test.csv"]["sha256"]) == 64
+    for fold in report["folds"]:
+        assert len(fold["history"]["val_accuracy"]) == fold["epochs_run"] and fold["seconds"] > 0
+    assert np.array(report["confusion_matrix"]).sum() == 1497 and len(report["per_class_accuracy"]) == 10
+    assert {"load", "train", "ensemble", "predict"} <= set(report["stage_seconds"])
+    assert "tensorflow-cpu" in report["versions"] or "tensorflow" in report["versions"]
+    assert report["submission"]["sha256"] == __import__("hashlib").sha256(sub.read_bytes()).hexdigest()
+    assert (cwd / "demo" / "runs" / run_id / "folds" / "fold-2.keras").is_file()
+    # one plain line per fold when not on a terminal
+    assert sum("fold " in line and "val accuracy" in line for line in result.stderr.splitlines()) == 3
+
+
+def test_same_seed_gives_byte_identical_submission(tmp_path):
+    write_competition(tmp_path / "data")
+    outs = []
+    for name in ("a", "b", "c"):
+        seed = "1" if name != "c" else "2"
+        r = digits("run", "--offline", "--data-dir", "data", "--output-dir", name, "--seed", seed, *TINY, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        (run_id,) = runs.list_runs(tmp_path / name)
+        outs.append((tmp_path / name / "submissions" / "submission.csv").read_bytes())
+        outs.append(np.load(tmp_path / name / "runs" / run_id / "test_proba.npy"))
+    assert outs[0] == outs[2] and np.array_equal(outs[1], outs[3])
+    assert not np.array_equal(outs[1], outs[5])  # another seed, another ensemble
+
+
+def test_predict_from_fold_models_matches_saved_probabilities(tmp_path):
+    write_competition(tmp_path / "data")
+    assert digits("train", "--data-dir", "data", *TINY, cwd=tmp_path).returncode == 0
+    first = digits("predict", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    saved = (tmp_path / "submissions" / "submission.csv").read_bytes()
+    (run_id,) = runs.list_runs(tmp_path)
+    (tmp_path / "runs" / run_id / "test_proba.npy").unlink()  # forces the models to run
+    again = digits("predict", run_id, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "submissions" / "submission.csv").read_bytes() == saved
+    assert (tmp_path / "submissions" / f"{run_id}.csv").read_bytes() == saved
+    # a damaged fold model is a clear error, and the submission stays as it was
+    (tmp_path / "runs" / run_id / "folds" / "fold-1.keras").write_bytes(b"not a zip")
+    bad = digits("predict", run_id, cwd=tmp_path)
+    assert bad.returncode == 1 and "fold-1.keras: fold model is corrupt" in error_line(bad)
+    assert (tmp_path / "submissions" / "submission.csv").read_bytes() == saved
+
+
+def test_bad_data_fails_cleanly_and_keeps_the_submission(tmp_path):
+    write_competition(tmp_path / "data")
+    (tmp_path / "submissions").mkdir()
+    (tmp_path / "submissions" / "submission.csv").write_text("ImageId,Label\n1,7\n")
+    lines = (tmp_path / "data" / "train.csv").read_text().splitlines()
+    cells = lines[5].split(",")
+    cells[300] = "300"
+    lines[5] = ",".join(cells)
+    (tmp_path / "data" / "train.csv").write_text("\n".join(lines) + "\n")
+    r = digits("run", "--offline", "--data-dir", "data", *TINY, cwd=tmp_path)
+    assert r.returncode == 1
+    assert error_line(r) == f"digits: data/train.csv: line 6, column pixel299: 300 is outside 0-255"
+    assert (tmp_path / "submissions" / "submission.csv").read_text() == "ImageId,Label\n1,7\n"
+    assert runs.list_runs(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["train", "--folds", "1"], 1, "option train.folds: must be at least 2"),
+        (["train", "--set", "train.epochz=3"], 1, "unknown option train.epochz"),
+        (["train", "--config", "nope.toml"], 1, "nope.toml: config file not found"),
+        (["train", "--data-dir", "missing"], 1, "missing: data directory not found"),
+        (["predict", "nosuchrun"], 1, "run 'nosuchrun' not found"),
+        (["submit", "nosuchrun"], 1, "run 'nosuchrun' not found"),
+    ],
+)
+def test_bad_options_give_one_line(tmp_path, args, code, message):
+    r = digits(*args, cwd=tmp_path)
+    assert r.returncode == code and message in error_line(r)
+
+
+def test_usage_errors_exit_2(tmp_path):
+    r = digits("train", "--epochs", "lots", cwd=tmp_path)
+    assert r.returncode == 2 and "Invalid value for '--epochs'" in r.stderr
+
+
+def test_unwritable_output_dir_exits_6(tmp_path):
+    write_competition(tmp_path / "data")
+    (tmp_path / "afile").write_text("")
+    r = digits("train", "--data-dir", "data", "--output-dir", "afile/out", *TINY, cwd=tmp_path)
+    assert r.returncode == 6 and "cannot write afile/out" in error_line(r)
+
+
+# 3 folds of 30 epochs: long enough to interrupt the second fold
+SLOW = ["--folds", "3", "--epochs", "30", "--hidden", "32", "--batch-size", "64", "--set", "train.warmup_epochs=0"]
+
+
+def _wait_for(path, proc, timeout=120):
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
+    write_competition(tmp_path / "data", n_train=300)
+    args = ["--data-dir", "data", *SLOW]
+    proc = start("train", *args, cwd=tmp_path)
+    _wait_for(tmp_path / "runs", proc)
+    (run_id,) = runs.list_runs(tmp_path)
+    _wait_for(tmp_path / "runs" / run_id / "folds" / "fold-0.json", proc)
+    time.sleep(1.0)  # now inside fold 2
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    report = runs.read_report(tmp_path / "runs" / run_id)
+    done = sorted(p.name for p in (tmp_path / "runs" / run_id / "folds").glob("*.json"))
+    assert "fold-2.json" not in done and "fold-0.json" in done
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 4 and f"digits train --resume {run_id}" in err
+        assert report["status"] == "interrupted" and "Traceback" not in err
+    else:
+        assert report["status"] == "running"  # killed outright: nothing could be written
+    assert not [p for p in (tmp_path / "runs" / run_id).rglob("*.tmp*")], "half-written files left"
+
+    resumed = digits("run", "--offline", "--resume", *args, cwd=tmp_path) if sig == signal.SIGKILL else digits("train", "--resume", run_id, *args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming: {len(done)} of 3 folds already finished" in resumed.stderr
+    assert runs.list_runs(tmp_path) == [run_id]
+    fresh = digits("train", *args, "--output-dir", "fresh", cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr
+    (fresh_id,) = runs.list_runs(tmp_path / "fresh")
+    a = np.load(tmp_path / "runs" / run_id / "test_proba.npy")
+    b = np.load(tmp_path / "fresh" / "runs" / fresh_id / "test_proba.npy")
+    assert np.array_equal(a, b)
+    assert runs.read_report(tmp_path / "runs" / run_id)["oof_accuracy"] == runs.read_report(tmp_path / "fresh" / "runs" / fresh_id)["oof_accuracy"]
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    write_competition(tmp_path / "data")
+    run_id, run_dir = runs.new_run(tmp_path)
+    runs.write_report(run_dir, {"run_id": run_id, "status": "interrupted", "config": {"train": {"epochs": 99}}, "data": {}})
+    r = digits("train", "--resume", run_id, "--data-dir", "data", *TINY, cwd=tmp_path)
+    assert r.returncode == 1 and "used a different config or data" in error_line(r)
+
+
+def test_second_run_on_the_same_output_dir_is_refused(tmp_path):
+    write_competition(tmp_path / "data", n_train=300)
+    proc = start("train", "--data-dir", "data", *SLOW, cwd=tmp_path)
+    try:
+        _wait_for(tmp_path / "runs", proc)
+        second = digits("run", "--offline", "--data-dir", "data", *TINY, cwd=tmp_path, timeout=60)
+        assert second.returncode == 5
+        assert f"another digits run (pid {proc.pid}) is using this output directory" in error_line(second)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+
+
+@pytest.mark.skipif(not SHARED_ZIP.is_file(), reason=f"real competition data not found at {SHARED_ZIP}")
+def test_real_data_end_to_end_with_a_short_config(tmp_path, monkeypatch):
+    with zipfile.ZipFile(SHARED_ZIP) as z:
+        z.extractall(tmp_path / "data")
+    r = digits("run", "--offline", "--data-dir", "data", "--folds", "2", "--epochs", "2", "--hidden", "128", "--batch-size", "512", cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert submission.validate_file(tmp_path / "submissions" / "submission.csv", 28000) == 28000
+    (run_id,) = runs.list_runs(tmp_path)
+    report = json.loads((tmp_path / "runs" / run_id / "report.json").read_text())
+    assert report["data"]["train.csv"]["rows"] == 42000 and report["oof_accuracy"] > 0.95
+    # a second load comes from the parsed-array cache (its speed is in the benchmark)
+    from pipeline import data
+
+    monkeypatch.setattr(data, "read_csv", lambda *a, **k: pytest.fail("parsed the CSV again"))
+    assert data.load(tmp_path / "data").files == report["data"]

@@ -1,0 +1,190 @@
+"""digits report: the HTML page of one run, checked as text and in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipeline import cli_runs, report, runs
+from pipeline.errors import BadInputError
+from tests import runfactory as rf
+
+T0 = dt.datetime(2026, 11, 20, 23, 30, 0)
+PLOTS = ("fold-accuracy", "learning-curves", "confusion-matrix", "per-class-accuracy", "misclassified")
+DATA_URI = re.compile(r'<img id="([\w-]+)"[^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli_runs.report, [str(a) for a in args])
+
+
+def images(page: str) -> dict[str, bytes]:
+    return {name: base64.b64decode(data) for name, data in DATA_URI.findall(page)}
+
+
+@pytest.fixture(scope="module")
+def complete(tmp_path_factory) -> tuple[Path, Path, str]:
+    """A finished run with ~170 mistakes, its page written by the CLI."""
+    out = tmp_path_factory.mktemp("complete")
+    run = rf.make_run(out, T0, n_rows=1700, accuracy=0.9, leaderboard=0.91234, submission=True, epochs=12)
+    result = invoke("--output-dir", out, run.name)
+    assert result.exit_code == 0, result.output
+    page = run / "report.html"
+    return out, run, page.read_text()
+
+
+def test_page_embeds_every_plot_and_saves_them_beside_it(complete):
+    out, run, page = complete
+    found = images(page)
+    assert set(found) == set(PLOTS)
+    for name, png in found.items():
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (run / f"report-{name}.png").read_bytes() == png
+    assert "<script" not in page and "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_page_holds_the_numbers(complete):
+    out, run, page = complete
+    r = rf.read(run)
+    assert f"{100 * r['oof_accuracy']:.3f} %" in page
+    assert "0.91234" in page
+    fold_table = page[page.index('<table id="folds"'):]
+    fold_table = fold_table[:fold_table.index("</table>")]
+    assert fold_table.count("<tr>") == 1 + 5
+    for f in r["folds"]:
+        assert f"{100 * f['val_accuracy']:.2f} %" in fold_table
+    per_class = page[page.index('id="per-class-table"'):]
+    assert per_class[:per_class.index("</table>")].count("<tr>") == 11
+    assert "train.epochs" in page and "digit-recognizer" in page
+
+
+def test_misclassified_grid_shows_at_most_100_most_confident_first(complete):
+    out, run, page = complete
+    with np.load(run / "misclassified.npz") as z:
+        total = len(z["true"])
+    assert total > 100
+    assert f"100 of {total:,} misclassified" in page and "most confident mistakes first" in page
+    rows = re.findall(r"<tr><td>(\d+)</td><td>(\d+)</td><td>(\d)</td><td>(\d)</td><td>([\d.]+)</td></tr>", page)
+    assert len(rows) == 100
+    conf = [float(c) for *_, c in rows]
+    assert conf == sorted(conf, reverse=True)
+    with np.load(run / "oof.npz") as z:
+        labels = z["labels"]
+    for _, index, true, pred, _ in rows[:10]:
+        assert labels[int(index)] == int(true) and true != pred
+
+
+def test_interrupted_run_without_misclassified_degrades_with_notes(tmp_path):
+    run = rf.make_run(tmp_path, T0, folds_done=2, misclassified=False)
+    target = report.build_report(tmp_path, run.name)
+    page = target.read_text()
+    assert "This run is interrupted: 2 of 5 folds finished" in page
+    assert "misclassified.npz is not in the run folder" in page
+    assert set(images(page)) == set(PLOTS) - {"misclassified"}
+    assert page[page.index('<table id="folds"'):].split("</table>")[0].count("<tr>") == 3
+
+
+def test_old_report_without_confusion_matrix_is_recomputed_from_oof(tmp_path):
+    run = rf.make_run(tmp_path, T0, schema=0)
+    raw = rf.read(run)
+    expected = raw.pop("confusion_matrix")
+    raw.pop("per_class_accuracy")
+    for f in raw["folds"]:
+        f.pop("history")
+    (run / runs.REPORT).write_text(json.dumps(raw))
+    page = report.Page(run, runs.read_report(run))
+    cm, note = report.confusion_matrix(page)
+    assert cm.tolist() == expected and "recomputed from oof.npz" in note
+    html = report.render(page)
+    assert "recomputed from oof.npz" in html and "No per-epoch history for fold(s) 0, 1, 2, 3, 4" in html
+    assert {"confusion-matrix", "per-class-accuracy", "fold-accuracy"} <= set(images(html))
+    assert "learning-curves" not in images(html)
+
+
+def test_run_that_failed_before_any_fold(tmp_path):
+    run = rf.make_run(tmp_path, T0, folds_done=0, status="failed", oof=False, misclassified=False)
+    raw = rf.read(run)
+    raw.pop("confusion_matrix")
+    (run / runs.REPORT).write_text(json.dumps(raw))
+    page = report.build_report(tmp_path, "latest").read_text()
+    assert "This run is failed: 0 of 5 folds finished" in page
+    assert "No fold finished" in page and "No confusion matrix" in page
+    assert images(page) == {}
+
+
+def test_out_option_and_errors(tmp_path):
+    run = rf.make_run(tmp_path, T0)
+    target = tmp_path / "pages" / "night.html"
+    result = invoke("--output-dir", tmp_path, "--out", target)
+    assert result.exit_code == 0, result.output
+    assert target.is_file() and (tmp_path / "pages" / "night-confusion-matrix.png").is_file()
+    assert str(target) in result.stdout
+    rf.corrupt_report(run)
+    bad = invoke("--output-dir", tmp_path, run.name)
+    assert bad.exit_code == 1 and isinstance(bad.exception, BadInputError) and "corrupt" in str(bad.exception)
+    missing = invoke("--output-dir", tmp_path, "19990101")
+    assert isinstance(missing.exception, BadInputError)
+
+
+def test_corrupt_misclassified_npz_is_a_note(tmp_path):
+    run = rf.make_run(tmp_path, T0)
+    (run / "misclassified.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    page = report.build_report(tmp_path, run.name).read_text()
+    assert "misclassified.npz is unreadable" in page
+
+
+def test_misclassified_png_tiles():
+    import matplotlib.image as mpimg
+
+    rng = np.random.default_rng(0)
+    imgs = np.stack([rf.digit_image(d % 10, rng) for d in range(23)])
+    png = report.misclassified_png(imgs, np.arange(23) % 10, (np.arange(23) + 1) % 10)
+    img = mpimg.imread(io.BytesIO(png), format="png")
+    assert img.shape[1] > img.shape[0] > 0  # 3 rows of 10
+    assert img[..., :3].min() < 0.2 and img[..., :3].max() > 0.9  # dark ink on white
+
+
+# --------------------------------------------------------------------------- in a real browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless chromium not installed (apt-get install -y chromium)")
+
+
+def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp / 'chromium-profile'}", "--window-size=1200,3000", *args],
+        capture_output=True, text=True, timeout=120)
+
+
+@needs_chromium
+def test_chromium_renders_the_page(complete, tmp_path):
+    out, run, _ = complete
+    url = (run / "report.html").resolve().as_uri()
+    dom = chromium(tmp_path, "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    for name in PLOTS:
+        assert f'id="{name}"' in html
+    assert '<table id="folds"' in html and "Misclassified digits" in html and "Learning curves" in html
+    shot = tmp_path / "report.png"
+    done = chromium(tmp_path, f"--screenshot={shot}", url)
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(shot)
+    assert img.shape[:2] == (3000, 1200)
+    assert img[..., :3].std() > 0.1  # something was drawn
+    # the plots are drawn where the page says: column of pixels in the learning-curve band is not blank
+    assert (img[:, :, :3] < 0.5).any(axis=2).sum() > 20_000
