@@ -94,7 +94,7 @@ def digits_run(data_dir: Path, out_dir: Path, extra: list[str]) -> tuple[dict, f
     """`digits run --offline` in a subprocess; returns its report, wall seconds and submitted labels."""
     cmd = [sys.executable, "-m", "pipeline", "run", "--offline", "--data-dir", str(data_dir), "--output-dir", str(out_dir), *extra]
     t = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         sys.exit(f"digits run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

@@ -30,8 +30,8 @@ class DataConfig:
 class ModelConfig:
     """The MLP: hidden layer widths and their regularisation."""
 
-    hidden: tuple[int, ...] = (1024, 1024)
-    dropout: float = 0.2
+    hidden: tuple[int, ...] = (1024, 512)
+    dropout: float = 0.1
     input_dropout: float = 0.0
     batch_norm: bool = True
     activation: str = "relu"
@@ -58,7 +58,7 @@ class TrainConfig:
 
     folds: int = 5
     epochs: int = 40
-    batch_size: int = 256
+    batch_size: int = 512
     optimizer: str = "adamw"  # adamw | adam | sgd
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
