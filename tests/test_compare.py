@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from pipeline import config as cfg
+
 from tests import runfactory as rf
 from pipeline import cli_runs, compare, runs
 from pipeline.errors import BadInputError
@@ -149,6 +151,9 @@ def test_missing_oof_says_significance_not_tested(tmp_path):
     assert p["mcnemar"] is None and any("oof.npz: missing" in n for n in p["notes"])
 
 
+DEFAULTS = cfg.to_dict(cfg.Config())
+
+
 def test_config_differences_are_listed_exactly(tmp_path):
     a = rf.make_run(tmp_path, T0, seed=1)
     b = rf.make_run(tmp_path, T0 + dt.timedelta(days=1), seed=2,
@@ -156,14 +161,15 @@ def test_config_differences_are_listed_exactly(tmp_path):
     data = compare_json(tmp_path)
     config = data["differences"]["config"]
     assert config == {
-        "model.hidden": {a.name: [1024, 1024], b.name: [512, 256]},
-        "train.epochs": {a.name: 40, b.name: 30},
-        "train.learning_rate": {a.name: 0.002, b.name: 0.001},
+        "model.hidden": {a.name: DEFAULTS["model"]["hidden"], b.name: [512, 256]},
+        "train.epochs": {a.name: DEFAULTS["train"]["epochs"], b.name: 30},
+        "train.learning_rate": {a.name: DEFAULTS["train"]["learning_rate"], b.name: 0.001},
     }
     out = invoke(cli_runs.compare, "--output-dir", tmp_path).stdout
     assert "What differs" in out
-    for key, va, vb in (("model.hidden", "[1024,1024]", "[512,256]"), ("train.epochs", "40", "30"),
-                        ("train.learning_rate", "0.002", "0.001")):
+    for key, va, vb in (("model.hidden", "[" + ",".join(map(str, DEFAULTS["model"]["hidden"])) + "]", "[512,256]"),
+                        ("train.epochs", str(DEFAULTS["train"]["epochs"]), "30"),
+                        ("train.learning_rate", str(DEFAULTS["train"]["learning_rate"]), "0.001")):
         line = next(line for line in out.splitlines() if key in line)
         assert va in line and vb in line
     assert "train.seed" not in out

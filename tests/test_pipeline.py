@@ -189,7 +189,7 @@ def test_second_run_on_the_same_output_dir_is_refused(tmp_path):
 def test_real_data_end_to_end_with_a_short_config(tmp_path, monkeypatch):
     with zipfile.ZipFile(SHARED_ZIP) as z:
         z.extractall(tmp_path / "data")
-    r = digits("run", "--offline", "--data-dir", "data", "--folds", "2", "--epochs", "2", "--hidden", "128", "--batch-size", "512", cwd=tmp_path, timeout=600)
+    r = digits("run", "--offline", "--data-dir", "data", "--folds", "2", "--epochs", "3", "--hidden", "256", "--batch-size", "256", "--set", "train.warmup_epochs=0", "--set", "augment.enabled=false", cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
     assert submission.validate_file(tmp_path / "submissions" / "submission.csv", 28000) == 28000
     (run_id,) = runs.list_runs(tmp_path)
