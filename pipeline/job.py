@@ -11,13 +11,12 @@ saved, the report says "interrupted", and the exit code is 4.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import platform
 import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 

@@ -1,7 +1,6 @@
 """The `digits` commands against the fake Kaggle API, through the real kaggle client."""
 
 import io
-import json
 import zipfile
 
 import pytest

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline import runs, submission
-from tests.helpers import SHARED_ZIP, TINY, digits, error_line, start, write_competition, write_csv
+from tests.helpers import SHARED_ZIP, TINY, digits, error_line, start, write_competition
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_bad_data_fails_cleanly_and_keeps_the_submission(tmp_path):
     (tmp_path / "data" / "train.csv").write_text("\n".join(lines) + "\n")
     r = digits("run", "--offline", "--data-dir", "data", *TINY, cwd=tmp_path)
     assert r.returncode == 1
-    assert error_line(r) == f"digits: data/train.csv: line 6, column pixel299: 300 is outside 0-255"
+    assert error_line(r) == "digits: data/train.csv: line 6, column pixel299: 300 is outside 0-255"
     assert (tmp_path / "submissions" / "submission.csv").read_text() == "ImageId,Label\n1,7\n"
     assert runs.list_runs(tmp_path) == []
 
