@@ -17,7 +17,7 @@ demo: setup
 	$(BIN)/digits run --demo
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 
 benchmark: setup
 	$(BIN)/python benchmarks/holdout.py --full-run --write benchmarks/RESULTS.md
