@@ -181,15 +181,7 @@ def train(
 
         t = time.perf_counter()
         results = [done[k] for k in sorted(done)]
-        oof = ensemble.out_of_fold(len(data.y), [(r.val_idx, r.val_proba) for r in results])
-        summary = ensemble.summarise(data.y, oof)
-        pred = oof.argmax(axis=1)
-        wrong = np.flatnonzero(pred != data.y)
-        files.write_npz(run_dir / "oof.npz", labels=data.y, proba=oof)
-        files.write_npz(run_dir / "misclassified.npz", images=data.x[wrong], true=data.y[wrong], pred=pred[wrong], index=wrong)
-        test_proba = ensemble.soft_vote([r.test_proba for r in results])
-        with files.atomic_path(run_dir / "test_proba.npy") as tmp:
-            np.save(tmp, test_proba, allow_pickle=False)
+        summary = _ensemble_stage(run_dir, data, results)
         stage["ensemble"] = round(time.perf_counter() - t, 3)
 
         accs = [r.val_accuracy for r in results]
@@ -199,7 +191,7 @@ def train(
             finished_at=runs.now(),
             fold_accuracy_mean=float(np.mean(accs)),
             fold_accuracy_std=float(np.std(accs)),
-            seconds=round(sum(v for k, v in stage.items()), 3),
+            seconds=round(sum(stage.values()), 3),
         )
         runs.write_report(run_dir, report)
         progress.info(
@@ -207,6 +199,18 @@ def train(
             f"(folds {np.mean(accs):.4%} ± {np.std(accs):.4%})"
         )
         return run_dir
+
+
+def _ensemble_stage(run_dir: Path, data: data_mod.Dataset, results: list) -> dict:
+    """Soft-vote the folds; save out-of-fold and test probabilities and the OOF mistakes for reports."""
+    oof = ensemble.out_of_fold(len(data.y), [(r.val_idx, r.val_proba) for r in results])
+    pred = oof.argmax(axis=1)
+    wrong = np.flatnonzero(pred != data.y)
+    files.write_npz(run_dir / "oof.npz", labels=data.y, proba=oof)
+    files.write_npz(run_dir / "misclassified.npz", images=data.x[wrong], true=data.y[wrong], pred=pred[wrong], index=wrong)
+    with files.atomic_path(run_dir / "test_proba.npy") as tmp:
+        np.save(tmp, ensemble.soft_vote([r.test_proba for r in results]), allow_pickle=False)
+    return ensemble.summarise(data.y, oof)
 
 
 def _resume_target(config: cfg.Config, data: data_mod.Dataset, resume: str | bool | None, progress: Progress) -> Path | None:
