@@ -8,7 +8,6 @@ and its exit code.  Nothing here imports TensorFlow or kaggle at start-up.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,23 @@ def cli() -> None:
     """
 
 
+def _apply(options: list, f):
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+_LOG_OPTIONS = [
+    click.option("--log-file", type=click.Path(dir_okay=False), help="Also write a plain log here."),
+    click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors."),
+]
+
+
+def _log_options(f):
+    """--log-file and --quiet, for every command that reports progress."""
+    return _apply(_LOG_OPTIONS, f)
+
+
 def _config_options(f):
     """Options shared by `train` and `run`; each maps onto one config field."""
     options = [
@@ -59,12 +75,9 @@ def _config_options(f):
         click.option("--batch-size", type=int, help="Training batch size."),
         click.option("--hidden", help="Hidden layer widths, e.g. 512,256."),
         click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Any config value, e.g. --set augment.rotation=10 (repeatable)."),
-        click.option("--log-file", type=click.Path(dir_okay=False), help="Also write a plain log here."),
-        click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors."),
+        *_LOG_OPTIONS,
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return _apply(options, f)
 
 
 def _build_config(opts: dict[str, Any], demo: bool = False) -> cfg.Config:
@@ -107,23 +120,14 @@ def _progress(opts: dict[str, Any]):
 
 def _common(f):
     """--output-dir, --log-file, --quiet for commands that do not train."""
-
-    @click.option("--output-dir", default=".", show_default=True, help="Where runs/ and submissions/ are.")
-    @click.option("--log-file", type=click.Path(dir_okay=False), help="Also write a plain log here.")
-    @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
-    @functools.wraps(f)
-    def wrapper(**kw):
-        return f(**kw)
-
-    return wrapper
+    return _apply([click.option("--output-dir", default=".", show_default=True, help="Where runs/ and submissions/ are."), *_LOG_OPTIONS], f)
 
 
 @cli.command()
 @click.option("--data-dir", default="data", show_default=True, help="Where the competition files go.")
 @click.option("--competition", default=cfg.DataConfig.competition, show_default=True)
 @click.option("--force", is_flag=True, help="Download again even if the local files are current.")
-@click.option("--log-file", type=click.Path(dir_okay=False), help="Also write a plain log here.")
-@click.option("-q", "--quiet", is_flag=True)
+@_log_options
 def download(data_dir: str, competition: str, force: bool, **opts: Any) -> None:
     """Download the competition files through the Kaggle API.
 
