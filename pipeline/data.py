@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from pipeline import files
-from pipeline.errors import BadInputError
+from pipeline.errors import BadInputError, StorageError
 
 PIXELS = 784
 SIDE = 28
@@ -83,15 +83,9 @@ def _locate_bad_cell(path: Path, expected: tuple[str, ...], lo: int, hi: int, la
                 if cell == "":
                     return f"line {lineno}, column {name}: empty cell"
                 try:
-                    value = int(cell)
+                    value = int(cell)  # strict, like the fast parser: "1.0" is not an integer either
                 except ValueError:
-                    try:
-                        as_float = float(cell)
-                    except ValueError:
-                        return f"line {lineno}, column {name}: {cell!r} is not an integer"
-                    if not as_float.is_integer():
-                        return f"line {lineno}, column {name}: {cell!r} is not an integer"
-                    value = int(as_float)
+                    return f"line {lineno}, column {name}: {cell!r} is not an integer"
                 if not lo <= value <= top:
                     return f"line {lineno}, column {name}: {cell} is outside {lo}-{top}"
     return "unreadable content"
@@ -149,7 +143,7 @@ def file_hash(path: Path, cache_dir: Path | None = None) -> str:
         index[path.name] = {**key, "sha256": digest}
         try:
             files.write_json(cache_dir / "hashes.json", index)
-        except Exception:
+        except StorageError:
             pass  # the cache is an optimisation: a read-only data dir still works
     return digest
 
@@ -176,7 +170,7 @@ def load_array(path: Path, expected: tuple[str, ...], log: Callable[[str], None]
         for old in cache_dir.glob(f"{path.stem}-v*.npy"):
             old.unlink(missing_ok=True)
         files.write_bytes(cached, buf.getvalue())
-    except Exception:
+    except (OSError, StorageError):
         log(f"could not write the parsed-array cache in {cache_dir}; continuing without it")
     return arr, digest
 
