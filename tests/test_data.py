@@ -62,6 +62,8 @@ def _train_rows(n=60):
         (lambda h, r: (h, r[:2] + [[*r[2][:3], "x7", *r[2][4:]]] + r[3:]), "line 4, column pixel2: 'x7' is not an integer"),
         (lambda h, r: (h, r[:2] + [[*r[2][:3], "1.5", *r[2][4:]]] + r[3:]), "line 4, column pixel2: '1.5' is not an integer"),
         (lambda h, r: (h, [["1.00", *r[0][1:]]] + r[1:]), "line 2, column label: '1.00' is not an integer"),
+        (lambda h, r: (h, [[r[0][0], "+5", *r[0][2:]]] + r[1:]), "line 2, column pixel0: '+5' is not an integer"),
+        (lambda h, r: (h, [[r[0][0], "1_0", *r[0][2:]]] + r[1:]), "line 2, column pixel0: '1_0' is not an integer"),
         (lambda h, r: (h, r[:7] + [[*r[7][:100], 256, *r[7][101:]]] + r[8:]), "line 9, column pixel99: 256 is outside 0-255"),
         (lambda h, r: (h, r[:7] + [[*r[7][:100], -1, *r[7][101:]]] + r[8:]), "line 9, column pixel99: -1 is outside 0-255"),
         (lambda h, r: (h, [[10, *r[0][1:]]] + r[1:]), "line 2, column label: 10 is outside 0-9"),
