@@ -14,6 +14,8 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,31 +40,71 @@ def storage_error(path: str | Path, error: OSError) -> StorageError:
     return StorageError(f"cannot write {path}: {reason}")
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it over `path` on success.
+def destination(path: str | Path) -> tuple[Path, bool]:
+    """Where the bytes for `path` go, and whether they may be renamed into place there.
 
-    For writers that want a file name (Keras' ``model.save``, ``np.savez``).
+    A symlink is followed to its target, which is written (a dangling one
+    creates its target): replacing the link with a file would cut whatever
+    the user linked it to.  A path that exists and is not a regular file (a
+    device such as /dev/null or /dev/stdout, a FIFO) is written straight
+    through: renaming a file over it would replace the device node, which as
+    root destroys it for the whole machine.
     """
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make reports private to their writer
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return path, True
+    except OSError:
+        return path, True  # let the write itself report what is wrong
+    return path, stat.S_ISREG(mode)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it becomes `path`.
+
+    For writers that want a file name (Keras' ``model.save``, ``np.save``).
+    A regular file (or a new one) is replaced atomically: the temporary file
+    sits beside it, is fsynced and renamed over it, keeping the old file's
+    permissions.  Anything else is written through (see `destination`).
+    """
+    shown = Path(path)
+    target, atomic = destination(shown)
+    folder = target.parent if atomic else Path(tempfile.gettempdir())
+    try:
+        if atomic:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=folder)
+        os.fchmod(fd, _mode_for(target))  # mkstemp's 0600 would make reports private to their writer
         os.close(fd)
     except OSError as e:
-        raise storage_error(path, e) from None
+        raise storage_error(shown, e) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
+        if atomic:
+            with open(tmp_path, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp_path, target)
+        else:
+            with open(tmp_path, "rb") as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
     except OSError as e:
-        raise storage_error(path, e) from None
+        raise storage_error(shown, e) from None
     finally:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
+
+
+def _mode_for(target: Path) -> int:
+    """An existing file keeps its permissions; a new one gets the umask's."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 def _umask() -> int:
@@ -72,7 +114,16 @@ def _umask() -> int:
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+    """Write `data` to `path`: atomically for a regular file, straight through for a device or FIFO."""
+    target, atomic = destination(path)
+    if not atomic:
+        try:
+            with open(target, "wb") as out:
+                out.write(data)
+        except OSError as e:
+            raise storage_error(path, e) from None
+        return
+    with atomic_path(target) as tmp:
         tmp.write_bytes(data)
 
 

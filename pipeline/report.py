@@ -608,8 +608,10 @@ def build_report(output_dir: str | Path = ".", ref: str = "latest", out: str | P
     target = Path(out) if out else run_dir / "report.html"
     page = Page(run_dir, report)
     text = render(page)
-    for name, png in page.images.items():
-        files.write_bytes(target.with_name(f"{target.stem}-{name}.png"), png)
+    real, regular = files.destination(target)
+    if regular:  # beside a page file; never next to a device such as /dev/stdout
+        for name, png in page.images.items():
+            files.write_bytes(real.with_name(f"{real.stem}-{name}.png"), png)
     files.write_text(target, text)
     con = con or cmp.console()
     for note in page.notes:

@@ -42,7 +42,7 @@ REPORT = "report.json"
 RUNS = "runs"
 SUBMISSIONS = "submissions"
 LOCK = ".digits.lock"
-_ID = re.compile(r"^\d{8}-\d{6}(-\d+)?$")
+_ID = re.compile(r"\d{8}-\d{6}(-\d+)?")
 
 
 def now() -> str:
@@ -77,7 +77,7 @@ def list_runs(output_dir: str | Path) -> list[str]:
     root = runs_root(output_dir)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and _ID.match(p.name))
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and _ID.fullmatch(p.name))
 
 
 def resolve(output_dir: str | Path, ref: str) -> Path:
@@ -134,6 +134,9 @@ def read_report(run_dir: str | Path) -> dict[str, Any]:
         raise BadInputError(f"{path}: cannot read report: {e.strerror}") from None
     if not isinstance(data, dict) or "run_id" not in data:
         raise BadInputError(f"{path}: not a digits run report")
+    if not isinstance(data["run_id"], str) or not _ID.fullmatch(data["run_id"]):
+        # a run id names files (submissions/<run-id>.csv): never trust one read back
+        raise BadInputError(f"{path}: run_id {str(data['run_id'])[:40]!r} is not a run id (like 20261125-233000)")
     return migrate(data)
 
 
