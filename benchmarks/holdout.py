@@ -63,26 +63,52 @@ def notebook(x_tr, y_tr, x_ho, y_ho) -> dict:
     import keras
 
     keras.utils.set_random_seed(SEED)
-    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(25, activation="relu"), keras.layers.Dense(15, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((784,)),
+            keras.layers.Dense(25, activation="relu"),
+            keras.layers.Dense(15, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     epochs = 10
     t = time.perf_counter()
     model.fit(x_tr.astype(np.float32) / 255.0, y_tr, epochs=epochs, batch_size=32, validation_split=0.1, verbose=0)
     seconds = time.perf_counter() - t
     acc = float(np.mean(model.predict(x_ho.astype(np.float32) / 255.0, verbose=0).argmax(1) == y_ho))
-    return {"system": "notebook 784-25-15-10 (Keras, one split, 10 epochs)", "accuracy": acc, "seconds": seconds, "samples": len(x_tr) * 0.9 * epochs}
+    return {
+        "system": "notebook 784-25-15-10 (Keras, one split, 10 epochs)",
+        "accuracy": acc,
+        "seconds": seconds,
+        "samples": len(x_tr) * 0.9 * epochs,
+    }
 
 
 def sklearn_mlp(x_tr, y_tr, x_ho, y_ho) -> dict:
     """scikit-learn's MLPClassifier: 512-256 ReLU, Adam, early stopping on a 10% split."""
     from sklearn.neural_network import MLPClassifier
 
-    clf = MLPClassifier(hidden_layer_sizes=(512, 256), batch_size=256, learning_rate_init=1e-3, alpha=1e-4, max_iter=60, early_stopping=True, n_iter_no_change=6, random_state=SEED)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(512, 256),
+        batch_size=256,
+        learning_rate_init=1e-3,
+        alpha=1e-4,
+        max_iter=60,
+        early_stopping=True,
+        n_iter_no_change=6,
+        random_state=SEED,
+    )
     t = time.perf_counter()
     clf.fit(x_tr / 255.0, y_tr)
     seconds = time.perf_counter() - t
     acc = float(np.mean(clf.predict(x_ho / 255.0) == y_ho))
-    return {"system": f"sklearn MLPClassifier 512-256 ({clf.n_iter_} epochs, early stopping)", "accuracy": acc, "seconds": seconds, "samples": len(x_tr) * 0.9 * clf.n_iter_}
+    return {
+        "system": f"sklearn MLPClassifier 512-256 ({clf.n_iter_} epochs, early stopping)",
+        "accuracy": acc,
+        "seconds": seconds,
+        "samples": len(x_tr) * 0.9 * clf.n_iter_,
+    }
 
 
 def write_competition(x, y, x_test, data_dir: Path) -> None:
@@ -90,13 +116,26 @@ def write_competition(x, y, x_test, data_dir: Path) -> None:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     header = ",".join(PIXEL_COLUMNS)
-    np.savetxt(data_dir / "train.csv", np.column_stack([y, x]), fmt="%d", delimiter=",", header="label," + header, comments="")
+    np.savetxt(
+        data_dir / "train.csv", np.column_stack([y, x]), fmt="%d", delimiter=",", header="label," + header, comments=""
+    )
     np.savetxt(data_dir / "test.csv", x_test, fmt="%d", delimiter=",", header=header, comments="")
 
 
 def digits_run(data_dir: Path, out_dir: Path, extra: list[str]) -> tuple[dict, float, np.ndarray]:
     """`digits run --offline` in a subprocess; returns its report, wall seconds and submitted labels."""
-    cmd = [sys.executable, "-m", "pipeline", "run", "--offline", "--data-dir", str(data_dir), "--output-dir", str(out_dir), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "run",
+        "--offline",
+        "--data-dir",
+        str(data_dir),
+        "--output-dir",
+        str(out_dir),
+        *extra,
+    ]
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -130,7 +169,9 @@ def digits_system(x_tr, y_tr, x_ho, y_ho, workdir: Path, extra: list[str]) -> di
 def versions() -> str:
     from importlib.metadata import version
 
-    libs = ", ".join(f"{n} {version(n)}" for n in ("tensorflow-cpu", "keras", "numpy", "scikit-learn", "pandas", "pyarrow"))
+    libs = ", ".join(
+        f"{n} {version(n)}" for n in ("tensorflow-cpu", "keras", "numpy", "scikit-learn", "pandas", "pyarrow")
+    )
     cpu = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -145,8 +186,15 @@ def versions() -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--zip", type=Path, default=DEFAULT_ZIP)
-    p.add_argument("--only", choices=("notebook", "sklearn", "digits"), action="append", help="Run only these systems (repeatable).")
-    p.add_argument("--full-run", action="store_true", help="Also time the default job on all 42,000 rows, and the warm data load.")
+    p.add_argument(
+        "--only",
+        choices=("notebook", "sklearn", "digits"),
+        action="append",
+        help="Run only these systems (repeatable).",
+    )
+    p.add_argument(
+        "--full-run", action="store_true", help="Also time the default job on all 42,000 rows, and the warm data load."
+    )
     p.add_argument("--write", type=Path, help="Also write the results as Markdown here.")
     p.add_argument("digits_args", nargs="*", help="Extra options for `digits run` (after --), e.g. -- --epochs 10.")
     a = p.parse_args()
@@ -178,7 +226,13 @@ def main() -> None:
             t = time.perf_counter()
             data.load(full_dir)
             warm = time.perf_counter() - t
-            full = {"wall": wall, "oof": report["oof_accuracy"], "load_cold": report["stage_seconds"]["load"], "load_warm": warm, "folds": [f["val_accuracy"] for f in report["folds"]]}
+            full = {
+                "wall": wall,
+                "oof": report["oof_accuracy"],
+                "load_cold": report["stage_seconds"]["load"],
+                "load_warm": warm,
+                "folds": [f["val_accuracy"] for f in report["folds"]],
+            }
 
     lines = [
         f"Holdout: {HOLDOUT:,} rows of the real train.csv, never trained on; {len(x_tr):,} training rows.",
@@ -187,21 +241,34 @@ def main() -> None:
         "| --- | ---: | ---: | ---: |",
     ]
     for r in rows:
-        lines.append(f"| {r['system']} | {r['accuracy']:.2%} | {r['seconds'] / 60:.1f} | {r['samples'] / r['seconds']:,.0f} |")
+        lines.append(
+            f"| {r['system']} | {r['accuracy']:.2%} | {r['seconds'] / 60:.1f} | {r['samples'] / r['seconds']:,.0f} |"
+        )
     for r in rows:
         if "wall" in r:
-            lines += ["", f"digits on the split: whole `digits run --offline` {r['wall'] / 60:.1f} min; out-of-fold accuracy {r['oof']:.2%}; folds " + ", ".join(f"{v:.2%}" for v in r["folds"]) + "."]
+            lines += [
+                "",
+                f"digits on the split: whole `digits run --offline` {r['wall'] / 60:.1f} min; out-of-fold accuracy {r['oof']:.2%}; folds "
+                + ", ".join(f"{v:.2%}" for v in r["folds"])
+                + ".",
+            ]
     if full:
         lines += [
             "",
-            f"Default `digits run --offline` on all 42,000 rows: {full['wall'] / 60:.1f} min wall clock; out-of-fold accuracy {full['oof']:.2%}; folds " + ", ".join(f"{v:.2%}" for v in full["folds"]) + ".",
+            f"Default `digits run --offline` on all 42,000 rows: {full['wall'] / 60:.1f} min wall clock; out-of-fold accuracy {full['oof']:.2%}; folds "
+            + ", ".join(f"{v:.2%}" for v in full["folds"])
+            + ".",
             f"Data load: {full['load_cold']:.2f} s parsing the CSVs (first run), {full['load_warm']:.3f} s from the parsed-array cache.",
         ]
     lines += ["", f"Machine: {versions()}."]
     text = "\n".join(lines)
     print("\n" + text)
     if a.write:
-        cmd = "python benchmarks/holdout.py" + (" --full-run" if a.full_run else "") + (" -- " + " ".join(a.digits_args) if a.digits_args else "")
+        cmd = (
+            "python benchmarks/holdout.py"
+            + (" --full-run" if a.full_run else "")
+            + (" -- " + " ".join(a.digits_args) if a.digits_args else "")
+        )
         a.write.write_text(f"# Benchmark results\n\nProduced by `{cmd}` on {time.strftime('%Y-%m-%d')}.\n\n{text}\n")
 
 

@@ -66,7 +66,12 @@ def _log_options(f):
 def _config_options(f):
     """Options shared by `train` and `run`; each maps onto one config field."""
     options = [
-        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file with [data] [model] [augment] [train] tables."),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False),
+            help="TOML file with [data] [model] [augment] [train] tables.",
+        ),
         click.option("--data-dir", help="Competition files (default: data/)."),
         click.option("--output-dir", help="Where runs/ and submissions/ go (default: .)."),
         click.option("--folds", type=int, help="Stratified folds (default 5)."),
@@ -74,7 +79,13 @@ def _config_options(f):
         click.option("--seed", type=int, help="The one seed behind folds, weights, shuffling and augmentation."),
         click.option("--batch-size", type=int, help="Training batch size."),
         click.option("--hidden", help="Hidden layer widths, e.g. 512,256."),
-        click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Any config value, e.g. --set augment.rotation=10 (repeatable)."),
+        click.option(
+            "--set",
+            "sets",
+            multiple=True,
+            metavar="SECTION.KEY=VALUE",
+            help="Any config value, e.g. --set augment.rotation=10 (repeatable).",
+        ),
         *_LOG_OPTIONS,
     ]
     return _apply(options, f)
@@ -83,7 +94,12 @@ def _config_options(f):
 def _build_config(opts: dict[str, Any], demo: bool = False) -> cfg.Config:
     named = {
         "data": {"dir": opts.get("data_dir")},
-        "train": {"folds": opts.get("folds"), "epochs": opts.get("epochs"), "seed": opts.get("seed"), "batch_size": opts.get("batch_size")},
+        "train": {
+            "folds": opts.get("folds"),
+            "epochs": opts.get("epochs"),
+            "seed": opts.get("seed"),
+            "batch_size": opts.get("batch_size"),
+        },
         "model": {"hidden": opts.get("hidden")},
         "output_dir": opts.get("output_dir"),
     }
@@ -120,7 +136,13 @@ def _progress(opts: dict[str, Any]):
 
 def _common(f):
     """--output-dir, --log-file, --quiet for commands that do not train."""
-    return _apply([click.option("--output-dir", default=".", show_default=True, help="Where runs/ and submissions/ are."), *_LOG_OPTIONS], f)
+    return _apply(
+        [
+            click.option("--output-dir", default=".", show_default=True, help="Where runs/ and submissions/ are."),
+            *_LOG_OPTIONS,
+        ],
+        f,
+    )
 
 
 @cli.command()
@@ -169,12 +191,16 @@ def predict(run: str, data_dir: str | None, output_dir: str, **opts: Any) -> Non
 @cli.command()
 @_config_options
 @click.option("--offline", is_flag=True, help="Never contact Kaggle; use the files in --data-dir.")
-@click.option("--demo", is_flag=True, help="A small competition built from scikit-learn's digits: no Kaggle, under a minute.")
+@click.option(
+    "--demo", is_flag=True, help="A small competition built from scikit-learn's digits: no Kaggle, under a minute."
+)
 @click.option("--force-download", is_flag=True, help="Download again even if current.")
 @click.option("--resume", is_flag=True, help="Finish the newest interrupted run with this config and data, if any.")
 @click.option("--submit", "do_submit", is_flag=True, help="Submit the result to Kaggle and record its score.")
 @click.option("-m", "--message", help="Submission message (default: run id and CV accuracy).")
-def run(offline: bool, demo: bool, force_download: bool, resume: bool, do_submit: bool, message: str | None, **opts: Any) -> None:
+def run(
+    offline: bool, demo: bool, force_download: bool, resume: bool, do_submit: bool, message: str | None, **opts: Any
+) -> None:
     """The nightly job: download, train, predict (and submit with --submit).
 
     Exits 0 only when a valid submission was written.
@@ -185,7 +211,16 @@ def run(offline: bool, demo: bool, force_download: bool, resume: bool, do_submit
         raise click.UsageError("--demo makes a practice competition; it cannot be submitted to Kaggle")
     config = _build_config(opts, demo=demo)
     progress = _progress(opts)
-    path = job.nightly(config, offline=offline, demo=demo, force_download=force_download, resume=resume, do_submit=do_submit, submit_message=message, progress=progress)
+    path = job.nightly(
+        config,
+        offline=offline,
+        demo=demo,
+        force_download=force_download,
+        resume=resume,
+        do_submit=do_submit,
+        submit_message=message,
+        progress=progress,
+    )
     click.echo(path)
 
 
@@ -195,7 +230,9 @@ def run(offline: bool, demo: bool, force_download: bool, resume: bool, do_submit
 @click.option("--competition", help="Default: the run's competition, else digit-recognizer.")
 @click.option("--wait", type=float, default=600, show_default=True, help="Seconds to wait for Kaggle's score.")
 @_common
-def submit(target: str, message: str | None, competition: str | None, wait: float, output_dir: str, **opts: Any) -> None:
+def submit(
+    target: str, message: str | None, competition: str | None, wait: float, output_dir: str, **opts: Any
+) -> None:
     """Validate and submit a run's submission (or a CSV file) to Kaggle; record the public score."""
     from pipeline import job
 

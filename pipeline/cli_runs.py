@@ -15,7 +15,11 @@ from pipeline import compare as _compare
 from pipeline import report as _report
 
 _output_dir = click.option(
-    "--output-dir", "output_dir", default=".", show_default=True, type=click.Path(file_okay=False),
+    "--output-dir",
+    "output_dir",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
     help="Folder holding runs/ and submissions/ (the --output-dir of the run).",
 )
 
@@ -23,10 +27,22 @@ _output_dir = click.option(
 @click.command(short_help="Compare runs side by side (McNemar for two).")
 @click.argument("refs", nargs=-1, metavar="[RUN]...")
 @_output_dir
-@click.option("--format", "fmt", type=click.Choice(_compare.FORMATS), default="table", show_default=True,
-              help="table for people; markdown, csv or json for scripts and notes (data on stdout, warnings on stderr).")
-@click.option("-n", "--last", type=click.IntRange(min=1), default=_compare.DEFAULT_LAST, show_default=True,
-              help="How many of the newest runs to show when no RUN is named.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_compare.FORMATS),
+    default="table",
+    show_default=True,
+    help="table for people; markdown, csv or json for scripts and notes (data on stdout, warnings on stderr).",
+)
+@click.option(
+    "-n",
+    "--last",
+    type=click.IntRange(min=1),
+    default=_compare.DEFAULT_LAST,
+    show_default=True,
+    help="How many of the newest runs to show when no RUN is named.",
+)
 def compare(refs: tuple[str, ...], output_dir: str, fmt: str, last: int) -> None:
     """Compare runs side by side, and test whether two differ beyond chance.
 
@@ -45,8 +61,13 @@ def compare(refs: tuple[str, ...], output_dir: str, fmt: str, last: int) -> None
 @click.command()
 @click.argument("ref", default="latest", metavar="[RUN]")
 @_output_dir
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
-              help="Where to write the page.  [default: runs/<id>/report.html]")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the page.  [default: runs/<id>/report.html]",
+)
 def report(ref: str, output_dir: str, out: str | None) -> None:
     """Write an HTML report of one run (default: the latest).
 
@@ -61,8 +82,12 @@ def report(ref: str, output_dir: str, out: str | None) -> None:
 
 @click.command()
 @_output_dir
-@click.option("--plot", type=click.Path(dir_okay=False), default=None,
-              help="Where to save the trend plot (PNG).  [default: OUTPUT_DIR/history.png]")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to save the trend plot (PNG).  [default: OUTPUT_DIR/history.png]",
+)
 @click.option("--no-plot", is_flag=True, help="Print the table only.")
 def history(output_dir: str, plot: str | None, no_plot: bool) -> None:
     """Show the accuracy trend over all runs, as a table and a plot.
@@ -85,7 +110,9 @@ def runs(output_dir: str) -> None:
 
 
 @click.command()
-@click.option("--keep", type=click.IntRange(min=0), required=True, metavar="N", help="How many of the newest runs to keep.")
+@click.option(
+    "--keep", type=click.IntRange(min=0), required=True, metavar="N", help="How many of the newest runs to keep."
+)
 @_output_dir
 @click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
 def gc(keep: int, output_dir: str, dry_run: bool) -> None:

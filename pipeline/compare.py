@@ -26,9 +26,10 @@ import os
 import shutil
 import sys
 import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -135,7 +136,9 @@ class Run:
     def started(self) -> _dt.datetime | None:
         value = self.report.get("started_at")
         try:
-            return _dt.datetime.fromisoformat(value) if value else _dt.datetime.strptime(self.run_id[:15], "%Y%m%d-%H%M%S")
+            return (
+                _dt.datetime.fromisoformat(value) if value else _dt.datetime.strptime(self.run_id[:15], "%Y%m%d-%H%M%S")
+            )
         except (TypeError, ValueError):
             return None
 
@@ -274,10 +277,19 @@ class McNemar:
         return "b" if self.b_only > self.a_only else "a"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "both_correct": self.both_correct, "a_only_correct": self.a_only,
-                "b_only_correct": self.b_only, "both_wrong": self.both_wrong, "method": self.method,
-                "statistic": self.statistic, "p_value": self.p_value, "alpha": self.alpha,
-                "significant": self.significant, "better": self.better}
+        return {
+            "rows": self.rows,
+            "both_correct": self.both_correct,
+            "a_only_correct": self.a_only,
+            "b_only_correct": self.b_only,
+            "both_wrong": self.both_wrong,
+            "method": self.method,
+            "statistic": self.statistic,
+            "p_value": self.p_value,
+            "alpha": self.alpha,
+            "significant": self.significant,
+            "better": self.better,
+        }
 
 
 def mcnemar(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, alpha: float = ALPHA) -> McNemar:
@@ -303,8 +315,17 @@ def mcnemar(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, alpha: f
         stat = (abs(b - c) - 1) ** 2 / n
         p = float(special.chdtrc(1, stat))
         method = "chi2"
-    return McNemar(rows=int(len(labels)), both_correct=int((ra & rb).sum()), a_only=b, b_only=c,
-                   both_wrong=int((~ra & ~rb).sum()), method=method, statistic=float(stat), p_value=p, alpha=alpha)
+    return McNemar(
+        rows=int(len(labels)),
+        both_correct=int((ra & rb).sum()),
+        a_only=b,
+        b_only=c,
+        both_wrong=int((~ra & ~rb).sum()),
+        method=method,
+        statistic=float(stat),
+        p_value=p,
+        alpha=alpha,
+    )
 
 
 def load_oof(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -352,10 +373,20 @@ def config_diff(loaded_runs: Sequence[Run]) -> dict[str, dict[str, list[Any]]]:
         return out
 
     configs = [cfg.flatten(r.report.get("config") or {}) for r in loaded_runs]
-    data = [{f"{name} sha256": (entry or {}).get("sha256") if isinstance(entry, dict) else None
-             for name, entry in (r.report.get("data") or {}).items()} for r in loaded_runs]
-    code = [{"code_version": r.report.get("code_version"),
-             **{f"versions.{k}": v for k, v in (r.report.get("versions") or {}).items()}} for r in loaded_runs]
+    data = [
+        {
+            f"{name} sha256": (entry or {}).get("sha256") if isinstance(entry, dict) else None
+            for name, entry in (r.report.get("data") or {}).items()
+        }
+        for r in loaded_runs
+    ]
+    code = [
+        {
+            "code_version": r.report.get("code_version"),
+            **{f"versions.{k}": v for k, v in (r.report.get("versions") or {}).items()},
+        }
+        for r in loaded_runs
+    ]
     return {"config": table(configs), "data": table(data), "code": table(code)}
 
 
@@ -370,23 +401,32 @@ def compare_pair(a: Run, b: Run, alpha: float = ALPHA) -> dict[str, Any]:
     ca, cb = a.report.get("config") or {}, b.report.get("config") or {}
     split_keys = [k for k in ("train.folds", "train.seed") if k in cfg.diff(ca, cb)]
     if split_keys:
-        notes.append(f"{' and '.join(split_keys)} differ, so fold k validates different rows in each run: "
-                     "per-fold deltas are not paired")
+        notes.append(
+            f"{' and '.join(split_keys)} differ, so fold k validates different rows in each run: "
+            "per-fold deltas are not paired"
+        )
 
     def delta(x: float | None, y: float | None) -> dict[str, float | None]:
         return {"a": x, "b": y, "delta": None if x is None or y is None else y - x}
 
     result: dict[str, Any] = {
-        "a": a.run_id, "b": b.run_id, "folds": folds,
-        "fold_mean": delta(a.fold_mean, b.fold_mean), "oof": delta(a.oof_accuracy, b.oof_accuracy),
+        "a": a.run_id,
+        "b": b.run_id,
+        "folds": folds,
+        "fold_mean": delta(a.fold_mean, b.fold_mean),
+        "oof": delta(a.oof_accuracy, b.oof_accuracy),
         "leaderboard": delta(a.lb_score, b.lb_score),
-        "same_data": None, "mcnemar": None, "notes": notes,
+        "same_data": None,
+        "mcnemar": None,
+        "notes": notes,
     }
     sa, sb = a.train_sha, b.train_sha
     if sa and sb and sa != sb:
         result["same_data"] = False
-        notes.append(f"train.csv differs between the runs (sha256 {sa[:12]} vs {sb[:12]}): their accuracies are "
-                     "on different data, so McNemar's test does not apply")
+        notes.append(
+            f"train.csv differs between the runs (sha256 {sa[:12]} vs {sb[:12]}): their accuracies are "
+            "on different data, so McNemar's test does not apply"
+        )
         return result
     try:
         la, pa = load_oof(a.path)
@@ -396,8 +436,9 @@ def compare_pair(a: Run, b: Run, alpha: float = ALPHA) -> dict[str, Any]:
         return result
     if len(la) != len(lb) or not np.array_equal(la, lb):
         result["same_data"] = False
-        notes.append("the out-of-fold labels of the two runs differ (not the same train.csv rows): "
-                     "McNemar's test does not apply")
+        notes.append(
+            "the out-of-fold labels of the two runs differ (not the same train.csv rows): McNemar's test does not apply"
+        )
         return result
     result["same_data"] = True
     if not (sa and sb):
@@ -409,8 +450,10 @@ def compare_pair(a: Run, b: Run, alpha: float = ALPHA) -> dict[str, Any]:
         notes.append("no row has an out-of-fold prediction in both runs; significance not tested")
         return result
     if not both.all():
-        notes.append(f"only {int(both.sum())} of {len(la)} rows have out-of-fold predictions in both runs "
-                     "(an interrupted run); the test uses those rows")
+        notes.append(
+            f"only {int(both.sum())} of {len(la)} rows have out-of-fold predictions in both runs "
+            "(an interrupted run); the test uses those rows"
+        )
     result["mcnemar"] = mcnemar(la[both], pred_a[both], pred_b[both], alpha).as_dict()
     return result
 
@@ -420,10 +463,12 @@ def verdict(pair: dict[str, Any]) -> str:
     m = pair.get("mcnemar")
     if not m:
         return "significance not tested"
-    d = (m["b_only_correct"] - m["a_only_correct"])
+    d = m["b_only_correct"] - m["a_only_correct"]
     pp = 100 * d / m["rows"] if m["rows"] else 0.0
-    counts = (f"{pair['b']} gets {m['b_only_correct']} rows right that {pair['a']} gets wrong, "
-              f"and {m['a_only_correct']} the other way round ({pp:+.3f} pp on {m['rows']} rows)")
+    counts = (
+        f"{pair['b']} gets {m['b_only_correct']} rows right that {pair['a']} gets wrong, "
+        f"and {m['a_only_correct']} the other way round ({pp:+.3f} pp on {m['rows']} rows)"
+    )
     test = f"McNemar {m['method']} test, p = {m['p_value']:.3g}"
     if m["significant"]:
         winner = pair["b"] if m["better"] == "b" else pair["a"]
@@ -451,14 +496,22 @@ class Comparison:
         }
 
 
-def build_comparison(output_dir: str | Path = ".", refs: Sequence[str] = (), last: int | None = DEFAULT_LAST) -> Comparison:
+def build_comparison(
+    output_dir: str | Path = ".", refs: Sequence[str] = (), last: int | None = DEFAULT_LAST
+) -> Comparison:
     loaded = load_runs(output_dir, refs, last)
     pair = compare_pair(*loaded.runs) if len(loaded.runs) == 2 else None
     return Comparison(loaded.runs, loaded.notes, config_diff(loaded.runs), pair)
 
 
-def compare(output_dir: str | Path = ".", refs: Sequence[str] = (), fmt: str = "table",
-            last: int | None = DEFAULT_LAST, out=None, err=None) -> Comparison:
+def compare(
+    output_dir: str | Path = ".",
+    refs: Sequence[str] = (),
+    fmt: str = "table",
+    last: int | None = DEFAULT_LAST,
+    out=None,
+    err=None,
+) -> Comparison:
     """``digits compare``: print the runs side by side in `fmt` (table, markdown, csv, json)."""
     if fmt not in FORMATS:
         raise BadInputError(f"option --format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -558,8 +611,11 @@ def _print_table(comp: Comparison, con) -> None:
 
     folds = comp.fold_indices()
     split = len(folds) <= max(1, (con.width - _FIXED_WIDTH) // _FOLD_WIDTH)  # one column per fold while they fit
-    _heading(con, f"{len(comp.runs)} run(s): accuracy in %, F<k> = validation accuracy of fold k, "
-                  "OOF = out-of-fold accuracy, LB = public leaderboard")
+    _heading(
+        con,
+        f"{len(comp.runs)} run(s): accuracy in %, F<k> = validation accuracy of fold k, "
+        "OOF = out-of-fold accuracy, LB = public leaderboard",
+    )
     t = _table()
     t.add_column("run", no_wrap=True)
     t.add_column("date", no_wrap=True)
@@ -578,9 +634,13 @@ def _print_table(comp: Comparison, con) -> None:
     best_lb = _best(r.lb_score for r in comp.runs)
     for r in comp.runs:
         accs = r.fold_accuracy
-        fold_cells = [pct(accs.get(k)) for k in folds] if split else [" ".join(pct(accs[k]) for k in sorted(accs)) or "—"]
+        fold_cells = (
+            [pct(accs.get(k)) for k in folds] if split else [" ".join(pct(accs[k]) for k in sorted(accs)) or "—"]
+        )
         oof = Text(pct(r.oof_accuracy, 3), style="bold green" if several and r.oof_accuracy == best_oof else "")
-        lb = Text(lb_text(r), style="bold green" if several and r.lb_score is not None and r.lb_score == best_lb else "")
+        lb = Text(
+            lb_text(r), style="bold green" if several and r.lb_score is not None and r.lb_score == best_lb else ""
+        )
         t.add_row(r.run_id, date(r), _status(r), *fold_cells, mean_std(r), oof, lb, duration(r.seconds))
     con.print(t)
     _print_diff(comp, con)
@@ -588,8 +648,12 @@ def _print_table(comp: Comparison, con) -> None:
         _print_pair(comp.pair, con)
     elif len(comp.runs) > 2:
         con.print()
-        con.print(Text("Name exactly two runs (digits compare A B) for per-fold deltas and McNemar's significance test.",
-                       style="dim"))
+        con.print(
+            Text(
+                "Name exactly two runs (digits compare A B) for per-fold deltas and McNemar's significance test.",
+                style="dim",
+            )
+        )
 
 
 def mean_std(r: Run) -> str:
@@ -597,7 +661,9 @@ def mean_std(r: Run) -> str:
 
 
 def _diff_rows(comp: Comparison) -> list[tuple[str, str, list[Any]]]:
-    return [(section, key, values) for section in ("config", "data", "code") for key, values in comp.diff[section].items()]
+    return [
+        (section, key, values) for section in ("config", "data", "code") for key, values in comp.diff[section].items()
+    ]
 
 
 def _print_diff(comp: Comparison, con) -> None:
@@ -628,7 +694,13 @@ def _print_diff(comp: Comparison, con) -> None:
         for _, key, _ in rows:
             t.add_column(key)
         for j, i in enumerate(ids):
-            t.add_row(i, *[Text(tx[j], style="" if values[j] == values[0] else "bold") for (_, _, values), tx in zip(rows, texts)])
+            t.add_row(
+                i,
+                *[
+                    Text(tx[j], style="" if values[j] == values[0] else "bold")
+                    for (_, _, values), tx in zip(rows, texts)
+                ],
+            )
     con.print(t)
 
 
@@ -658,7 +730,9 @@ def _print_pair(pair: dict[str, Any], con) -> None:
         con.print(Text(f"note: {note}", style="yellow"))
     m = pair.get("mcnemar")
     if m:
-        style = "bold green" if m["significant"] and m["better"] == "b" else ("bold red" if m["significant"] else "bold")
+        style = (
+            "bold green" if m["significant"] and m["better"] == "b" else ("bold red" if m["significant"] else "bold")
+        )
         con.print(Text(verdict(pair), style=style))
 
 
@@ -672,17 +746,45 @@ def to_csv(comp: Comparison) -> str:
     diff_keys = [(s, k) for s, k, _ in _diff_rows(comp)]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["run_id", "started_at", "status", "folds_planned", "folds_done", *[f"fold_{k}" for k in folds],
-                "fold_accuracy_mean", "fold_accuracy_std", "oof_accuracy", "leaderboard_score", "leaderboard_status",
-                "seconds", "train_sha256", *[k if s == "config" else f"{s}:{k}" for s, k in diff_keys]])
+    w.writerow(
+        [
+            "run_id",
+            "started_at",
+            "status",
+            "folds_planned",
+            "folds_done",
+            *[f"fold_{k}" for k in folds],
+            "fold_accuracy_mean",
+            "fold_accuracy_std",
+            "oof_accuracy",
+            "leaderboard_score",
+            "leaderboard_status",
+            "seconds",
+            "train_sha256",
+            *[k if s == "config" else f"{s}:{k}" for s, k in diff_keys],
+        ]
+    )
     for i, r in enumerate(comp.runs):
         s = r.summary()
         accs = r.fold_accuracy
-        w.writerow([s["run_id"], s["started_at"], s["status"], _blank(s["folds_planned"]), s["folds_done"],
-                    *[_blank(accs.get(k)) for k in folds], _blank(s["fold_accuracy_mean"]), _blank(s["fold_accuracy_std"]),
-                    _blank(s["oof_accuracy"]), _blank(s["leaderboard_score"]), _blank(s["leaderboard_status"]),
-                    _blank(s["seconds"]), _blank(s["train_sha256"]),
-                    *[_csv_value(comp.diff[sec][k][i]) for sec, k in diff_keys]])
+        w.writerow(
+            [
+                s["run_id"],
+                s["started_at"],
+                s["status"],
+                _blank(s["folds_planned"]),
+                s["folds_done"],
+                *[_blank(accs.get(k)) for k in folds],
+                _blank(s["fold_accuracy_mean"]),
+                _blank(s["fold_accuracy_std"]),
+                _blank(s["oof_accuracy"]),
+                _blank(s["leaderboard_score"]),
+                _blank(s["leaderboard_status"]),
+                _blank(s["seconds"]),
+                _blank(s["train_sha256"]),
+                *[_csv_value(comp.diff[sec][k][i]) for sec, k in diff_keys],
+            ]
+        )
     return buf.getvalue()
 
 
@@ -705,14 +807,26 @@ def _md_escape(text: str) -> str:
 def to_markdown(comp: Comparison) -> str:
     """GitHub-flavoured markdown: the runs table, what differs, and the pair verdict."""
     folds = comp.fold_indices()
-    lines = ["| run | date | status | " + " | ".join(f"fold {k}" for k in folds) + (" | " if folds else "")
-             + "mean ± std | OOF | LB | time |"]
+    lines = [
+        "| run | date | status | "
+        + " | ".join(f"fold {k}" for k in folds)
+        + (" | " if folds else "")
+        + "mean ± std | OOF | LB | time |"
+    ]
     lines.append("|" + "---|" * 3 + "---:|" * (len(folds) + 4))
     for r in comp.runs:
         accs = r.fold_accuracy
         mean = "—" if r.fold_mean is None else f"{pct(r.fold_mean)} ± {pct(r.fold_std or 0.0)}"
-        cells = [r.run_id, date(r), r.status, *[pct(accs.get(k)) for k in folds], mean, pct(r.oof_accuracy, 3),
-                 lb_text(r), duration(r.seconds)]
+        cells = [
+            r.run_id,
+            date(r),
+            r.status,
+            *[pct(accs.get(k)) for k in folds],
+            mean,
+            pct(r.oof_accuracy, 3),
+            lb_text(r),
+            duration(r.seconds),
+        ]
         lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
     lines.append("")
     lines.append("Accuracy in %; OOF = out-of-fold accuracy over all training rows; LB = public leaderboard score.")
@@ -723,7 +837,11 @@ def to_markdown(comp: Comparison) -> str:
             lines.append("| | key | " + " | ".join(r.run_id for r in comp.runs) + " |")
             lines.append("|---|---|" + "---|" * len(comp.runs))
             for section, key, values in rows:
-                lines.append(f"| {section} | `{_md_escape(key)}` | " + " | ".join(_md_escape(value_text(v)) for v in values) + " |")
+                lines.append(
+                    f"| {section} | `{_md_escape(key)}` | "
+                    + " | ".join(_md_escape(value_text(v)) for v in values)
+                    + " |"
+                )
         else:
             lines.append("Config, data and library versions are identical in all these runs.")
     if comp.pair:
@@ -731,9 +849,15 @@ def to_markdown(comp: Comparison) -> str:
         lines += ["", f"### {p['b']} vs {p['a']}", "", "| | A | B | delta (pp) |", "|---|---:|---:|---:|"]
         for f in p["folds"]:
             lines.append(f"| fold {f['index']} | {pct(f['a'])} | {pct(f['b'])} | {signed_pct(f['delta'])} |")
-        for name, key, digits in (("fold mean", "fold_mean", 2), ("out-of-fold", "oof", 3), ("leaderboard", "leaderboard", 3)):
+        for name, key, digits in (
+            ("fold mean", "fold_mean", 2),
+            ("out-of-fold", "oof", 3),
+            ("leaderboard", "leaderboard", 3),
+        ):
             d = p[key]
-            lines.append(f"| **{name}** | {pct(d['a'], digits)} | {pct(d['b'], digits)} | {signed_pct(d['delta'], digits)} |")
+            lines.append(
+                f"| **{name}** | {pct(d['a'], digits)} | {pct(d['b'], digits)} | {signed_pct(d['delta'], digits)} |"
+            )
         lines.append("")
         for note in p["notes"]:
             lines += [f"> note: {_md_escape(note)}", ""]
@@ -764,8 +888,16 @@ def list_runs(output_dir: str | Path = ".", out=None, err=None) -> Loaded:
     con = out or console()
     _heading(con, f"{len(loaded.runs)} run(s) in {runs.runs_root(output_dir)}: accuracy in %")
     t = _table()
-    for name, justify in (("run", "left"), ("date", "left"), ("status", "left"), ("folds", "right"), ("OOF", "right"),
-                          ("LB", "right"), ("seconds", "right"), ("", "left")):
+    for name, justify in (
+        ("run", "left"),
+        ("date", "left"),
+        ("status", "left"),
+        ("folds", "right"),
+        ("OOF", "right"),
+        ("LB", "right"),
+        ("seconds", "right"),
+        ("", "left"),
+    ):
         t.add_column(name, justify=justify, no_wrap=True)
     for r in loaded.runs:
         planned = r.folds_planned
@@ -777,7 +909,9 @@ def list_runs(output_dir: str | Path = ".", out=None, err=None) -> Loaded:
     return loaded
 
 
-def history(output_dir: str | Path = ".", plot: str | Path | None = None, draw: bool = True, out=None, err=None) -> Loaded:
+def history(
+    output_dir: str | Path = ".", plot: str | Path | None = None, draw: bool = True, out=None, err=None
+) -> Loaded:
     """``digits history``: out-of-fold accuracy and leaderboard score over all runs, as a table and a PNG."""
     from rich.text import Text
 
@@ -786,8 +920,17 @@ def history(output_dir: str | Path = ".", plot: str | Path | None = None, draw: 
     con = out or console()
     _heading(con, "History: accuracy in %; Δ = change from the previous run that has the score")
     t = _table()
-    for name, justify in (("run", "left"), ("date", "left"), ("status", "left"), ("mean ± std", "right"), ("OOF", "right"),
-                          ("Δ OOF", "right"), ("LB", "right"), ("Δ LB", "right"), ("", "left")):
+    for name, justify in (
+        ("run", "left"),
+        ("date", "left"),
+        ("status", "left"),
+        ("mean ± std", "right"),
+        ("OOF", "right"),
+        ("Δ OOF", "right"),
+        ("LB", "right"),
+        ("Δ LB", "right"),
+        ("", "left"),
+    ):
         t.add_column(name, justify=justify, no_wrap=True)
     prev_oof = prev_lb = best = None
     for r in loaded.runs:
@@ -799,8 +942,17 @@ def history(output_dir: str | Path = ".", plot: str | Path | None = None, draw: 
             best = oof
             mark = "best OOF so far"
         mean = "—" if r.fold_mean is None else f"{pct(r.fold_mean)} ± {pct(r.fold_std or 0.0)}"
-        t.add_row(r.run_id, date(r), _status(r), mean, pct(oof, 3), _delta_text(d_oof), lb_text(r), _delta_text(d_lb),
-                  Text(mark, style="green") if mark else "")
+        t.add_row(
+            r.run_id,
+            date(r),
+            _status(r),
+            mean,
+            pct(oof, 3),
+            _delta_text(d_oof),
+            lb_text(r),
+            _delta_text(d_lb),
+            Text(mark, style="green") if mark else "",
+        )
         prev_oof = oof if oof is not None else prev_oof
         prev_lb = lb if lb is not None else prev_lb
     con.print(t)
@@ -837,18 +989,44 @@ def history_png(history_runs: Sequence[Run]) -> bytes:
     lb = series([r.lb_score for r in history_runs])
     complete = np.array([r.status == "complete" for r in history_runs])
     if np.isfinite(mean).any():
-        ax.errorbar(x, mean, yerr=np.nan_to_num(std), fmt="none", ecolor="#9aa5b1", elinewidth=1.2, capsize=3,
-                    label="fold mean ± std", zorder=1)
+        ax.errorbar(
+            x,
+            mean,
+            yerr=np.nan_to_num(std),
+            fmt="none",
+            ecolor="#9aa5b1",
+            elinewidth=1.2,
+            capsize=3,
+            label="fold mean ± std",
+            zorder=1,
+        )
     if np.isfinite(oof).any():
         ok = np.isfinite(oof)
         ax.plot(x[ok], oof[ok], "-", color="#1f6feb", lw=1.6, zorder=2)
-        ax.plot(x[ok & complete], oof[ok & complete], "o", color="#1f6feb", ms=6, label="out-of-fold accuracy", zorder=3)
+        ax.plot(
+            x[ok & complete], oof[ok & complete], "o", color="#1f6feb", ms=6, label="out-of-fold accuracy", zorder=3
+        )
         if (ok & ~complete).any():
-            ax.plot(x[ok & ~complete], oof[ok & ~complete], "o", mfc="white", mec="#1f6feb", ms=6,
-                    label="OOF (run not complete)", zorder=3)
+            ax.plot(
+                x[ok & ~complete],
+                oof[ok & ~complete],
+                "o",
+                mfc="white",
+                mec="#1f6feb",
+                ms=6,
+                label="OOF (run not complete)",
+                zorder=3,
+            )
         b = int(np.nanargmax(oof))
-        ax.annotate(f"best {oof[b]:.3f}", (x[b], oof[b]), xytext=(0, 10), textcoords="offset points", ha="center",
-                    fontsize=8, color="#1f6feb")
+        ax.annotate(
+            f"best {oof[b]:.3f}",
+            (x[b], oof[b]),
+            xytext=(0, 10),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+            color="#1f6feb",
+        )
     if np.isfinite(lb).any():
         ok = np.isfinite(lb)
         ax.plot(x[ok], lb[ok], "s--", color="#d9480f", ms=5, lw=1.2, label="public leaderboard", zorder=3)
@@ -931,8 +1109,9 @@ def plan_gc(output_dir: str | Path, keep: int, lock_busy: bool) -> list[GcEntry]
             remove, reason = False, "no report yet while another digits holds the lock (may be starting)"
         else:
             remove = True
-            reason = "older than the newest %d" % keep + (" (stale: status running, but no digits holds the lock)"
-                                                          if status == "running" else "")
+            reason = f"older than the newest {keep}" + (
+                " (stale: status running, but no digits holds the lock)" if status == "running" else ""
+            )
         plan.append(GcEntry(run_id, path, status, _size(path), remove, reason))
     return plan
 
@@ -972,13 +1151,24 @@ def gc(output_dir: str | Path = ".", keep: int = DEFAULT_LAST, dry_run: bool = F
         if dry_run:
             _heading(con, "Dry run: nothing is deleted")
         t = _table()
-        for name, justify in (("run", "left"), ("status", "left"), ("size", "right"), ("action", "left"), ("why", "left")):
+        for name, justify in (
+            ("run", "left"),
+            ("status", "left"),
+            ("size", "right"),
+            ("action", "left"),
+            ("why", "left"),
+        ):
             t.add_column(name, justify=justify, no_wrap=name != "why")
         for e in plan:
             if not dry_run and e.remove:
                 _remove(e.path)
-            t.add_row(e.run_id, e.status, _bytes(e.bytes), Text(verb if e.remove else "keep", style="red" if e.remove else "green"),
-                      e.reason)
+            t.add_row(
+                e.run_id,
+                e.status,
+                _bytes(e.bytes),
+                Text(verb if e.remove else "keep", style="red" if e.remove else "green"),
+                e.reason,
+            )
         con.print(t)
         if busy:
             con.print("another digits holds the lock on this output directory: its running run is kept")
@@ -999,4 +1189,3 @@ def _remove(path: Path) -> None:
         shutil.rmtree(trash)
     except OSError as e:
         raise StorageError(f"cannot remove {path}: {e.strerror or e}") from None
-

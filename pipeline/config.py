@@ -88,7 +88,9 @@ ACTIVATIONS = ("relu", "gelu", "elu", "swish", "tanh")
 
 def to_dict(config: Config) -> dict[str, Any]:
     """The config as plain JSON/TOML-friendly data (tuples become lists)."""
-    return dataclasses.asdict(config, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items})
+    return dataclasses.asdict(
+        config, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items}
+    )
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -154,7 +156,9 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
         pass
     else:
         raise BadInputError(f"option {name}: unsupported type {typ}")
-    kind = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(typ, "a comma-separated list of integers")
+    kind = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        typ, "a comma-separated list of integers"
+    )
     raise BadInputError(f"option {name}: expected {kind}, got {value!r}")
 
 
@@ -245,7 +249,9 @@ def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build(file: str | Path | None = None, overrides: dict[str, Any] | None = None, base: Config | None = None) -> Config:
+def build(
+    file: str | Path | None = None, overrides: dict[str, Any] | None = None, base: Config | None = None
+) -> Config:
     """Defaults (or `base`), then the TOML `file`, then `overrides`; validated."""
     config = base or Config()
     if file is not None:

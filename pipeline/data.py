@@ -17,9 +17,9 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -53,7 +53,7 @@ def _fail(path: Path, message: str) -> BadInputError:
 
 def _check_header(path: Path, expected: tuple[str, ...]) -> None:
     try:
-        with open(path, "r", encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8", newline="") as f:
             header = f.readline().rstrip("\r\n")
     except UnicodeDecodeError:
         raise _fail(path, "line 1: not a UTF-8 text CSV file") from None
@@ -66,12 +66,15 @@ def _check_header(path: Path, expected: tuple[str, ...]) -> None:
     if len(columns) != len(expected):
         what = "missing columns after" if len(columns) < len(expected) else "unexpected extra column after"
         last = columns[min(len(columns), len(expected)) - 1]
-        raise _fail(path, f"line 1: {what} {last!r} (expected {len(expected)} columns: {expected[0]}, ..., {expected[-1]}; got {len(columns)})")
+        raise _fail(
+            path,
+            f"line 1: {what} {last!r} (expected {len(expected)} columns: {expected[0]}, ..., {expected[-1]}; got {len(columns)})",
+        )
 
 
 def _locate_bad_cell(path: Path, expected: tuple[str, ...], lo: int, hi: int, label: bool) -> str:
     """Find the first offending cell by a slow, exact scan (only runs on failure)."""
-    with open(path, "r", encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8", newline="") as f:
         f.readline()
         for lineno, line in enumerate(f, start=2):
             cells = line.rstrip("\r\n").split(",")
@@ -109,7 +112,9 @@ def read_csv(path: str | Path, expected: tuple[str, ...]) -> np.ndarray:
     try:
         table = pacsv.read_csv(
             path,
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.int64() for c in expected}, strings_can_be_null=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.int64() for c in expected}, strings_can_be_null=False
+            ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError):
         raise _fail(path, _locate_bad_cell(path, expected, 0, 255, label)) from None
@@ -149,7 +154,9 @@ def file_hash(path: Path, cache_dir: Path | None = None) -> str:
     return digest
 
 
-def load_array(path: Path, expected: tuple[str, ...], log: Callable[[str], None] = lambda s: None) -> tuple[np.ndarray, str]:
+def load_array(
+    path: Path, expected: tuple[str, ...], log: Callable[[str], None] = lambda s: None
+) -> tuple[np.ndarray, str]:
     """The parsed CSV as uint8, from the cache when the file is unchanged."""
     cache_dir = path.parent / CACHE
     if not path.is_file():
@@ -181,14 +188,18 @@ def check_classes(y: np.ndarray, folds: int, path: str | Path = "train.csv") -> 
     counts = np.bincount(y, minlength=CLASSES)
     for digit, count in enumerate(counts):
         if count < folds:
-            raise BadInputError(f"{path}: label {digit} has {count} rows; {folds} folds need at least {folds} of each digit (lower --folds or fix the file)")
+            raise BadInputError(
+                f"{path}: label {digit} has {count} rows; {folds} folds need at least {folds} of each digit (lower --folds or fix the file)"
+            )
 
 
 def load(data_dir: str | Path, folds: int = 2, log: Callable[[str], None] = lambda s: None) -> Dataset:
     """Load and validate ``train.csv`` and ``test.csv`` from `data_dir`."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise BadInputError(f"{data_dir}: data directory not found (run `digits download --data-dir {data_dir}`, or use --demo)")
+        raise BadInputError(
+            f"{data_dir}: data directory not found (run `digits download --data-dir {data_dir}`, or use --demo)"
+        )
     train, train_hash = load_array(data_dir / "train.csv", TRAIN_COLUMNS, log)
     test, test_hash = load_array(data_dir / "test.csv", TEST_COLUMNS, log)
     y = train[:, 0].astype(np.int64)

@@ -7,7 +7,7 @@ folds are saved (and reported) before the next one starts.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from pipeline.data import Dataset
 from pipeline.folds import FoldTask

@@ -41,9 +41,10 @@ import tempfile
 import time
 import zipfile
 import zlib
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline import files
@@ -236,7 +237,7 @@ class _Secrets:
         return text
 
     @classmethod
-    def discover(cls) -> "_Secrets":
+    def discover(cls) -> _Secrets:
         """Secrets from every place the kaggle client reads them, before it runs."""
         s = cls()
         s.add(os.environ.get("KAGGLE_KEY"), os.environ.get("KAGGLE_API_TOKEN"))
@@ -248,8 +249,18 @@ class _Secrets:
                 with contextlib.suppress(OSError, ValueError):
                     if Path(token_file).is_file():
                         s.add(Path(token_file).read_text(errors="replace"))
-        proxies = [os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
-                                               "ALL_PROXY", "all_proxy", "KAGGLE_PROXY")]
+        proxies = [
+            os.environ.get(k)
+            for k in (
+                "HTTPS_PROXY",
+                "https_proxy",
+                "HTTP_PROXY",
+                "http_proxy",
+                "ALL_PROXY",
+                "all_proxy",
+                "KAGGLE_PROXY",
+            )
+        ]
         for json_file in (Path(_config_dir()) / "kaggle.json", home / "kaggle.json", home / "credentials.json"):
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 data = json.loads(json_file.read_text())
@@ -364,9 +375,7 @@ class _Conn:
         comp = competition or "?"
         if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
             status = exc.response.status_code
-            is_api = "/api/" in (exc.response.url or "") or urlsplit(exc.response.url or "").netloc.startswith(
-                "api."
-            )
+            is_api = "/api/" in (exc.response.url or "") or urlsplit(exc.response.url or "").netloc.startswith("api.")
             if not is_api and status < 500 and status != 429:
                 return self.fail(f"Kaggle's storage URL answered HTTP {status} while {what}; try again later")
             if status == 401 and self.uses_token():
@@ -397,9 +406,7 @@ class _Conn:
                     "wait a few minutes and run again"
                 )
             if status >= 500:
-                return self.fail(
-                    f"Kaggle had a server error (HTTP {status}) while {what}, {tries}; try again later"
-                )
+                return self.fail(f"Kaggle had a server error (HTTP {status}) while {what}, {tries}; try again later")
             return self.fail(f"Kaggle answered HTTP {status} while {what}: {_kaggle_message(exc)}")
         if isinstance(exc, requests.exceptions.Timeout) or "timed out" in _net_reason(exc, self.timeout):
             return self.fail(
@@ -431,8 +438,11 @@ class _Conn:
         return self.api.config
 
     def _proxy_note(self) -> str:
-        env = {k: os.environ[k] for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")
-               if os.environ.get(k)}
+        env = {
+            k: os.environ[k]
+            for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")
+            if os.environ.get(k)
+        }
         using = self.proxy or next(iter(env.values()), None)
         where = "HTTPS_PROXY/HTTP_PROXY/NO_PROXY, or 'proxy' in kaggle.json or KAGGLE_PROXY"
         return f"{where}; now using proxy {_strip_userinfo(using)}" if using else f"{where}; no proxy set now"
@@ -500,9 +510,7 @@ def _api_class(secrets: _Secrets) -> Any:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             from kaggle.api.kaggle_api_extended import KaggleApi
     except (Exception, SystemExit) as e:  # importing kaggle authenticates and may exit
-        raise KaggleError(
-            _one_line(secrets.scrub(f"cannot load the kaggle client: {type(e).__name__}: {e}"))
-        ) from None
+        raise KaggleError(_one_line(secrets.scrub(f"cannot load the kaggle client: {type(e).__name__}: {e}"))) from None
 
     class _Api(KaggleApi):  # type: ignore[misc, valid-type]
         digits_timeout = 60.0
@@ -799,9 +807,7 @@ def _extract(conn: _Conn, zip_path: Path, data_dir: Path, temps: list[Path]) -> 
             names = {PurePosixPath(m.filename).as_posix() for m in members}
             missing = [name for name in REQUIRED if name not in names]
             if missing:
-                raise conn.fail(
-                    f"the zip from Kaggle lacks {', '.join(missing)}; nothing in {data_dir} was changed"
-                )
+                raise conn.fail(f"the zip from Kaggle lacks {', '.join(missing)}; nothing in {data_dir} was changed")
             for member in members:
                 target = targets[member.filename]
                 try:
@@ -1025,8 +1031,7 @@ def _check_space(data_dir: Path, need: int) -> None:
         return
     if free < need + SPACE_MARGIN:
         raise StorageError(
-            f"cannot write {data_dir}: no space left on device (the download needs about {_mb(need)}, "
-            f"{_mb(free)} free)"
+            f"cannot write {data_dir}: no space left on device (the download needs about {_mb(need)}, {_mb(free)} free)"
         )
 
 
@@ -1153,9 +1158,9 @@ def _one_line(text: str) -> str:
 
 def _iso(stamp: datetime) -> str:
     if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None)
+        stamp = stamp.astimezone(UTC).replace(tzinfo=None)
     return stamp.replace(microsecond=0).isoformat() + "Z"
 
 
 def _utc_now() -> str:
-    return _iso(datetime.now(timezone.utc))
+    return _iso(datetime.now(UTC))

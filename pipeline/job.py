@@ -15,8 +15,8 @@ import platform
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -26,7 +26,10 @@ from pipeline import ensemble, files, folds, runs, submission
 from pipeline.errors import BadInputError, DigitsError, InterruptedRun, KaggleError
 from pipeline.progress import Progress
 
-DEMO_OVERRIDES = {"train": {"folds": 3, "epochs": 30, "batch_size": 64, "early_stopping": 0}, "model": {"hidden": (256, 128)}}
+DEMO_OVERRIDES = {
+    "train": {"folds": 3, "epochs": 30, "batch_size": 64, "early_stopping": 0},
+    "model": {"hidden": (256, 128)},
+}
 
 
 def demo_config(config: cfg.Config) -> cfg.Config:
@@ -60,7 +63,9 @@ def code_version() -> str:
     try:
         sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if sha.returncode == 0:
-            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."], capture_output=True, text=True, timeout=5)
+            dirty = subprocess.run(
+                ["git", "-C", str(here), "status", "--porcelain", "--", "."], capture_output=True, text=True, timeout=5
+            )
             return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         pass
@@ -137,7 +142,9 @@ def train(
             }
             runs.write_report(run_dir, report)
             _write_config_toml(run_dir, config)
-            progress.info(f"run {run_id}: {config.train.folds} folds x {config.train.epochs} epochs, MLP {'-'.join(map(str, config.model.hidden))}")
+            progress.info(
+                f"run {run_id}: {config.train.folds} folds x {config.train.epochs} epochs, MLP {'-'.join(map(str, config.model.hidden))}"
+            )
         else:
             report = runs.update_report(run_dir, status="running")
             report.setdefault("stage_seconds", {})["load"] = stage["load"]
@@ -207,13 +214,17 @@ def _ensemble_stage(run_dir: Path, data: data_mod.Dataset, results: list) -> dic
     pred = oof.argmax(axis=1)
     wrong = np.flatnonzero(pred != data.y)
     files.write_npz(run_dir / "oof.npz", labels=data.y, proba=oof)
-    files.write_npz(run_dir / "misclassified.npz", images=data.x[wrong], true=data.y[wrong], pred=pred[wrong], index=wrong)
+    files.write_npz(
+        run_dir / "misclassified.npz", images=data.x[wrong], true=data.y[wrong], pred=pred[wrong], index=wrong
+    )
     with files.atomic_path(run_dir / "test_proba.npy") as tmp:
         np.save(tmp, ensemble.soft_vote([r.test_proba for r in results]), allow_pickle=False)
     return ensemble.summarise(data.y, oof)
 
 
-def _resume_target(config: cfg.Config, data: data_mod.Dataset, resume: str | bool | None, progress: Progress) -> Path | None:
+def _resume_target(
+    config: cfg.Config, data: data_mod.Dataset, resume: str | bool | None, progress: Progress
+) -> Path | None:
     if not resume:
         return None
     if resume is True:
@@ -227,7 +238,9 @@ def _resume_target(config: cfg.Config, data: data_mod.Dataset, resume: str | boo
         raise BadInputError(f"run {report['run_id']} is already complete; nothing to resume")
     if not _same_inputs(report, cfg.to_dict(config), data):
         changed = ", ".join(cfg.diff(report.get("config", {}), cfg.to_dict(config))) or "the data files"
-        raise BadInputError(f"run {report['run_id']} used a different config or data ({changed}); resume it with its own config: --config {run_dir / 'config.toml'}")
+        raise BadInputError(
+            f"run {report['run_id']} used a different config or data ({changed}); resume it with its own config: --config {run_dir / 'config.toml'}"
+        )
     return run_dir
 
 
@@ -240,10 +253,18 @@ def _write_config_toml(run_dir: Path, config: cfg.Config) -> None:
     import tomli_w
 
     data = cfg.to_dict(config)
-    files.write_text(run_dir / "config.toml", "# the config this run used; reuse it with --config\n" + tomli_w.dumps(data))
+    files.write_text(
+        run_dir / "config.toml", "# the config this run used; reuse it with --config\n" + tomli_w.dumps(data)
+    )
 
 
-def predict(output_dir: str | Path, run: str = "latest", data_dir: str | None = None, progress: Progress | None = None, hold_lock: bool = True) -> Path:
+def predict(
+    output_dir: str | Path,
+    run: str = "latest",
+    data_dir: str | None = None,
+    progress: Progress | None = None,
+    hold_lock: bool = True,
+) -> Path:
     """Soft-vote the run's folds on test.csv; write ``submissions/<run-id>.csv`` and ``submission.csv``.
 
     Reuses the test probabilities saved at training time when test.csv is
@@ -255,7 +276,9 @@ def predict(output_dir: str | Path, run: str = "latest", data_dir: str | None = 
         run_dir = runs.resolve(output_dir, run)
         report = runs.read_report(run_dir)
         if report.get("status") != "complete":
-            raise BadInputError(f"run {report['run_id']} is {report.get('status')}, not complete; finish it with `digits train --resume {report['run_id']}`")
+            raise BadInputError(
+                f"run {report['run_id']} is {report.get('status')}, not complete; finish it with `digits train --resume {report['run_id']}`"
+            )
         t = time.perf_counter()
         data_dir = Path(data_dir or report["config"]["data"]["dir"])
         test_path = data_dir / "test.csv"
@@ -276,7 +299,9 @@ def predict(output_dir: str | Path, run: str = "latest", data_dir: str | None = 
             models = [fold_paths(run_dir, f["index"])["keras"] for f in report["folds"]]
             missing = [str(m) for m in models if not m.is_file()]
             if missing or not models:
-                raise BadInputError(f"{missing[0] if missing else run_dir}: fold model missing; cannot predict with this run")
+                raise BadInputError(
+                    f"{missing[0] if missing else run_dir}: fold model missing; cannot predict with this run"
+                )
             proba = predict_models(models, x_test)
         labels = proba.argmax(axis=1)
         out_dir = Path(output_dir) / runs.SUBMISSIONS
@@ -326,7 +351,14 @@ def nightly(
     return path
 
 
-def submit(output_dir: str | Path, target: str, message: str | None = None, competition: str | None = None, progress: Progress | None = None, wait: float = 600.0) -> dict:
+def submit(
+    output_dir: str | Path,
+    target: str,
+    message: str | None = None,
+    competition: str | None = None,
+    progress: Progress | None = None,
+    wait: float = 600.0,
+) -> dict:
     """Validate and upload a run's submission (or any file), wait for its score, record it in the run's report."""
     from pipeline import fetch
 
@@ -337,7 +369,9 @@ def submit(output_dir: str | Path, target: str, message: str | None = None, comp
         run_dir = runs.resolve(output_dir, target)
         report = runs.read_report(run_dir)
         if not report.get("submission"):
-            raise BadInputError(f"run {report['run_id']} has no submission yet; run `digits predict {report['run_id']}` first")
+            raise BadInputError(
+                f"run {report['run_id']} has no submission yet; run `digits predict {report['run_id']}` first"
+            )
         path = Path(report["submission"]["path"])
         competition = competition or report["config"]["data"]["competition"]
         data_dir = Path(report["config"]["data"]["dir"])
@@ -357,5 +391,7 @@ def submit(output_dir: str | Path, target: str, message: str | None = None, comp
         result = {**result, "file": str(path)}
         runs.update_report(run_dir, leaderboard=result)
     score = result.get("public_score")
-    progress.info(f"submitted {path}: " + (f"public score {score}" if score is not None else f"status {result.get('status')}"))
+    progress.info(
+        f"submitted {path}: " + (f"public score {score}" if score is not None else f"status {result.get('status')}")
+    )
     return result

@@ -47,7 +47,11 @@ def compile_model(model: keras.Model, train: TrainConfig, steps_per_epoch: int) 
         warmup = train.warmup_epochs * steps_per_epoch
         total = max(train.epochs * steps_per_epoch - warmup, 1)
         lr = keras.optimizers.schedules.CosineDecay(
-            peak * 0.05 if warmup else peak, total, alpha=0.0, warmup_target=peak if warmup else None, warmup_steps=warmup
+            peak * 0.05 if warmup else peak,
+            total,
+            alpha=0.0,
+            warmup_target=peak if warmup else None,
+            warmup_steps=warmup,
         )
     else:
         lr = peak

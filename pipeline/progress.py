@@ -50,7 +50,8 @@ class LiveProgress(Progress):
     """Plain lines plus a live bar of the current fold's epochs (terminals only)."""
 
     def __init__(self, console: Any):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
 
         self.bar = Bar(
             TextColumn("[bold]{task.description}"),
@@ -69,7 +70,9 @@ class LiveProgress(Progress):
         if self.task is None:
             self.bar.start()
             self.task = self.bar.add_task(f"fold {fold + 1}/{self.total}", total=epochs, metrics=metrics)
-        self.bar.update(self.task, description=f"fold {fold + 1}/{self.total}", completed=epoch, total=epochs, metrics=metrics)
+        self.bar.update(
+            self.task, description=f"fold {fold + 1}/{self.total}", completed=epoch, total=epochs, metrics=metrics
+        )
 
     def fold_done(self, result: Any) -> None:
         if self.task is not None:
@@ -111,7 +114,13 @@ def filter_native_stderr() -> None:
         os.close(write_end)
     except OSError:
         return
-    sys.stderr = os.fdopen(os.dup(real), "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8", errors="backslashreplace")
+    sys.stderr = os.fdopen(
+        os.dup(real),
+        "w",
+        buffering=1,
+        encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
+        errors="backslashreplace",
+    )
 
     def pump() -> None:
         with os.fdopen(read_end, "rb") as pipe:

@@ -37,7 +37,18 @@ MAX_MISCLASSIFIED = 100  # digits shown in the grid
 GRID_COLUMNS = 10
 DPI = 144  # PNGs are drawn at 1.5x and shown at 96 dpi, so they stay sharp on high-density screens
 SHOW_DPI = 96
-FOLD_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+FOLD_COLORS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
 
 
 @dataclass
@@ -99,8 +110,10 @@ def misclassified(page: Page) -> tuple[dict[str, np.ndarray] | None, str | None]
         with np.load(path, allow_pickle=False) as z:
             data = {k: np.asarray(z[k]) for k in ("images", "true", "pred", "index")}
     except FileNotFoundError:
-        return None, (f"No grid of misclassified digits: {path.name} is not in the run folder "
-                      "(a run that stopped before its out-of-fold predictions, or an older version).")
+        return None, (
+            f"No grid of misclassified digits: {path.name} is not in the run folder "
+            "(a run that stopped before its out-of-fold predictions, or an older version)."
+        )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         return None, f"No grid of misclassified digits: {path.name} is unreadable ({err})."
     m = len(data["true"])
@@ -145,9 +158,12 @@ def learning_curves_png(folds: list[dict[str, Any]]) -> bytes | None:
     if not hist:
         return None
     has_lr = any(h.get("learning_rate") for _, h in hist)
-    lr_max = max((v for _, h in hist for v in (h.get("learning_rate") or []) if isinstance(v, (int, float)) and v > 0), default=1.0)
+    lr_max = max(
+        (v for _, h in hist for v in (h.get("learning_rate") or []) if isinstance(v, (int, float)) and v > 0),
+        default=1.0,
+    )
     lr_exp = math.floor(math.log10(lr_max))
-    lr_scale = 10.0 ** lr_exp
+    lr_scale = 10.0**lr_exp
     lr_label = "learning rate" + (f" ($\\times 10^{{{lr_exp}}}$)" if lr_exp else "")
     panels = [("loss", "loss"), ("accuracy", "accuracy (%)")] + ([("learning_rate", lr_label)] if has_lr else [])
     fig = Figure(figsize=(11.5, 3.9), layout="constrained")
@@ -157,14 +173,22 @@ def learning_curves_png(folds: list[dict[str, Any]]) -> bytes | None:
             color = FOLD_COLORS[pos % len(FOLD_COLORS)]
             scale = 100.0 if key == "accuracy" else 1.0
             if key == "learning_rate":
-                y = np.asarray([v if isinstance(v, (int, float)) else np.nan for v in (h.get("learning_rate") or [])], dtype=float)
+                y = np.asarray(
+                    [v if isinstance(v, (int, float)) else np.nan for v in (h.get("learning_rate") or [])], dtype=float
+                )
                 ax.plot(np.arange(1, len(y) + 1), y / lr_scale, color=color, lw=1.3)
                 continue
             for series, style in ((key, "--"), (f"val_{key}", "-")):
                 y = [v if isinstance(v, (int, float)) else np.nan for v in (h.get(series) or [])]
                 if y:
-                    ax.plot(np.arange(1, len(y) + 1), np.asarray(y, dtype=float) * scale, style, color=color,
-                            lw=1.5 if style == "-" else 1.1, alpha=1.0 if style == "-" else 0.75)
+                    ax.plot(
+                        np.arange(1, len(y) + 1),
+                        np.asarray(y, dtype=float) * scale,
+                        style,
+                        color=color,
+                        lw=1.5 if style == "-" else 1.1,
+                        alpha=1.0 if style == "-" else 0.75,
+                    )
             best = f.get("best_epoch")
             vy = h.get(f"val_{key}") or []
             if isinstance(best, int) and 1 <= best <= len(vy) and isinstance(vy[best - 1], (int, float)):
@@ -173,25 +197,41 @@ def learning_curves_png(folds: list[dict[str, Any]]) -> bytes | None:
         ax.set_xlabel("epoch", fontsize=9)
         _style(ax)
         if key == "accuracy":  # zoom on the part that matters
-            vals = [v * 100 for _, h in hist for v in (h.get("val_accuracy") or [])[len(h.get("val_accuracy") or []) // 3:]
-                    if isinstance(v, (int, float))]
+            vals = [
+                v * 100
+                for _, h in hist
+                for v in (h.get("val_accuracy") or [])[len(h.get("val_accuracy") or []) // 3 :]
+                if isinstance(v, (int, float))
+            ]
             if vals:
                 lo = min(vals)
                 ax.set_ylim(max(0.0, lo - 2.0), min(100.0, max(vals) + 0.8))
         if key == "loss":
-            vals = [v for _, h in hist for s in ("loss", "val_loss") for v in (h.get(s) or [])[1:] if isinstance(v, (int, float))]
+            vals = [
+                v
+                for _, h in hist
+                for s in ("loss", "val_loss")
+                for v in (h.get(s) or [])[1:]
+                if isinstance(v, (int, float))
+            ]
             if vals:
                 ax.set_ylim(max(0.0, min(vals) * 0.9), max(vals) * 1.05)
-    handles = [Line2D([], [], color=FOLD_COLORS[pos % len(FOLD_COLORS)], lw=2, label=f"fold {f.get('index', pos)}")
-               for pos, (f, _) in enumerate(hist)]
-    handles += [Line2D([], [], color="#444", ls="--", lw=1.1, label="train"),
-                Line2D([], [], color="#444", ls="-", lw=1.5, label="validation"),
-                Line2D([], [], color="#444", marker="o", ls="", ms=5, label="best epoch")]
+    handles = [
+        Line2D([], [], color=FOLD_COLORS[pos % len(FOLD_COLORS)], lw=2, label=f"fold {f.get('index', pos)}")
+        for pos, (f, _) in enumerate(hist)
+    ]
+    handles += [
+        Line2D([], [], color="#444", ls="--", lw=1.1, label="train"),
+        Line2D([], [], color="#444", ls="-", lw=1.5, label="validation"),
+        Line2D([], [], color="#444", marker="o", ls="", ms=5, label="best epoch"),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 9), fontsize=8, frameon=False)
     return _png(fig)
 
 
-def fold_accuracy_png(folds: list[dict[str, Any]], mean: float | None, std: float | None, oof: float | None) -> bytes | None:
+def fold_accuracy_png(
+    folds: list[dict[str, Any]], mean: float | None, std: float | None, oof: float | None
+) -> bytes | None:
     from matplotlib.figure import Figure
 
     pairs = [(f.get("index", i), cmp._num(f.get("val_accuracy"))) for i, f in enumerate(folds)]
@@ -208,7 +248,14 @@ def fold_accuracy_png(folds: list[dict[str, Any]], mean: float | None, std: floa
     if mean is not None:
         ax.axhline(mean * 100, color="#333", lw=1, zorder=3, label=f"mean {mean * 100:.2f}")
         if std:
-            ax.axhspan((mean - std) * 100, (mean + std) * 100, color="#999", alpha=0.18, zorder=1, label=f"± std {std * 100:.2f}")
+            ax.axhspan(
+                (mean - std) * 100,
+                (mean + std) * 100,
+                color="#999",
+                alpha=0.18,
+                zorder=1,
+                label=f"± std {std * 100:.2f}",
+            )
     if oof is not None:
         ax.axhline(oof * 100, color="#1f6feb", lw=1, ls="--", zorder=3, label=f"out-of-fold {oof * 100:.3f}")
     lo = min(y.min(), (mean or 1) * 100, (oof or 1) * 100)
@@ -224,8 +271,8 @@ def fold_accuracy_png(folds: list[dict[str, Any]], mean: float | None, std: floa
 def confusion_png(cm: np.ndarray) -> bytes:
     """Counts; errors coloured (log scale) and the diagonal in grey so mistakes stand out."""
     from matplotlib.colors import LogNorm, Normalize
-    from matplotlib.ticker import MaxNLocator
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(5.6, 5.0), layout="constrained")
     ax = fig.add_subplot()
@@ -306,15 +353,22 @@ def misclassified_png(images: np.ndarray, true: np.ndarray, pred: np.ndarray, co
     for i in range(m):
         r, c = divmod(i, columns)
         y0, x0 = r * ch + band, c * cw + gap // 2
-        mosaic[y0:y0 + tile, x0:x0 + tile] = images[i].reshape(tile, tile) / 255.0
+        mosaic[y0 : y0 + tile, x0 : x0 + tile] = images[i].reshape(tile, tile) / 255.0
     scale = 3.0  # screen pixels per image pixel: 10 digits fill the page's width
     fig = Figure(figsize=(columns * cw * scale / SHOW_DPI, rows * ch * scale / SHOW_DPI))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest", aspect="equal")
     for i in range(m):
         r, c = divmod(i, columns)
-        ax.text(c * cw + gap // 2 + tile / 2, r * ch + band - 2.5, f"{int(true[i])} → {int(pred[i])}", ha="center",
-                va="baseline", fontsize=11, color="#b42318")
+        ax.text(
+            c * cw + gap // 2 + tile / 2,
+            r * ch + band - 2.5,
+            f"{int(true[i])} → {int(pred[i])}",
+            ha="center",
+            va="baseline",
+            fontsize=11,
+            color="#b42318",
+        )
     for i in range(m):  # a faint frame per digit
         r, c = divmod(i, columns)
         ax.add_patch(_rect(c * cw + gap // 2 - 0.5, r * ch + band - 0.5, tile))
@@ -374,12 +428,23 @@ def _summary(page: Page, run: cmp.Run) -> str:
     if lb and lb.get("message"):
         lb_html += f'<br><span class="muted">message: {e(lb.get("message"))}</span>'
     sub = r.get("submission")
-    sub_html = (f'{e(sub.get("path"))} <span class="muted">({_num_text(sub.get("rows"))} rows, sha256 '
-                f'{e(str(sub.get("sha256") or "")[:12])})</span>') if isinstance(sub, dict) else '<span class="muted">none</span>'
+    sub_html = (
+        (
+            f'{e(sub.get("path"))} <span class="muted">({_num_text(sub.get("rows"))} rows, sha256 '
+            f"{e(str(sub.get('sha256') or '')[:12])})</span>"
+        )
+        if isinstance(sub, dict)
+        else '<span class="muted">none</span>'
+    )
     data = r.get("data") or {}
-    data_html = "<br>".join(
-        f'{e(name)}: {_num_text((d or {}).get("rows"))} rows <span class="muted">sha256 {e(str((d or {}).get("sha256") or "")[:12])}</span>'
-        for name, d in data.items() if isinstance(d, dict)) or '<span class="muted">not recorded</span>'
+    data_html = (
+        "<br>".join(
+            f'{e(name)}: {_num_text((d or {}).get("rows"))} rows <span class="muted">sha256 {e(str((d or {}).get("sha256") or "")[:12])}</span>'
+            for name, d in data.items()
+            if isinstance(d, dict)
+        )
+        or '<span class="muted">not recorded</span>'
+    )
     planned = run.folds_planned
     done = len(run.folds)
     mean = "—" if run.fold_mean is None else f"{_pct(run.fold_mean)} % ± {_pct(run.fold_std or 0.0)}"
@@ -389,7 +454,7 @@ def _summary(page: Page, run: cmp.Run) -> str:
         ("finished", e(_when(r.get("finished_at")))),
         ("time", e(cmp.duration(run.seconds))),
         ("folds", f"{done} of {planned}" if planned else str(done)),
-        ("out-of-fold accuracy", f'<b>{_pct(run.oof_accuracy, 3)} %</b>' if run.oof_accuracy is not None else "—"),
+        ("out-of-fold accuracy", f"<b>{_pct(run.oof_accuracy, 3)} %</b>" if run.oof_accuracy is not None else "—"),
         ("fold accuracy", mean),
         ("leaderboard", lb_html),
         ("submission", sub_html),
@@ -407,16 +472,44 @@ def _when(value: Any) -> str:
 
 
 def _folds_table(folds: list[dict[str, Any]]) -> str:
-    head = ("fold", "train rows", "val rows", "val accuracy", "val loss", "best epoch", "epochs run", "seconds", "samples/s")
+    head = (
+        "fold",
+        "train rows",
+        "val rows",
+        "val accuracy",
+        "val loss",
+        "best epoch",
+        "epochs run",
+        "seconds",
+        "samples/s",
+    )
     body = []
     for i, f in enumerate(folds):
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in (
-            e(f.get("index", i)), _num_text(f.get("train_rows")), _num_text(f.get("val_rows")),
-            f"{_pct(cmp._num(f.get('val_accuracy')))} %", _num_text(f.get("val_loss"), "{:.4f}"),
-            _num_text(f.get("best_epoch")), _num_text(f.get("epochs_run")), _num_text(f.get("seconds"), "{:,.1f}"),
-            _num_text(f.get("samples_per_second"), "{:,.0f}"))) + "</tr>")
-    return ('<table id="folds" class="grid num"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
-            + "</tr></thead><tbody>" + "".join(body) + "</tbody></table>")
+        body.append(
+            "<tr>"
+            + "".join(
+                f"<td>{c}</td>"
+                for c in (
+                    e(f.get("index", i)),
+                    _num_text(f.get("train_rows")),
+                    _num_text(f.get("val_rows")),
+                    f"{_pct(cmp._num(f.get('val_accuracy')))} %",
+                    _num_text(f.get("val_loss"), "{:.4f}"),
+                    _num_text(f.get("best_epoch")),
+                    _num_text(f.get("epochs_run")),
+                    _num_text(f.get("seconds"), "{:,.1f}"),
+                    _num_text(f.get("samples_per_second"), "{:,.0f}"),
+                )
+            )
+            + "</tr>"
+        )
+    return (
+        '<table id="folds" class="grid num"><thead><tr>'
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table>"
+    )
 
 
 def _per_class_table(acc: list[float | None] | None, cm: np.ndarray | None) -> str:
@@ -433,19 +526,28 @@ def _per_class_table(acc: list[float | None] | None, cm: np.ndarray | None) -> s
                 confused = f"{p} ({int(off[p])}×)"
         a = None if acc is None else acc[c]
         body.append(f"<tr><td>{c}</td><td>{rows}</td><td>{_pct(a)} %</td><td>{confused}</td></tr>")
-    return ('<table id="per-class-table" class="grid num compact"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
-            + "</tr></thead><tbody>" + "".join(body) + "</tbody></table>")
+    return (
+        '<table id="per-class-table" class="grid num compact"><thead><tr>'
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table>"
+    )
 
 
 def _mistakes_table(data: dict[str, np.ndarray], shown: int) -> str:
     body = []
     for i in range(shown):
         conf = data["confidence"][i]
-        body.append(f"<tr><td>{i + 1}</td><td>{int(data['index'][i])}</td><td>{int(data['true'][i])}</td>"
-                    f"<td>{int(data['pred'][i])}</td><td>{'—' if not np.isfinite(conf) else f'{conf:.3f}'}</td></tr>")
-    return ('<details><summary>The same digits as a list (row in train.csv, counting from 0 after the header)</summary>'
-            '<table class="grid num"><thead><tr><th>#</th><th>train.csv row</th><th>true</th><th>predicted</th>'
-            "<th>confidence</th></tr></thead><tbody>" + "".join(body) + "</tbody></table></details>")
+        body.append(
+            f"<tr><td>{i + 1}</td><td>{int(data['index'][i])}</td><td>{int(data['true'][i])}</td>"
+            f"<td>{int(data['pred'][i])}</td><td>{'—' if not np.isfinite(conf) else f'{conf:.3f}'}</td></tr>"
+        )
+    return (
+        "<details><summary>The same digits as a list (row in train.csv, counting from 0 after the header)</summary>"
+        '<table class="grid num"><thead><tr><th>#</th><th>train.csv row</th><th>true</th><th>predicted</th>'
+        "<th>confidence</th></tr></thead><tbody>" + "".join(body) + "</tbody></table></details>"
+    )
 
 
 def _config_table(report: dict[str, Any]) -> str:
@@ -455,9 +557,11 @@ def _config_table(report: dict[str, Any]) -> str:
     stage_rows = "".join(f"<tr><th>{e(k)}</th><td>{_num_text(v, '{:,.1f}')} s</td></tr>" for k, v in stages.items())
     versions = report.get("versions") or {}
     version_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in versions.items())
-    return (f'<div class="cols3"><div><h3>Config</h3><table id="config" class="kv">{rows or "<tr><td>not recorded</td></tr>"}</table></div>'
-            f'<div><h3>Time per stage</h3><table class="kv">{stage_rows or "<tr><td>not recorded</td></tr>"}</table></div>'
-            f'<div><h3>Versions</h3><table class="kv">{version_rows or "<tr><td>not recorded</td></tr>"}</table></div></div>')
+    return (
+        f'<div class="cols3"><div><h3>Config</h3><table id="config" class="kv">{rows or "<tr><td>not recorded</td></tr>"}</table></div>'
+        f'<div><h3>Time per stage</h3><table class="kv">{stage_rows or "<tr><td>not recorded</td></tr>"}</table></div>'
+        f'<div><h3>Versions</h3><table class="kv">{version_rows or "<tr><td>not recorded</td></tr>"}</table></div></div>'
+    )
 
 
 def _note(text: str) -> str:
@@ -509,22 +613,31 @@ def render(page: Page) -> str:
     folds = _fold_list(r)
     planned = run.folds_planned
     if run.status in ("interrupted", "failed", "running"):
-        page.notes.append(f"This run is {run.status}: {len(folds)} of {planned or '?'} folds finished, so the "
-                          "out-of-fold figures cover only the rows of those folds.")
+        page.notes.append(
+            f"This run is {run.status}: {len(folds)} of {planned or '?'} folds finished, so the "
+            "out-of-fold figures cover only the rows of those folds."
+        )
     elif planned and len(folds) < planned:
         page.notes.append(f"Only {len(folds)} of {planned} folds are in the report.")
 
     parts = []
     # folds: the table here, the accuracy chart beside the summary
     png = fold_accuracy_png(folds, run.fold_mean, run.fold_std, run.oof_accuracy) if folds else None
-    fold_chart = (_img(page, "fold-accuracy", png, "validation accuracy per fold") if png
-                  else _note("No fold recorded a validation accuracy."))
+    fold_chart = (
+        _img(page, "fold-accuracy", png, "validation accuracy per fold")
+        if png
+        else _note("No fold recorded a validation accuracy.")
+    )
     fold_html = _folds_table(folds) if folds else _note("No fold finished, so there is nothing per fold to show.")
     parts.append(f'<section id="folds-section"><h2>Folds</h2>{fold_html}</section>')
 
     # learning curves
     png = learning_curves_png(folds) if folds else None
-    missing = [str(f.get("index", i)) for i, f in enumerate(folds) if not (isinstance(f.get("history"), dict) and f["history"].get("loss"))]
+    missing = [
+        str(f.get("index", i))
+        for i, f in enumerate(folds)
+        if not (isinstance(f.get("history"), dict) and f["history"].get("loss"))
+    ]
     lc = []
     if png:
         lc.append(_img(page, "learning-curves", png, "learning curves of every fold"))
@@ -538,17 +651,25 @@ def render(page: Page) -> str:
     cm, cm_note = confusion_matrix(page)
     acc = per_class_accuracy(page, cm)
     if cm is not None:
-        left = (_note(cm_note) if cm_note else "") + _img(page, "confusion-matrix", confusion_png(cm),
-                                                            "confusion matrix of the out-of-fold predictions")
+        left = (_note(cm_note) if cm_note else "") + _img(
+            page, "confusion-matrix", confusion_png(cm), "confusion matrix of the out-of-fold predictions"
+        )
     else:
         left = _note(cm_note or "No confusion matrix recorded.")
     pc_png = per_class_png(acc, cm) if acc is not None else None
-    right = (_img(page, "per-class-accuracy", pc_png, "accuracy per true label") if pc_png else _note("No per-class accuracy recorded."))
-    parts.append('<section id="classes-section"><h2>Out-of-fold predictions by class</h2>'
-                 '<p class="muted">Rows are the true label, columns the prediction; the diagonal (grey) counts the right answers, '
-                 "red cells the mistakes.</p>"
-                 f'<div class="cols"><div>{left}</div><div>{right}</div></div>'
-                 + (_per_class_table(acc, cm) if acc is not None or cm is not None else "") + "</section>")
+    right = (
+        _img(page, "per-class-accuracy", pc_png, "accuracy per true label")
+        if pc_png
+        else _note("No per-class accuracy recorded.")
+    )
+    parts.append(
+        '<section id="classes-section"><h2>Out-of-fold predictions by class</h2>'
+        '<p class="muted">Rows are the true label, columns the prediction; the diagonal (grey) counts the right answers, '
+        "red cells the mistakes.</p>"
+        f'<div class="cols"><div>{left}</div><div>{right}</div></div>'
+        + (_per_class_table(acc, cm) if acc is not None or cm is not None else "")
+        + "</section>"
+    )
 
     # misclassified digits
     mis, mis_note = misclassified(page)
@@ -560,10 +681,18 @@ def render(page: Page) -> str:
             mhtml.append('<p class="muted">No out-of-fold mistakes.</p>')
         else:
             ordered = "most confident mistakes first" if np.isfinite(mis["confidence"]).any() else "in the order saved"
-            mhtml.append(f'<p class="muted">{shown} of {m:,} misclassified out-of-fold digits, {ordered}; '
-                         'labels read <b>true → predicted</b>. Confident mistakes are often mislabelled training rows.</p>')
-            mhtml.append(_img(page, "misclassified", misclassified_png(mis["images"][:shown], mis["true"][:shown],
-                                                                         mis["pred"][:shown]), "misclassified digits"))
+            mhtml.append(
+                f'<p class="muted">{shown} of {m:,} misclassified out-of-fold digits, {ordered}; '
+                "labels read <b>true → predicted</b>. Confident mistakes are often mislabelled training rows.</p>"
+            )
+            mhtml.append(
+                _img(
+                    page,
+                    "misclassified",
+                    misclassified_png(mis["images"][:shown], mis["true"][:shown], mis["pred"][:shown]),
+                    "misclassified digits",
+                )
+            )
             mhtml.append(_mistakes_table(mis, shown))
     else:
         mhtml.append(_note(mis_note or "No misclassified digits saved."))
@@ -573,7 +702,9 @@ def render(page: Page) -> str:
 
     summary = _summary(page, run)
     notes_html = "".join(_note(n) for n in page.notes)  # run-level notes; section notes are shown in place
-    page.notes += [n for n in (cm_note, mis_note) if n] + ([f"No per-epoch history for fold(s) {', '.join(missing)}."] if missing else [])
+    page.notes += [n for n in (cm_note, mis_note) if n] + (
+        [f"No per-epoch history for fold(s) {', '.join(missing)}."] if missing else []
+    )
     generated = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     return f"""<!DOCTYPE html>
 <html lang="en">

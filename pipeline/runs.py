@@ -46,7 +46,7 @@ _ID = re.compile(r"\d{8}-\d{6}(-\d+)?")
 
 
 def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).astimezone().isoformat(timespec="seconds")
 
 
 def runs_root(output_dir: str | Path) -> Path:
@@ -106,7 +106,9 @@ def migrate(report: dict[str, Any]) -> dict[str, Any]:
     """
     version = report.get("schema_version", 0)
     if version > SCHEMA_VERSION:
-        raise BadInputError(f"report schema {version} is newer than this digits understands ({SCHEMA_VERSION}); upgrade digits")
+        raise BadInputError(
+            f"report schema {version} is newer than this digits understands ({SCHEMA_VERSION}); upgrade digits"
+        )
     if version < 1:
         report.setdefault("status", "complete" if report.get("oof_accuracy") is not None else "unknown")
         report.setdefault("leaderboard", None)
@@ -169,13 +171,15 @@ class Lock:
         self._lock = filelock.FileLock(str(self.path), timeout=0)
         self._timeout = filelock.Timeout
 
-    def __enter__(self) -> "Lock":
+    def __enter__(self) -> Lock:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._lock.acquire()
         except self._timeout:
             holder = self._holder()
-            raise BusyError(f"{self.dir}: another digits run{holder} is using this output directory; wait for it or use another --output-dir") from None
+            raise BusyError(
+                f"{self.dir}: another digits run{holder} is using this output directory; wait for it or use another --output-dir"
+            ) from None
         except OSError as e:
             raise files.storage_error(self.path, e) from None
         try:

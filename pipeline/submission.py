@@ -58,7 +58,9 @@ def validate_file(path: str | Path, expected_rows: int | None = None) -> int:
         try:
             image_id, label = int(cells[0]), int(cells[1])
         except ValueError:
-            raise BadInputError(f"{path}: line {lineno}: ImageId and Label must be integers, got {line.strip()!r}") from None
+            raise BadInputError(
+                f"{path}: line {lineno}: ImageId and Label must be integers, got {line.strip()!r}"
+            ) from None
         if not 0 <= label <= 9:
             raise BadInputError(f"{path}: line {lineno}, column Label: {label} is not a digit 0-9")
         if image_id in seen:

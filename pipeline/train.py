@@ -16,9 +16,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -108,7 +108,9 @@ def _callbacks(task: FoldTask, on_epoch: EpochCallback | None) -> list:
     cbs: list = [Report()]
     if task.config.train.early_stopping:
         cbs.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=task.config.train.early_stopping, restore_best_weights=True)
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=task.config.train.early_stopping, restore_best_weights=True
+            )
         )
     return cbs
 
@@ -193,7 +195,9 @@ def load_fold(run_dir: str | Path, index: int) -> FoldResult | None:
             arrays = {k: z[k] for k in ("val_idx", "val_proba", "test_proba")}
         return FoldResult(**summary, **arrays)
     except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
-        raise BadInputError(f"{paths['npz']}: fold {index} results are corrupt ({type(e).__name__}); delete the fold's files to retrain it") from None
+        raise BadInputError(
+            f"{paths['npz']}: fold {index} results are corrupt ({type(e).__name__}); delete the fold's files to retrain it"
+        ) from None
 
 
 def predict_models(model_paths: list[Path], x: np.ndarray) -> np.ndarray:

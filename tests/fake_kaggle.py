@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -82,7 +82,7 @@ class Competition:
         self.title = name.replace("-", " ").title()
         self.rules_accepted = True
         self.labels = labels
-        self.last_modified = datetime(2019, 12, 11, 2, 33, 9, tzinfo=timezone.utc)
+        self.last_modified = datetime(2019, 12, 11, 2, 33, 9, tzinfo=UTC)
         self.set_zip(zip_bytes, labels)
 
     def set_zip(self, zip_bytes: bytes, labels: list[int] | None = None) -> None:
@@ -133,8 +133,14 @@ class FakeKaggle:
 
     # ---- knobs -------------------------------------------------------------------------
 
-    def fail(self, method: str, status: int, times: int | None = 1, retry_after: float | None = None,
-             message: str | None = None) -> None:
+    def fail(
+        self,
+        method: str,
+        status: int,
+        times: int | None = 1,
+        retry_after: float | None = None,
+        message: str | None = None,
+    ) -> None:
         """Answer `method` ('ListDataFiles', ..., 'zip' for the file GET, 'upload' for the PUT,
         '*' for every API call) with HTTP `status`, `times` times (None: always)."""
         self._failures.setdefault(method, []).append([status, retry_after, message, times])
@@ -155,8 +161,9 @@ class FakeKaggle:
         """Announce the full length, send `after_bytes`, stall `stall` seconds, then close the connection."""
         self._drop = [after_bytes, times, stall]
 
-    def serve_zip(self, source: bytes | str | Path, competition: str | None = None,
-                  labels: list[int] | None = None) -> None:
+    def serve_zip(
+        self, source: bytes | str | Path, competition: str | None = None, labels: list[int] | None = None
+    ) -> None:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
         name = competition or self.competition
         if name in self.competitions:
@@ -176,7 +183,7 @@ class FakeKaggle:
 
     bind_failure: str | None = None  # once binding failed, later tests fail at once
 
-    def start(self, bind_wait: float = 15.0) -> "FakeKaggle":
+    def start(self, bind_wait: float = 15.0) -> FakeKaggle:
         if FakeKaggle.bind_failure:
             pytest.fail(FakeKaggle.bind_failure)
         fake = self
@@ -208,8 +215,9 @@ class FakeKaggle:
         server.daemon_threads = True
         server.handle_error = lambda request, address: None  # clients that hang up are fine
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-kaggle", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-kaggle", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -259,7 +267,7 @@ class FakeKaggle:
 
 
 def _iso(stamp: datetime) -> str:
-    return stamp.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    return stamp.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -279,8 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
             return parts.path + ("?" + parts.query if parts.query else "")
         return self.path
 
-    def _send(self, status: int, body: bytes = b"", headers: dict | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        self, status: int, body: bytes = b"", headers: dict | None = None, content_type: str = "application/json"
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -366,7 +375,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, "Not found")
         if self._faults("zip"):
             return None
-        comp = self.fake.competitions.get(route[len("/download/"):-len(".zip")])
+        comp = self.fake.competitions.get(route[len("/download/") : -len(".zip")])
         if comp is None:
             return self._error(404, "Not found")
         self._serve_zip(comp)
@@ -378,7 +387,7 @@ class _Handler(BaseHTTPRequestHandler):
         content = self.rfile.read(length) if length else b""
         if self._faults("upload"):
             return None
-        token = route[len("/upload/"):]
+        token = route[len("/upload/") :]
         with self.fake.lock:
             upload = next((u for u in self.fake.uploads if u["token"] == token), None)
             if upload is None:
@@ -394,7 +403,7 @@ class _Handler(BaseHTTPRequestHandler):
             data = data[: len(data) // 2]
         elif self.fake._take_count("_corrupt"):
             middle = len(data) // 2
-            data = data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + data[middle + 64:]
+            data = data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 64]) + data[middle + 64 :]
         headers = {
             "Last-Modified": email.utils.format_datetime(comp.last_modified, usegmt=True),
             "ETag": comp.etag,
@@ -426,8 +435,8 @@ class _Handler(BaseHTTPRequestHandler):
         sent = 0
         try:
             for i in range(0, len(payload), 1 << 16):
-                self.wfile.write(payload[i:i + (1 << 16)])
-                sent += len(payload[i:i + (1 << 16)])
+                self.wfile.write(payload[i : i + (1 << 16)])
+                sent += len(payload[i : i + (1 << 16)])
             self.wfile.flush()
         finally:
             with self.fake.lock:
@@ -444,8 +453,10 @@ class _Handler(BaseHTTPRequestHandler):
         comp = self._competition(body)
         if comp is None:
             return
-        files = [{"ref": name, "name": name, "totalBytes": size, "creationDate": _iso(comp.last_modified)}
-                 for name, size in comp.files]
+        files = [
+            {"ref": name, "name": name, "totalBytes": size, "creationDate": _iso(comp.last_modified)}
+            for name, size in comp.files
+        ]
         self._json({"files": files})
 
     def api_DownloadDataFiles(self, body: dict) -> None:  # noqa: N802
@@ -453,8 +464,7 @@ class _Handler(BaseHTTPRequestHandler):
         if comp is None:
             return
         if not comp.rules_accepted:
-            return self._error(403, "You must accept this competition's rules before you'll be able to "
-                                    "download files.")
+            return self._error(403, "You must accept this competition's rules before you'll be able to download files.")
         signature = hashlib.sha256(comp.etag.encode()).hexdigest()[:16]
         location = f"{self.fake.url}/download/{comp.name}.zip?X-Goog-Signature={signature}"
         return self._send(302, b"", {"Location": location}, "text/plain")
@@ -463,8 +473,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self._competition(body) is None:
             return
         today = self.fake.submissions_today
-        self._json({"numToday": today, "numTotal": today, "numAllowedNow": max(0, self.fake.daily_limit - today),
-                    "limitedByTotal": False})
+        self._json(
+            {
+                "numToday": today,
+                "numTotal": today,
+                "numAllowedNow": max(0, self.fake.daily_limit - today),
+                "limitedByTotal": False,
+            }
+        )
 
     def api_StartSubmissionUpload(self, body: dict) -> None:  # noqa: N802
         comp = self._competition(body)
@@ -474,10 +490,17 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(403, "You must accept this competition's rules before you can submit.")
         with self.fake.lock:
             token = f"blob-{len(self.fake.uploads) + 1}"
-            self.fake.uploads.append({"token": token, "file_name": body.get("fileName"),
-                                      "competition": comp.name, "content": None,
-                                      "content_length": body.get("contentLength"), "ref": None,
-                                      "description": None})
+            self.fake.uploads.append(
+                {
+                    "token": token,
+                    "file_name": body.get("fileName"),
+                    "competition": comp.name,
+                    "content": None,
+                    "content_length": body.get("contentLength"),
+                    "ref": None,
+                    "description": None,
+                }
+            )
         self._json({"token": token, "createUrl": f"{self.fake.url}/upload/{token}"})
 
     def api_CreateSubmission(self, body: dict) -> None:  # noqa: N802
@@ -491,15 +514,24 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._error(400, "The file was not uploaded")
             if fake.submissions_today >= fake.daily_limit:
                 # What Kaggle does: HTTP 200, no ref, and the kaggle CLI prints it as a success.
-                return self._json({"message": f"Your team has used its daily Submission allowance "
-                                              f"({fake.daily_limit}) today, please try again tomorrow UTC "
-                                              "(7.3 hours from now)."})
+                return self._json(
+                    {
+                        "message": f"Your team has used its daily Submission allowance "
+                        f"({fake.daily_limit}) today, please try again tomorrow UTC "
+                        "(7.3 hours from now)."
+                    }
+                )
             ref = fake._next_ref
             fake._next_ref += 1
             fake.submissions_today += 1
             upload["ref"], upload["description"] = ref, body.get("submissionDescription")
-            fake.submissions[ref] = {"ref": ref, "competition": comp.name, "upload": upload, "polls": 0,
-                                     "date": datetime.now(timezone.utc)}
+            fake.submissions[ref] = {
+                "ref": ref,
+                "competition": comp.name,
+                "upload": upload,
+                "polls": 0,
+                "date": datetime.now(UTC),
+            }
         self._json({"message": f"Successfully submitted to {comp.title}", "ref": ref})
 
     def api_GetSubmission(self, body: dict) -> None:  # noqa: N802
@@ -521,9 +553,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _submission_json(self, sub: dict, scored: bool) -> dict:
         upload = sub["upload"]
-        out = {"ref": sub["ref"], "date": _iso(sub["date"]), "description": upload["description"] or "",
-               "fileName": upload["file_name"], "totalBytes": len(upload["content"] or b""),
-               "submittedBy": self.fake.username, "status": "PENDING"}
+        out = {
+            "ref": sub["ref"],
+            "date": _iso(sub["date"]),
+            "description": upload["description"] or "",
+            "fileName": upload["file_name"],
+            "totalBytes": len(upload["content"] or b""),
+            "submittedBy": self.fake.username,
+            "status": "PENDING",
+        }
         if scored and self.fake.submission_error:
             out.update(status="ERROR", errorDescription=self.fake.submission_error)
         elif scored:

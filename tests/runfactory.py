@@ -25,8 +25,16 @@ TEST_SHA = "9e2b" + "0" * 60
 
 # Seven-segment glyphs, so misclassified "digits" look like digits in the report.
 _SEGMENTS = {  # a b c d e f g (top, top-right, bottom-right, bottom, bottom-left, top-left, middle)
-    0: "abcdef", 1: "bc", 2: "abdeg", 3: "abcdg", 4: "bcfg",
-    5: "acdfg", 6: "acdefg", 7: "abc", 8: "abcdefg", 9: "abcdfg",
+    0: "abcdef",
+    1: "bc",
+    2: "abdeg",
+    3: "abcdg",
+    4: "bcfg",
+    5: "acdfg",
+    6: "acdefg",
+    7: "abc",
+    8: "abcdefg",
+    9: "abcdfg",
 }
 
 
@@ -36,13 +44,17 @@ def digit_image(label: int, rng: np.random.Generator) -> np.ndarray:
     x0, y0 = 8 + rng.integers(-2, 3), 4 + rng.integers(-2, 3)
     w, h, t = 11, 9, 3
     boxes = {
-        "a": (y0, y0 + t, x0, x0 + w), "g": (y0 + h, y0 + h + t, x0, x0 + w), "d": (y0 + 2 * h, y0 + 2 * h + t, x0, x0 + w),
-        "f": (y0, y0 + h + t, x0, x0 + t), "b": (y0, y0 + h + t, x0 + w - t, x0 + w),
-        "e": (y0 + h, y0 + 2 * h + t, x0, x0 + t), "c": (y0 + h, y0 + 2 * h + t, x0 + w - t, x0 + w),
+        "a": (y0, y0 + t, x0, x0 + w),
+        "g": (y0 + h, y0 + h + t, x0, x0 + w),
+        "d": (y0 + 2 * h, y0 + 2 * h + t, x0, x0 + w),
+        "f": (y0, y0 + h + t, x0, x0 + t),
+        "b": (y0, y0 + h + t, x0 + w - t, x0 + w),
+        "e": (y0 + h, y0 + 2 * h + t, x0, x0 + t),
+        "c": (y0 + h, y0 + 2 * h + t, x0 + w - t, x0 + w),
     }
     for seg in _SEGMENTS[int(label)]:
         r0, r1, c0, c1 = boxes[seg]
-        img[max(r0, 0):min(r1, 28), max(c0, 0):min(c1, 28)] = 1.0
+        img[max(r0, 0) : min(r1, 28), max(c0, 0) : min(c1, 28)] = 1.0
     img = img * rng.uniform(0.7, 1.0) + rng.normal(0, 0.05, img.shape)
     return (np.clip(img, 0, 1) * 255).astype(np.uint8).reshape(-1)
 
@@ -55,8 +67,16 @@ def _history(rng: np.random.Generator, epochs: int, final_acc: float, lr: float 
     val_acc = np.clip(final_acc - 0.45 * np.exp(-e / 1.8) + rng.normal(0, 0.002, epochs), 0, 1)
     val_acc[-1] = final_acc
     lrs = lr * 0.5 * (1 + np.cos(np.pi * (e - 1) / epochs))
-    return {k: [round(float(x), 6) for x in v] for k, v in
-            {"loss": train_loss, "accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc, "learning_rate": lrs}.items()}
+    return {
+        k: [round(float(x), 6) for x in v]
+        for k, v in {
+            "loss": train_loss,
+            "accuracy": train_acc,
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "learning_rate": lrs,
+        }.items()
+    }
 
 
 def make_run(
@@ -128,23 +148,27 @@ def make_run(
         acc = float(correct[val].mean())
         sec = float(rng.uniform(40, 60))
         hist = _history(rng, epochs, acc)
-        fold_reports.append({
-            "index": k,
-            "train_rows": int((~val).sum()),
-            "val_rows": int(val.sum()),
-            "val_accuracy": round(acc, 6),
-            "val_loss": min(hist["val_loss"]),
-            "best_epoch": int(np.argmin(hist["val_loss"])) + 1,
-            "epochs_run": epochs,
-            "seconds": round(sec, 2),
-            "samples_per_second": round(int((~val).sum()) * epochs / sec, 1),
-            "history": hist,
-        })
+        fold_reports.append(
+            {
+                "index": k,
+                "train_rows": int((~val).sum()),
+                "val_rows": int(val.sum()),
+                "val_accuracy": round(acc, 6),
+                "val_loss": min(hist["val_loss"]),
+                "best_epoch": int(np.argmin(hist["val_loss"])) + 1,
+                "epochs_run": epochs,
+                "seconds": round(sec, 2),
+                "samples_per_second": round(int((~val).sum()) * epochs / sec, 1),
+                "history": hist,
+            }
+        )
 
     oof_acc = float(correct[done].mean()) if done.any() else None
     confusion = np.zeros((10, 10), dtype=int)
     np.add.at(confusion, (labels[done], pred[done]), 1)
-    per_class = [round(float(confusion[c, c] / confusion[c].sum()), 6) if confusion[c].sum() else None for c in range(10)]
+    per_class = [
+        round(float(confusion[c, c] / confusion[c].sum()), 6) if confusion[c].sum() else None for c in range(10)
+    ]
     started = when.astimezone()
     total = sum(f["seconds"] for f in fold_reports) + 12.0
     report: dict[str, Any] = {
@@ -152,7 +176,9 @@ def make_run(
         "run_id": run_id,
         "status": status,
         "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": None if status == "running" else (started + dt.timedelta(seconds=total)).isoformat(timespec="seconds"),
+        "finished_at": None
+        if status == "running"
+        else (started + dt.timedelta(seconds=total)).isoformat(timespec="seconds"),
         "code_version": "0.1.0",
         "data": {"train.csv": {"sha256": train_sha, "rows": n_rows}, "test.csv": {"sha256": TEST_SHA, "rows": 280}},
         "config": conf,
@@ -169,8 +195,14 @@ def make_run(
         "leaderboard": None,
     }
     if isinstance(leaderboard, (int, float)):
-        report["leaderboard"] = {"public_score": float(leaderboard), "message": f"nightly {run_id}",
-                                 "submitted_at": report["finished_at"], "ref": 40000000 + seed, "status": "complete", "error": None}
+        report["leaderboard"] = {
+            "public_score": float(leaderboard),
+            "message": f"nightly {run_id}",
+            "submitted_at": report["finished_at"],
+            "ref": 40000000 + seed,
+            "status": "complete",
+            "error": None,
+        }
     elif isinstance(leaderboard, dict):
         report["leaderboard"] = leaderboard
 
@@ -182,7 +214,7 @@ def make_run(
         if current_submission:
             files.write_text(Path(output_dir) / runs.SUBMISSIONS / "submission.csv", rows)
 
-    files.write_text(run_dir / "config.toml", "# config used by this run\n[train]\nfolds = %d\n" % folds)
+    files.write_text(run_dir / "config.toml", f"# config used by this run\n[train]\nfolds = {folds}\n")
     for k in range(folds_done):
         files.write_bytes(run_dir / "folds" / f"fold-{k}.keras", b"\0" * 2048)
     if oof and folds_done:
@@ -190,8 +222,13 @@ def make_run(
     if misclassified and folds_done:
         wrong = np.flatnonzero(done & ~correct)
         images = np.stack([digit_image(labels[i], rng) for i in wrong]) if len(wrong) else np.zeros((0, 784), np.uint8)
-        files.write_npz(run_dir / "misclassified.npz", images=images, true=labels[wrong].astype(np.int64),
-                        pred=pred[wrong].astype(np.int64), index=wrong.astype(np.int64))
+        files.write_npz(
+            run_dir / "misclassified.npz",
+            images=images,
+            true=labels[wrong].astype(np.int64),
+            pred=pred[wrong].astype(np.int64),
+            index=wrong.astype(np.int64),
+        )
 
     if schema == 0:
         for key in ("schema_version", "status", "leaderboard", "submission", "fold_accuracy_mean", "fold_accuracy_std"):

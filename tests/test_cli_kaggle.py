@@ -63,7 +63,9 @@ def test_nightly_run_downloads_trains_submits_and_records_the_score(fake_kaggle,
     assert upload["description"].startswith(f"digits run {run_id}, CV ")
     board = report["leaderboard"]
     assert board["status"] == "complete" and board["public_score"] is not None
-    assert float(board["public_score"]) == pytest.approx(float(fake_kaggle.score_of(fake_kaggle.competitions[fake_kaggle.competition], upload["content"])))
+    assert float(board["public_score"]) == pytest.approx(
+        float(fake_kaggle.score_of(fake_kaggle.competitions[fake_kaggle.competition], upload["content"]))
+    )
     shown = runner.invoke(cli, ["compare", "--format", "json"])
     assert shown.exit_code == 0
     assert str(board["public_score"])[:5] in shown.output

@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline import config as cfg
-
-from tests import runfactory as rf
 from pipeline import cli_runs, compare, runs
+from pipeline import config as cfg
 from pipeline.errors import BadInputError
+from tests import runfactory as rf
 
 T0 = dt.datetime(2026, 11, 20, 23, 30, 0)
 N = 2000  # rows: one row is 0.05 percentage points
@@ -138,7 +137,9 @@ def test_runs_on_different_data_are_not_tested(tmp_path):
 
 def test_interrupted_run_is_tested_on_the_rows_both_predicted(tmp_path):
     a = rf.make_run(tmp_path, T0, n_rows=N, correct=wrong_at(range(0, 50)), seed=1)
-    b = rf.make_run(tmp_path, T0 + dt.timedelta(days=1), n_rows=N, correct=wrong_at(range(50, 60)), folds_done=2, seed=2)
+    b = rf.make_run(
+        tmp_path, T0 + dt.timedelta(days=1), n_rows=N, correct=wrong_at(range(50, 60)), folds_done=2, seed=2
+    )
     p = compare_json(tmp_path, a.name, b.name)["pair"]
     assert p["mcnemar"]["rows"] == int((np.arange(N) % 5 < 2).sum())
     assert any("rows have out-of-fold predictions in both runs" in n for n in p["notes"])
@@ -156,8 +157,12 @@ DEFAULTS = cfg.to_dict(cfg.Config())
 
 def test_config_differences_are_listed_exactly(tmp_path):
     a = rf.make_run(tmp_path, T0, seed=1)
-    b = rf.make_run(tmp_path, T0 + dt.timedelta(days=1), seed=2,
-                    config_overrides={"train": {"epochs": 30, "learning_rate": 0.001}, "model": {"hidden": [512, 256]}})
+    b = rf.make_run(
+        tmp_path,
+        T0 + dt.timedelta(days=1),
+        seed=2,
+        config_overrides={"train": {"epochs": 30, "learning_rate": 0.001}, "model": {"hidden": [512, 256]}},
+    )
     data = compare_json(tmp_path)
     config = data["differences"]["config"]
     assert config == {
@@ -167,9 +172,11 @@ def test_config_differences_are_listed_exactly(tmp_path):
     }
     out = invoke(cli_runs.compare, "--output-dir", tmp_path).stdout
     assert "What differs" in out
-    for key, va, vb in (("model.hidden", "[" + ",".join(map(str, DEFAULTS["model"]["hidden"])) + "]", "[512,256]"),
-                        ("train.epochs", str(DEFAULTS["train"]["epochs"]), "30"),
-                        ("train.learning_rate", str(DEFAULTS["train"]["learning_rate"]), "0.001")):
+    for key, va, vb in (
+        ("model.hidden", "[" + ",".join(map(str, DEFAULTS["model"]["hidden"])) + "]", "[512,256]"),
+        ("train.epochs", str(DEFAULTS["train"]["epochs"]), "30"),
+        ("train.learning_rate", str(DEFAULTS["train"]["learning_rate"]), "0.001"),
+    ):
         line = next(line for line in out.splitlines() if key in line)
         assert va in line and vb in line
     assert "train.seed" not in out
@@ -254,8 +261,12 @@ def test_corrupt_and_missing_reports_cost_one_line_each(tmp_path):
     rf.corrupt_report(bad)
     gone = rf.make_run(tmp_path, T0 + dt.timedelta(days=41), seed=8)
     rf.remove_report(gone)
-    for command, args in ((cli_runs.compare, []), (cli_runs.runs, []), (cli_runs.history, ["--no-plot"]),
-                          (cli_runs.compare, ["--format", "json"])):
+    for command, args in (
+        (cli_runs.compare, []),
+        (cli_runs.runs, []),
+        (cli_runs.history, ["--no-plot"]),
+        (cli_runs.compare, ["--format", "json"]),
+    ):
         result = invoke(command, "--output-dir", tmp_path, *args)
         assert result.exit_code == 0, result.output
         warnings = [line for line in result.stderr.splitlines() if line.strip()]
@@ -419,8 +430,10 @@ def test_gc_keep_zero_and_negative(tmp_path):
 
 
 def test_commands_import_neither_tensorflow_nor_kaggle_nor_matplotlib():
-    code = ("import sys, pipeline.cli_runs, pipeline.compare, pipeline.report; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'kaggle', 'matplotlib', 'scipy')]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, pipeline.cli_runs, pipeline.compare, pipeline.report; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'kaggle', 'matplotlib', 'scipy')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert done.returncode == 0, done.stdout + done.stderr

@@ -13,14 +13,18 @@ def test_defaults_are_valid_and_complete():
 
 def test_file_then_overrides(tmp_path):
     f = tmp_path / "c.toml"
-    f.write_text('[train]\nepochs = 7\nseed = 3\n[model]\nhidden = [64, 32]\n[augment]\nenabled = false\n')
+    f.write_text("[train]\nepochs = 7\nseed = 3\n[model]\nhidden = [64, 32]\n[augment]\nenabled = false\n")
     c = cfg.build(f, {"train": {"epochs": "9"}})
     assert c.train.epochs == 9 and c.train.seed == 3
     assert c.model.hidden == (64, 32) and c.augment.enabled is False
 
 
 def test_set_strings_are_coerced_to_field_types():
-    c = cfg.build(overrides=cfg.parse_set(["model.hidden=128, 64", "augment.enabled=no", "train.learning_rate=1e-3", "train.optimizer=adam"]))
+    c = cfg.build(
+        overrides=cfg.parse_set(
+            ["model.hidden=128, 64", "augment.enabled=no", "train.learning_rate=1e-3", "train.optimizer=adam"]
+        )
+    )
     assert c.model.hidden == (128, 64) and c.augment.enabled is False
     assert c.train.learning_rate == 0.001 and c.train.optimizer == "adam"
 

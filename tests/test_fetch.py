@@ -477,8 +477,9 @@ def test_disk_full(fake_kaggle, data_dir, good_data, monkeypatch):
 
 def submission_file(tmp_path: Path, fake, correct: int | None = None) -> Path:
     labels = fake.competitions["digit-recognizer"].labels
-    rows = [f"{i + 1},{label if correct is None or i < correct else (label + 1) % 10}"
-            for i, label in enumerate(labels)]
+    rows = [
+        f"{i + 1},{label if correct is None or i < correct else (label + 1) % 10}" for i, label in enumerate(labels)
+    ]
     path = tmp_path / "submission.csv"
     path.write_text("ImageId,Label\n" + "\n".join(rows) + "\n")
     return path
@@ -508,8 +509,7 @@ def test_submit_returns_pending_when_the_wait_runs_out(fake_kaggle, tmp_path):
     fake_kaggle.polls_until_scored = 10_000
     began = time.monotonic()
     log = Log()
-    result = fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=0.3, poll=0.05,
-                          log=log)
+    result = fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=0.3, poll=0.05, log=log)
     assert time.monotonic() - began < 3
     assert result["status"] == "pending" and result["public_score"] is None
     assert str(result["ref"]) in log.text and "still being scored" in log.text
@@ -548,8 +548,7 @@ def test_daily_limit_reported_as_success_by_kaggle_is_an_error(fake_kaggle, tmp_
 def test_submit_retries_a_rate_limited_create(fake_kaggle, tmp_path):
     fake_kaggle.fail("CreateSubmission", 429, times=1)
     fake_kaggle.fail("upload", 503, times=1)
-    result = fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=5, poll=0.05,
-                          log=Log())
+    result = fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=5, poll=0.05, log=Log())
     assert result["status"] == "complete" and len(fake_kaggle.submissions) == 1
 
 

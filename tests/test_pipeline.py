@@ -149,9 +149,13 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
         assert report["status"] == "interrupted" and "Traceback" not in err
     else:
         assert report["status"] == "running"  # killed outright: nothing could be written
-    assert not [p for p in (tmp_path / "runs" / run_id).rglob("*.tmp*")], "half-written files left"
+    assert not list((tmp_path / "runs" / run_id).rglob("*.tmp*")), "half-written files left"
 
-    resumed = digits("run", "--offline", "--resume", *args, cwd=tmp_path) if sig == signal.SIGKILL else digits("train", "--resume", run_id, *args, cwd=tmp_path)
+    resumed = (
+        digits("run", "--offline", "--resume", *args, cwd=tmp_path)
+        if sig == signal.SIGKILL
+        else digits("train", "--resume", run_id, *args, cwd=tmp_path)
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming: {len(done)} of 3 folds already finished" in resumed.stderr
     assert runs.list_runs(tmp_path) == [run_id]
@@ -161,13 +165,18 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
     a = np.load(tmp_path / "runs" / run_id / "test_proba.npy")
     b = np.load(tmp_path / "fresh" / "runs" / fresh_id / "test_proba.npy")
     assert np.array_equal(a, b)
-    assert runs.read_report(tmp_path / "runs" / run_id)["oof_accuracy"] == runs.read_report(tmp_path / "fresh" / "runs" / fresh_id)["oof_accuracy"]
+    assert (
+        runs.read_report(tmp_path / "runs" / run_id)["oof_accuracy"]
+        == runs.read_report(tmp_path / "fresh" / "runs" / fresh_id)["oof_accuracy"]
+    )
 
 
 def test_resume_refuses_a_different_config(tmp_path):
     write_competition(tmp_path / "data")
     run_id, run_dir = runs.new_run(tmp_path)
-    runs.write_report(run_dir, {"run_id": run_id, "status": "interrupted", "config": {"train": {"epochs": 99}}, "data": {}})
+    runs.write_report(
+        run_dir, {"run_id": run_id, "status": "interrupted", "config": {"train": {"epochs": 99}}, "data": {}}
+    )
     r = digits("train", "--resume", run_id, "--data-dir", "data", *TINY, cwd=tmp_path)
     assert r.returncode == 1 and "used a different config or data" in error_line(r)
 
@@ -189,7 +198,26 @@ def test_second_run_on_the_same_output_dir_is_refused(tmp_path):
 def test_real_data_end_to_end_with_a_short_config(tmp_path, monkeypatch):
     with zipfile.ZipFile(SHARED_ZIP) as z:
         z.extractall(tmp_path / "data")
-    r = digits("run", "--offline", "--data-dir", "data", "--folds", "2", "--epochs", "3", "--hidden", "256", "--batch-size", "256", "--set", "train.warmup_epochs=0", "--set", "augment.enabled=false", cwd=tmp_path, timeout=600)
+    r = digits(
+        "run",
+        "--offline",
+        "--data-dir",
+        "data",
+        "--folds",
+        "2",
+        "--epochs",
+        "3",
+        "--hidden",
+        "256",
+        "--batch-size",
+        "256",
+        "--set",
+        "train.warmup_epochs=0",
+        "--set",
+        "augment.enabled=false",
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     assert submission.validate_file(tmp_path / "submissions" / "submission.csv", 28000) == 28000
     (run_id,) = runs.list_runs(tmp_path)

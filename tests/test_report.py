@@ -58,13 +58,13 @@ def test_page_holds_the_numbers(complete):
     r = rf.read(run)
     assert f"{100 * r['oof_accuracy']:.3f} %" in page
     assert "0.91234" in page
-    fold_table = page[page.index('<table id="folds"'):]
-    fold_table = fold_table[:fold_table.index("</table>")]
+    fold_table = page[page.index('<table id="folds"') :]
+    fold_table = fold_table[: fold_table.index("</table>")]
     assert fold_table.count("<tr>") == 1 + 5
     for f in r["folds"]:
         assert f"{100 * f['val_accuracy']:.2f} %" in fold_table
-    per_class = page[page.index('id="per-class-table"'):]
-    assert per_class[:per_class.index("</table>")].count("<tr>") == 11
+    per_class = page[page.index('id="per-class-table"') :]
+    assert per_class[: per_class.index("</table>")].count("<tr>") == 11
     assert "train.epochs" in page and "digit-recognizer" in page
 
 
@@ -91,7 +91,7 @@ def test_interrupted_run_without_misclassified_degrades_with_notes(tmp_path):
     assert "This run is interrupted: 2 of 5 folds finished" in page
     assert "misclassified.npz is not in the run folder" in page
     assert set(images(page)) == set(PLOTS) - {"misclassified"}
-    assert page[page.index('<table id="folds"'):].split("</table>")[0].count("<tr>") == 3
+    assert page[page.index('<table id="folds"') :].split("</table>")[0].count("<tr>") == 3
 
 
 def test_old_report_without_confusion_matrix_is_recomputed_from_oof(tmp_path):
@@ -157,15 +157,31 @@ def test_misclassified_png_tiles():
 # --------------------------------------------------------------------------- in a real browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless chromium not installed (apt-get install -y chromium)")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="headless chromium not installed (apt-get install -y chromium)"
+)
 
 
 def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp / 'chromium-profile'}", "--window-size=1200,3000", *args],
-        capture_output=True, text=True, timeout=120)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp / 'chromium-profile'}",
+            "--window-size=1200,3000",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @needs_chromium
