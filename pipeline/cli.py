@@ -8,6 +8,7 @@ and its exit code.  Nothing here imports TensorFlow or kaggle at start-up.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import click
 from pipeline import __version__
 from pipeline import config as cfg
 from pipeline.errors import INTERRUPTED, DigitsError
+from pipeline.text import one_line
 
 EXIT_CODES = """\b
 Exit codes: 0 ok, 1 bad input (data, config, run folder), 2 usage,
@@ -29,10 +31,10 @@ class DigitsGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DigitsError as e:
-            click.echo(f"digits: {e}", err=True)
+            click.echo(f"digits: {one_line(e)}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("digits: interrupted", err=True)
+            click.echo("digits: interrupted (SIGINT/SIGTERM); nothing half-written was kept", err=True)
             ctx.exit(INTERRUPTED)
 
 
@@ -255,4 +257,10 @@ def main() -> None:
     from pipeline.progress import filter_native_stderr
 
     filter_native_stderr()
+    signal.signal(signal.SIGTERM, _terminate)
     cli(prog_name="digits")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a cron timeout, `kill`) stops any command as Ctrl-C does: cleanly, with exit code 4."""
+    raise KeyboardInterrupt

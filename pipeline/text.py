@@ -1,0 +1,84 @@
+"""Text for people: error lines, quoted values, numbers, sizes and times, each formatted one way.
+
+Every message the job prints is one line: `one_line` escapes what would break
+it (a newline in a path, a terminal escape, bytes that are not UTF-8), and
+`quoted` cuts a value read from a file to a readable length, so a 200 MB
+header line costs one short line on stderr.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+
+QUOTE_LIMIT = 60  # characters of a quoted value shown in a message
+LINE_LIMIT = 1000  # characters of a whole message line
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+
+def one_line(message: object, limit: int = LINE_LIMIT) -> str:
+    """`message` as one printable line: control characters and undecodable bytes escaped, then cut."""
+    text = _CONTROL.sub(_escape, str(message))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr``-style quoting of a value from a file or the command line, cut to `limit` characters."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        return repr(text[:limit]) + f"… ({len(text):,} characters)"
+    return repr(text)
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    """A fraction as a percentage without the sign: 0.99172 -> '99.17'; None -> '—'."""
+    return "—" if x is None else f"{100 * x:.{digits}f}"
+
+
+def signed_pct(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None else f"{100 * x:+.{digits}f}"
+
+
+def mean_std(mean: float | None, std: float | None, digits: int = 2) -> str:
+    """'99.17 ± 0.04' from fractions; '—' without a mean."""
+    return "—" if mean is None else f"{pct(mean, digits)} ± {pct(std or 0.0, digits)}"
+
+
+def duration(seconds: float | None) -> str:
+    """'42s', '9m58s', '1h02m'."""
+    if seconds is None:
+        return "—"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def size(n: float | None) -> str:
+    """Bytes in binary units: '512 B', '1.6 MiB'."""
+    if n is None:
+        return "unknown size"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # pragma: no cover
+
+
+def when(stamp: str | _dt.datetime | None, seconds: bool = False) -> str:
+    """A timestamp in the one style tables and pages use: '2026-11-25 01:45' (local time of the record)."""
+    if stamp is None or stamp == "":
+        return "—"
+    try:
+        value = stamp if isinstance(stamp, _dt.datetime) else _dt.datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return str(stamp)
+    return value.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
