@@ -594,10 +594,10 @@ def fake_kaggle(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPa
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
     monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
 
-    from pipeline import fetch
+    from pipeline.fetch import retry
 
-    monkeypatch.setattr(fetch, "BACKOFF_BASE", 0.01)
-    monkeypatch.setattr(fetch, "BACKOFF_MAX", 0.05)
+    monkeypatch.setattr(retry, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(retry, "BACKOFF_MAX", 0.05)
 
     fake = FakeKaggle()
     fake.home, fake.config_dir = home, config

@@ -6,6 +6,7 @@ import base64
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import fetch
+from pipeline import fetch, files
 from pipeline.errors import BadInputError, KaggleError, StorageError
+from pipeline.fetch.datadir import STALE_TMP_SECONDS
+from pipeline.fetch.downloads import NET_CHUNK
 from tests.fake_kaggle import KEY, REAL_ZIP, TOKEN, USERNAME, competition_zip
 
 SECRETS = (KEY, TOKEN, base64.b64encode(f"{USERNAME}:{KEY}".encode()).decode())
@@ -93,7 +96,7 @@ def test_download_installs_files_and_manifest(fake_kaggle, data_dir, capsys):
     assert {k: v for k, v in result.items() if k != "downloaded"} == manifest
     for name in fetch.REQUIRED:
         assert manifest["files"][name]["size"] == (data_dir / name).stat().st_size
-        assert manifest["files"][name]["sha256"] == fetch.files.sha256(data_dir / name)
+        assert manifest["files"][name]["sha256"] == files.sha256(data_dir / name)
     assert [f["name"] for f in manifest["kaggle_files"]] == sorted(fetch.REQUIRED)
     assert manifest["zip"]["size"] == len(fake_kaggle.competitions["digit-recognizer"].zip)
     assert fetch.have_data(data_dir)
@@ -161,7 +164,7 @@ def test_files_without_manifest_are_not_trusted(fake_kaggle, data_dir):
         (data_dir / name).write_text("half\n")
     stale = data_dir / ".fetch.train.csv.abc123.part"
     stale.write_bytes(b"partial")
-    os.utime(stale, (time.time() - 2 * fetch.STALE_TMP_SECONDS,) * 2)
+    os.utime(stale, (time.time() - 2 * STALE_TMP_SECONDS,) * 2)
     assert not fetch.have_data(data_dir)
     assert fetch.download(data_dir, log=Log())["downloaded"] is True
     assert (data_dir / "train.csv").read_text().startswith("label,")
@@ -210,8 +213,8 @@ def test_zip_damaged_twice_fails_and_keeps_good_data(fake_kaggle, data_dir, good
 def test_broken_off_download_resumes_with_range(fake_kaggle, data_dir):
     fake_kaggle.serve_zip(big_zip())
     size = len(fake_kaggle.competitions["digit-recognizer"].zip)
-    cut = 3 * fetch.NET_CHUNK
-    assert size > cut + fetch.NET_CHUNK
+    cut = 3 * NET_CHUNK
+    assert size > cut + NET_CHUNK
     fake_kaggle.drop_zip(after_bytes=cut)
     log = Log()
     assert fetch.download(data_dir, log=log)["downloaded"] is True
@@ -224,18 +227,18 @@ def test_broken_off_download_resumes_with_range(fake_kaggle, data_dir):
 
 def test_stalled_download_times_out_and_resumes(fake_kaggle, data_dir):
     fake_kaggle.serve_zip(big_zip())
-    fake_kaggle.drop_zip(after_bytes=2 * fetch.NET_CHUNK, stall=3)
+    fake_kaggle.drop_zip(after_bytes=2 * NET_CHUNK, stall=3)
     log = Log()
     assert fetch.download(data_dir, timeout=0.3, log=log)["downloaded"] is True
     assert "timed out after 0.3s" in log.text
-    assert [r["range"] for r in fake_kaggle.zip_requests] == [None, f"bytes={2 * fetch.NET_CHUNK}-"]
+    assert [r["range"] for r in fake_kaggle.zip_requests] == [None, f"bytes={2 * NET_CHUNK}-"]
 
 
 def test_server_ignoring_range_restarts_from_zero(fake_kaggle, data_dir):
     fake_kaggle.serve_zip(big_zip())
     size = len(fake_kaggle.competitions["digit-recognizer"].zip)
     fake_kaggle.ignore_ranges = True
-    fake_kaggle.drop_zip(after_bytes=2 * fetch.NET_CHUNK)
+    fake_kaggle.drop_zip(after_bytes=2 * NET_CHUNK)
     result = fetch.download(data_dir, log=Log())
     assert [r["status"] for r in fake_kaggle.zip_requests] == [200, 200]
     assert result["zip"]["size"] == size and fetch.have_data(data_dir) and temps(data_dir) == []
@@ -465,7 +468,7 @@ def test_data_dir_not_writable(fake_kaggle, tmp_path):
 
 
 def test_disk_full(fake_kaggle, data_dir, good_data, monkeypatch):
-    monkeypatch.setattr(fetch.shutil, "disk_usage", lambda path: type("U", (), {"free": 1000})())
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: type("U", (), {"free": 1000})())
     with pytest.raises(StorageError, match="no space left"):
         fetch.download(data_dir, force=True, log=Log())
     assert temps(data_dir) == [] and unchanged(data_dir, good_data)

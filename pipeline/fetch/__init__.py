@@ -1,0 +1,26 @@
+"""Kaggle I/O: the competition's data in, submissions out.
+
+The only package that imports ``kaggle``, and only inside functions.  It uses
+the real ``KaggleApi`` for what the kaggle CLI does, credential discovery and
+client construction, and calls the kagglesdk service methods itself, because
+the client's own download/submit helpers write straight to the final file,
+have no timeout on the first request, sleep up to a minute between retries,
+print to stdout and report a refused submission as a success.
+
+- `credentials`: where credentials are found; scrubbing them out of text; importing the client.
+- `retry`: backoff, Retry-After, and what a network failure was.
+- `client`: the authenticated connection: timeouts, bounded retries, one-line errors.
+- `datadir`: temporary files, safe unzipping, installing files and the manifest.
+- `downloads`: `download` and `have_data`.
+- `submissions`: `submit`.
+
+Every failure is one line: `KaggleError` (exit 3), `StorageError` (exit 6) or
+`BadInputError` (exit 1), and leaves the user's files as they were.
+"""
+
+from pipeline.fetch.client import COMPETITION
+from pipeline.fetch.datadir import MANIFEST, REQUIRED
+from pipeline.fetch.downloads import download, have_data
+from pipeline.fetch.submissions import submit
+
+__all__ = ["COMPETITION", "MANIFEST", "REQUIRED", "download", "have_data", "submit"]

@@ -1,0 +1,111 @@
+"""Kaggle credentials: where the kaggle client finds them, and keeping them out of every line we emit.
+
+`Secrets.discover` collects every credential value the kaggle client could
+use (``KAGGLE_USERNAME``/``KAGGLE_KEY``, ``kaggle.json`` in ``KAGGLE_CONFIG_DIR``
+or ``~/.kaggle``, ``KAGGLE_API_TOKEN``, ``~/.kaggle/access_token``, OAuth
+``credentials.json``, proxy passwords) before the client runs, so `scrub` can
+blank them out of logs, errors and results.
+
+`import_kaggle_api` imports the kaggle client quietly.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+class Secrets:
+    """Every credential value we can see, and a scrubber that blanks them out of text."""
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+
+    def add(self, *values: Any) -> None:
+        for value in values:
+            if isinstance(value, str) and len(value.strip()) >= 6:
+                self.values.add(value.strip())
+
+    def add_basic(self, username: Any, key: Any) -> None:
+        if isinstance(username, str) and isinstance(key, str) and key:
+            self.add(base64.b64encode(f"{username}:{key}".encode()).decode())
+
+    def scrub(self, text: Any) -> str:
+        text = str(text)
+        for value in sorted(self.values, key=len, reverse=True):
+            text = text.replace(value, "***")
+        return text
+
+    @classmethod
+    def discover(cls) -> Secrets:
+        """Secrets from every place the kaggle client reads them, before it runs."""
+        s = cls()
+        s.add(os.environ.get("KAGGLE_KEY"), os.environ.get("KAGGLE_API_TOKEN"))
+        s.add_basic(os.environ.get("KAGGLE_USERNAME"), os.environ.get("KAGGLE_KEY"))
+        home = Path(os.path.expanduser("~")) / ".kaggle"
+        token = os.environ.get("KAGGLE_API_TOKEN")
+        for token_file in (token, home / "access_token", home / "access_token.txt"):
+            if token_file:
+                with contextlib.suppress(OSError, ValueError):
+                    if Path(token_file).is_file():
+                        s.add(Path(token_file).read_text(errors="replace"))
+        proxies = [os.environ.get(k) for k in (*PROXY_VARIABLES, "KAGGLE_PROXY")]
+        for json_file in (Path(config_dir()) / "kaggle.json", home / "kaggle.json", home / "credentials.json"):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                data = json.loads(json_file.read_text())
+                s.add(*(data.get(k) for k in ("key", "token", "refresh_token", "access_token")))
+                s.add_basic(data.get("username"), data.get("key"))
+                proxies.append(data.get("proxy"))
+        for proxy in proxies:
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                s.add(urlsplit(proxy).password)
+        return s
+
+
+def config_dir() -> str:
+    """Where the kaggle client looks for kaggle.json (same rules as KaggleApi)."""
+    configured = os.environ.get("KAGGLE_CONFIG_DIR")
+    if configured:
+        return configured
+    home = os.path.expanduser("~")
+    legacy = os.path.join(home, ".kaggle")
+    if sys.platform.startswith("linux") and not os.path.exists(legacy):
+        return os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "kaggle")
+    return legacy
+
+
+def config_proxy(api: Any) -> str | None:
+    """The proxy set in kaggle.json or KAGGLE_PROXY, as the kaggle client read it."""
+    proxy = (getattr(api, "config_values", None) or {}).get("proxy")
+    return proxy if isinstance(proxy, str) and proxy.strip() else None
+
+
+def no_credentials_message(config_dir: str) -> str:
+    token = os.environ.get("KAGGLE_API_TOKEN")
+    home_token = Path(os.path.expanduser("~")) / ".kaggle" / "access_token"
+    if token or home_token.exists():
+        return (
+            "the Kaggle API token (KAGGLE_API_TOKEN or ~/.kaggle/access_token) is invalid or expired: "
+            "create a new one at https://www.kaggle.com/settings/api"
+        )
+    return (
+        "no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN, or put the kaggle.json "
+        f"from https://www.kaggle.com/settings/api into {config_dir} (chmod 600; KAGGLE_CONFIG_DIR moves it)"
+    )
+
+
+def import_kaggle_api() -> Any:
+    """kaggle's ``KaggleApi`` class, imported quietly (importing kaggle prints help to stdout)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        from kaggle.api.kaggle_api_extended import KaggleApi
+    return KaggleApi

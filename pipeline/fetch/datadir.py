@@ -1,0 +1,215 @@
+"""The data folder: temporary files, safe unzipping, installing files and the manifest.
+
+Downloads land in temporary names (``.fetch.*``) inside ``data_dir``; the
+zip's members are extracted to temporary names beside their targets (checking
+each member's path, size and CRC), and only when everything is extracted are
+the files renamed into place, with the manifest (sizes, SHA-256, Kaggle's file
+list) written atomically last.  A killed run leaves no manifest, so nothing
+half-written is ever trusted, and its leftovers are removed by a later run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from pipeline import files
+from pipeline.errors import KaggleError, StorageError
+from pipeline.text import one_line, quoted, size
+
+REQUIRED = ("train.csv", "test.csv", "sample_submission.csv")
+MANIFEST = ".manifest.json"  # inside data_dir
+TMP_PREFIX = ".fetch."  # our temporary files in data_dir: never trusted, cleaned up
+STALE_TMP_SECONDS = 3600.0  # leftovers of a killed run older than this are removed
+SPACE_MARGIN = 16 << 20
+CHUNK = 1 << 20
+
+
+class Corrupt(Exception):
+    """The zip that arrived is truncated or damaged."""
+
+
+def read_manifest(data_dir: Path) -> dict | None:
+    try:
+        manifest = json.loads((Path(data_dir) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def prepare_dir(data_dir: Path) -> None:
+    """Create data_dir and prove we can write there, before talking to Kaggle."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX + "probe.", suffix=".part", dir=data_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise files.storage_error(data_dir, e) from None
+
+
+def remove_stale_temps(data_dir: Path) -> None:
+    """Delete temporary files a killed run left behind (ours, and files.atomic_path's for the manifest)."""
+    cutoff = time.time() - STALE_TMP_SECONDS
+    patterns = [TMP_PREFIX + "*", f".{MANIFEST}.*.tmp*"]
+    for pattern in patterns:
+        for leftover in data_dir.glob(pattern):
+            with contextlib.suppress(OSError):
+                if leftover.is_file() and leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
+
+
+def temp_path(directory: Path, name: str, temps: list[Path]) -> Path:
+    """A new empty temporary file for `name` in `directory`, recorded in `temps` for clean-up."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{name}.", suffix=".part", dir=directory)
+        os.close(fd)
+    except OSError as e:
+        raise files.storage_error(directory / name, e) from None
+    temps.append(Path(tmp))
+    return Path(tmp)
+
+
+def check_space(data_dir: Path, need: int) -> None:
+    try:
+        free = shutil.disk_usage(data_dir).free
+    except OSError:
+        return
+    if free < need + SPACE_MARGIN:
+        raise StorageError(
+            f"cannot write {data_dir}: no space left on device (the download needs about {size(need)}, "
+            f"{size(free)} free)"
+        )
+
+
+def open_new(path: Path, shown: Path) -> IO[bytes]:
+    """`path` opened for writing; a StorageError naming `shown` when it cannot be."""
+    try:
+        return open(path, "wb")
+    except OSError as e:
+        raise files.storage_error(shown, e) from None
+
+
+def write(out: IO[bytes], data: bytes, shown: Path) -> None:
+    try:
+        out.write(data)
+    except OSError as e:
+        raise files.storage_error(shown, e) from None
+
+
+def fsync(out: IO[bytes], shown: Path) -> None:
+    try:
+        out.flush()
+        os.fsync(out.fileno())
+    except OSError as e:
+        raise files.storage_error(shown, e) from None
+
+
+def truncate(out: IO[bytes], shown: Path) -> None:
+    try:
+        out.seek(0)
+        out.truncate()
+    except OSError as e:
+        raise files.storage_error(shown, e) from None
+
+
+def extract(zip_path: Path, data_dir: Path, temps: list[Path]) -> tuple[dict, list[tuple[Path, Path]]]:
+    """Extract every member to a temporary name beside its target, checking CRCs and sizes.
+
+    Returns {member: {'size', 'sha256'}} and the (temporary, target) pairs for `install`.
+    """
+    extracted: dict[str, dict] = {}
+    plan: list[tuple[Path, Path]] = []
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            targets = {m.filename: _safe_target(data_dir, m.filename) for m in members}
+            names = {PurePosixPath(m.filename).as_posix() for m in members}
+            missing = [name for name in REQUIRED if name not in names]
+            if missing:
+                raise KaggleError(f"the zip from Kaggle lacks {', '.join(missing)}; nothing in {data_dir} was changed")
+            for member in members:
+                target = targets[member.filename]
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise files.storage_error(target, e) from None
+                tmp = temp_path(target.parent, target.name, temps)
+                digest = hashlib.sha256()
+                written = 0
+                with open_new(tmp, target) as out, archive.open(member) as source:
+                    while block := source.read(CHUNK):  # ZipExtFile checks the CRC at the end
+                        write(out, block, target)
+                        digest.update(block)
+                        written += len(block)
+                    fsync(out, target)
+                if written != member.file_size:
+                    raise Corrupt(f"{member.filename} has {written} bytes, the zip says {member.file_size}")
+                extracted[PurePosixPath(member.filename).as_posix()] = {"size": written, "sha256": digest.hexdigest()}
+                plan.append((tmp, target))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError) as e:
+        raise Corrupt(one_line(str(e)) or type(e).__name__) from None
+    return extracted, plan
+
+
+def _safe_target(data_dir: Path, name: str) -> Path:
+    """data_dir/name, or a KaggleError when the member would land outside data_dir."""
+    parts = PurePosixPath(name).parts
+    unsafe = (
+        not name
+        or name.startswith(("/", "\\"))
+        or "\\" in name
+        or "\x00" in name
+        or re.match(r"^[A-Za-z]:", name) is not None
+        or any(part in ("", ".", "..") for part in parts)
+    )
+    reserved = bool(parts) and (parts[0] == MANIFEST or any(p.startswith(TMP_PREFIX) for p in parts))
+    if not unsafe and not reserved:
+        target = data_dir.joinpath(*parts)
+        try:
+            inside = target.parent.resolve().is_relative_to(data_dir.resolve())
+        except OSError:
+            inside = False
+        if inside:
+            return target
+    raise KaggleError(
+        one_line(
+            f"refusing the zip from Kaggle: member {quoted(name)} would be written outside {data_dir} or over "
+            "its bookkeeping files; nothing was changed"
+        )
+    )
+
+
+def install(data_dir: Path, plan: list[tuple[Path, Path]], manifest: dict[str, Any]) -> None:
+    """Rename the extracted files into place; the manifest goes last.
+
+    The old manifest is removed first, so a run killed half-way leaves a set of
+    files that no later run trusts (it downloads again).
+    """
+    manifest_path = data_dir / MANIFEST
+    try:
+        manifest_path.unlink(missing_ok=True)
+    except OSError as e:
+        raise files.storage_error(manifest_path, e) from None
+    for tmp, target in plan:
+        try:
+            os.replace(tmp, target)
+        except OSError as e:
+            raise files.storage_error(target, e) from None
+    with contextlib.suppress(OSError):
+        fd = os.open(data_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    files.write_json(manifest_path, manifest)
