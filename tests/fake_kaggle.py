@@ -1,24 +1,30 @@
 """A fake Kaggle API for tests: the real kaggle client talks to it over loopback.
 
-`KaggleApi` maps ``KAGGLE_API_ENVIRONMENT=LOCALHOST`` to ``http://localhost``
-(port 80, fixed), so the server binds 127.0.0.1:80 (tests run as root).  It
-speaks the client's protocol: a JSON POST to ``/api/v1/<service>/<method>``,
-answered with the JSON of the response type, ``{"code": N, "message": ...}``
-with status N on errors, a 302 redirect to the zip for ``DownloadDataFiles``,
-a plain PUT of the file to the URL ``StartSubmissionUpload`` hands out.
+The server listens on 127.0.0.1 on an ephemeral port.  The tests point
+kagglesdk's production endpoint at ``http://api.kaggle.com:PORT`` and resolve
+``api.kaggle.com`` and ``storage.googleapis.com`` to 127.0.0.1; every other
+host name that is not loopback is refused (tests/kaggle_site/kaggle_loopback.py),
+so nothing leaves the machine, no root is needed and test runs can share it.
+It speaks the client's production protocol: a JSON POST to
+``/v1/<service>/<method>`` on the API host, answered with the JSON of the
+response type (64-bit integers as strings, as proto3 JSON does),
+``{"code": N, "message": ...}`` with status N on errors, a 302 redirect to the
+zip on the storage host for ``DownloadDataFiles``, a plain PUT of the file to
+the storage URL ``StartSubmissionUpload`` hands out.
 
 Use the `fake_kaggle` fixture (``pytest_plugins = ["tests.fake_kaggle"]`` in
 conftest.py): it points HOME, KAGGLE_CONFIG_DIR and XDG_CONFIG_HOME at temporary
 folders (the real ~/.kaggle is never read), removes every other KAGGLE_* and
-proxy variable, sets KAGGLE_API_ENVIRONMENT=LOCALHOST, KAGGLE_USERNAME and
-KAGGLE_KEY, shrinks pipeline.fetch's retry backoff and yields a `FakeKaggle`.
+proxy variable, sets KAGGLE_USERNAME and KAGGLE_KEY, installs the resolver,
+shrinks pipeline.fetch.retry's backoff, puts tests/kaggle_site on PYTHONPATH
+with the port in DIGITS_FAKE_KAGGLE_PORT (so ``python -m pipeline`` subprocesses
+reach the fake too) and yields a `FakeKaggle`.
 """
 
 from __future__ import annotations
 
 import base64
 import email.utils
-import errno
 import hashlib
 import io
 import json
@@ -26,7 +32,6 @@ import os
 import random
 import socket
 import threading
-import time
 import zipfile
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +40,17 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.kaggle_site.kaggle_loopback import (
+    API_HOST,
+    LOOPBACK,
+    PORT_VARIABLE,
+    STORAGE_HOST,
+    api_endpoint,
+    resolver,
+    storage_url,
+)
+
+SITE_DIR = Path(__file__).resolve().parent / "kaggle_site"
 REAL_ZIP = Path(__file__).resolve().parents[1].parent / "shared/data/digit-recognizer.zip"
 USERNAME = "digits-tester"
 KEY = "k3y" + "5ec7e7" * 5  # distinctive, so tests can assert it never leaks
@@ -96,9 +112,7 @@ class Competition:
 class FakeKaggle:
     """The server, its knobs and its counters.  Thread-safe; one per test."""
 
-    host = "127.0.0.1"
-    port = 80
-    url = "http://localhost"  # what the kaggle client uses for LOCALHOST
+    host = LOOPBACK
 
     def __init__(self, competition: str = "digit-recognizer") -> None:
         self.competition = competition
@@ -127,6 +141,8 @@ class FakeKaggle:
         self.uploads: list[dict] = []  # {'token', 'file_name', 'competition', 'content', 'ref', 'description'}
         self.submissions: dict[int, dict] = {}
         self.proxied = 0  # requests that arrived in proxy (absolute URI) form
+        self.storage_requests: list[dict] = []  # {'method', 'path', 'host', 'authorization'} per storage request
+        self.port = 0  # set by start()
         self._next_ref = 40_000_001
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -181,39 +197,30 @@ class FakeKaggle:
 
     # ---- lifecycle ---------------------------------------------------------------------
 
-    bind_failure: str | None = None  # once binding failed, later tests fail at once
+    @property
+    def api_url(self) -> str:
+        """Where the kaggle client sends API calls: http://api.kaggle.com:PORT."""
+        return api_endpoint(self.port)
 
-    def start(self, bind_wait: float = 15.0) -> FakeKaggle:
-        if FakeKaggle.bind_failure:
-            pytest.fail(FakeKaggle.bind_failure)
+    @property
+    def storage_url(self) -> str:
+        """Where downloads and uploads go: http://storage.googleapis.com:PORT."""
+        return storage_url(self.port)
+
+    def start(self) -> FakeKaggle:
         fake = self
 
         class Handler(_Handler):
             pass
 
         Handler.fake = fake
-        deadline = time.monotonic() + bind_wait
-        while True:
-            try:
-                server = ThreadingHTTPServer((self.host, self.port), Handler)
-                break
-            except PermissionError as e:
-                FakeKaggle.bind_failure = (
-                    f"fake Kaggle cannot bind {self.host}:{self.port} ({e}): the kaggle client's LOCALHOST "
-                    "environment is fixed to http://localhost:80, so these tests need root (or "
-                    "CAP_NET_BIND_SERVICE)"
-                )
-                pytest.fail(FakeKaggle.bind_failure)
-            except OSError as e:
-                if e.errno != errno.EADDRINUSE or time.monotonic() > deadline:
-                    FakeKaggle.bind_failure = (
-                        f"fake Kaggle cannot bind {self.host}:{self.port} ({e}): another test run or web server "
-                        "holds port 80; the kaggle client's LOCALHOST environment is fixed to http://localhost:80"
-                    )
-                    pytest.fail(FakeKaggle.bind_failure)
-                time.sleep(0.2)
+        try:
+            server = ThreadingHTTPServer((self.host, self.port), Handler)
+        except OSError as e:
+            pytest.fail(f"fake Kaggle cannot listen on {self.host}:{self.port or 'an ephemeral port'}: {e}")
         server.daemon_threads = True
         server.handle_error = lambda request, address: None  # clients that hang up are fine
+        self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-kaggle", daemon=True
@@ -287,6 +294,29 @@ class _Handler(BaseHTTPRequestHandler):
             return parts.path + ("?" + parts.query if parts.query else "")
         return self.path
 
+    def _host(self) -> str:
+        """The host name the client asked for (the Host header, or the proxy-form URL's host)."""
+        if self.path.startswith(("http://", "https://")):
+            return (urlsplit(self.path).hostname or "").lower()
+        return urlsplit("//" + self.headers.get("Host", "")).hostname or ""
+
+    def _storage(self, route: str) -> bool:
+        """Record a storage request; False (after a 404) when it was not sent to the storage host."""
+        host = self._host()
+        with self.fake.lock:
+            self.fake.storage_requests.append(
+                {
+                    "method": self.command,
+                    "path": route,
+                    "host": host,
+                    "authorization": self.headers.get("Authorization"),
+                }
+            )
+        if host != STORAGE_HOST:
+            self._error(404, f"{self.command} is served on {STORAGE_HOST}, not {host}")
+            return False
+        return True
+
     def _send(
         self, status: int, body: bytes = b"", headers: dict | None = None, content_type: str = "application/json"
     ) -> None:
@@ -346,7 +376,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self._path()
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if not path.startswith("/api/v1/"):
+        if self._host() != API_HOST or not path.startswith("/v1/"):
             return self._error(404, "Not found")
         method = path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
         with self.fake.lock:
@@ -371,6 +401,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         path = self._path()
         route = urlsplit(path).path
+        if not self._storage(route):
+            return None
         if not route.startswith("/download/") or not route.endswith(".zip"):
             return self._error(404, "Not found")
         if self._faults("zip"):
@@ -385,6 +417,8 @@ class _Handler(BaseHTTPRequestHandler):
         route = urlsplit(self._path()).path
         length = int(self.headers.get("Content-Length") or 0)
         content = self.rfile.read(length) if length else b""
+        if not self._storage(route):
+            return None
         if self._faults("upload"):
             return None
         token = route[len("/upload/") :]
@@ -466,7 +500,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not comp.rules_accepted:
             return self._error(403, "You must accept this competition's rules before you'll be able to download files.")
         signature = hashlib.sha256(comp.etag.encode()).hexdigest()[:16]
-        location = f"{self.fake.url}/download/{comp.name}.zip?X-Goog-Signature={signature}"
+        location = f"{self.fake.storage_url}/download/{comp.name}.zip?X-Goog-Signature={signature}"
         return self._send(302, b"", {"Location": location}, "text/plain")
 
     def api_GetSubmissionLimits(self, body: dict) -> None:  # noqa: N802
@@ -501,7 +535,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "description": None,
                 }
             )
-        self._json({"token": token, "createUrl": f"{self.fake.url}/upload/{token}"})
+        self._json({"token": token, "createUrl": f"{self.fake.storage_url}/upload/{token}"})
 
     def api_CreateSubmission(self, body: dict) -> None:  # noqa: N802
         comp = self._competition(body)
@@ -576,6 +610,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_kaggle(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
     """A running FakeKaggle, with the environment pointing the kaggle client at it."""
+    import kagglesdk.kaggle_env
+
     root = tmp_path_factory.mktemp("fake-kaggle")
     home, config = root / "home", root / "kaggle-config"
     home.mkdir()
@@ -588,7 +624,6 @@ def fake_kaggle(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPa
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(config))
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "LOCALHOST")
     monkeypatch.setenv("KAGGLE_USERNAME", USERNAME)
     monkeypatch.setenv("KAGGLE_KEY", KEY)
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
@@ -603,6 +638,12 @@ def fake_kaggle(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPa
     fake.home, fake.config_dir = home, config
     fake.start()
     try:
+        monkeypatch.setattr(socket, "getaddrinfo", resolver(socket.getaddrinfo))
+        env = kagglesdk.kaggle_env
+        monkeypatch.setitem(env._env_to_endpoint, env.KaggleEnv.PROD, fake.api_url)
+        # python -m pipeline in a subprocess: tests/kaggle_site/sitecustomize.py does the same there
+        monkeypatch.setenv(PORT_VARIABLE, str(fake.port))
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(SITE_DIR), os.environ.get("PYTHONPATH")])))
         yield fake
     finally:
         fake.stop()

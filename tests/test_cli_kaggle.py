@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from pipeline import runs
 from pipeline.cli import cli
 from tests.fake_kaggle import KEY
-from tests.helpers import TINY, table, write_competition
+from tests.helpers import ROOT, TINY, digits, error_line, table, write_competition
 
 
 @pytest.fixture
@@ -39,6 +39,18 @@ def test_download_cached_and_forced(fake_kaggle, runner, tmp_path):
     assert fake_kaggle.zip_bytes_sent == sent  # nothing transferred
     forced = runner.invoke(cli, ["download", "--data-dir", str(tmp_path / "d"), "--force"])
     assert forced.exit_code == 0 and fake_kaggle.zip_bytes_sent == 2 * sent
+
+
+def test_download_as_cron_runs_it_in_a_subprocess(fake_kaggle, tmp_path):
+    """`python -m pipeline` in its own process reaches the fake through tests/kaggle_site/sitecustomize.py."""
+    r = digits("download", "--data-dir", str(tmp_path / "d"), cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "d" / "train.csv").is_file()
+    assert fake_kaggle.calls == ["ListDataFiles", "DownloadDataFiles"]
+    assert [q["host"] for q in fake_kaggle.storage_requests] == ["storage.googleapis.com"]
+    fake_kaggle.fail("ListDataFiles", 403, times=None)
+    refused = digits("download", "--data-dir", str(tmp_path / "d"), cwd=ROOT, timeout=120)
+    assert refused.returncode == 3 and "HTTP 403" in error_line(refused)
 
 
 def test_bad_credentials_exit_3_without_leaking_the_key(fake_kaggle, runner, tmp_path, monkeypatch):

@@ -353,12 +353,14 @@ def test_connection_refused(fake_kaggle, data_dir, capsys):
     with pytest.raises(KaggleError) as err:
         fetch.download(data_dir, retries=1, log=log)
     message = assert_failed_cleanly(err, data_dir, capsys, log)
-    assert "cannot reach Kaggle at localhost" in message and "connection refused" in message
+    assert f"cannot reach Kaggle at api.kaggle.com:{fake_kaggle.port}" in message and "connection refused" in message
     assert "proxy" in message
 
 
 def test_proxy_setting_is_honoured(fake_kaggle, data_dir, monkeypatch):
-    monkeypatch.setenv("KAGGLE_PROXY", "http://127.0.0.1:80")  # the fake answers proxy-form requests too
+    monkeypatch.setenv(
+        "KAGGLE_PROXY", f"http://127.0.0.1:{fake_kaggle.port}"
+    )  # the fake answers proxy-form requests too
     assert fetch.download(data_dir, log=Log())["downloaded"] is True
     assert fake_kaggle.proxied >= 3  # ListDataFiles, DownloadDataFiles, the zip
 
@@ -594,3 +596,35 @@ def test_importing_fetch_does_not_import_kaggle():
     root = Path(__file__).resolve().parents[1]
     code = "import sys, pipeline.fetch; sys.exit('kaggle' in sys.modules or 'requests' in sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=60)
+
+
+# ---- the fake's network: production URLs, a separate storage host, loopback only -------------
+
+
+@pytest.mark.parametrize("credentials", ["key", "token"])
+def test_storage_host_never_sees_kaggle_credentials(fake_kaggle, data_dir, tmp_path, monkeypatch, credentials):
+    """As in production, the zip and the upload live on another host: requests drops Authorization there."""
+    if credentials == "token":
+        monkeypatch.delenv("KAGGLE_USERNAME")
+        monkeypatch.delenv("KAGGLE_KEY")
+        monkeypatch.setenv("KAGGLE_API_TOKEN", TOKEN)
+    fetch.download(data_dir, log=Log())
+    fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=5, poll=0.05, log=Log())
+    methods = [r["method"] for r in fake_kaggle.storage_requests]
+    assert methods == ["GET", "PUT"]
+    assert {r["host"] for r in fake_kaggle.storage_requests} == {"storage.googleapis.com"}
+    assert [r["authorization"] for r in fake_kaggle.storage_requests] == [None, None]
+    assert set(fake_kaggle.auth) == {"bearer" if credentials == "token" else "basic"}  # the API host got them
+
+
+def test_only_the_fake_hosts_and_loopback_resolve(fake_kaggle, data_dir, monkeypatch):
+    import socket
+
+    assert socket.getaddrinfo("api.kaggle.com", 443)[0][4][0] == "127.0.0.1"
+    assert socket.getaddrinfo("storage.googleapis.com", 443)[0][4][0] == "127.0.0.1"
+    with pytest.raises(socket.gaierror):
+        socket.getaddrinfo("www.kaggle.com", 443)
+    monkeypatch.setenv("KAGGLE_PROXY", "http://proxy.example.com:3128")
+    with pytest.raises(KaggleError, match="proxy"):
+        fetch.download(data_dir, retries=0, log=Log())
+    assert fake_kaggle.calls == []

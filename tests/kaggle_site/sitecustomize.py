@@ -1,0 +1,13 @@
+"""Tests only: a subprocess started with this directory on PYTHONPATH talks to the fake Kaggle server.
+
+With ``DIGITS_FAKE_KAGGLE_PORT`` set, Kaggle's host names resolve to loopback
+and kagglesdk's production endpoint is ``http://api.kaggle.com:PORT`` (see
+kaggle_loopback.py).  Without it, nothing happens.
+"""
+
+import os
+
+if os.environ.get("DIGITS_FAKE_KAGGLE_PORT"):
+    import kaggle_loopback
+
+    kaggle_loopback.install(int(os.environ["DIGITS_FAKE_KAGGLE_PORT"]))
