@@ -385,12 +385,12 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"{}")
         except ValueError:
             return self._error(400, "Bad JSON")
+        if self._faults(method):  # delay/fail knobs apply to IntrospectToken too
+            return None
         if method == "IntrospectToken":  # authenticated by the token it checks
             if body.get("token") == self.fake.token:
                 return self._json({"active": True, "username": self.fake.username, "scope": "resources.admin"})
             return self._json({"active": False})
-        if self._faults(method):
-            return None
         if not self._authorized():
             return self._error(401, "Unauthenticated")
         handler = getattr(self, "api_" + method, None)

@@ -457,6 +457,71 @@ def test_expired_api_token(fake_kaggle, data_dir, monkeypatch, capsys):
     assert "invalid or expired" in message and TOKEN[::-1] not in message
 
 
+def use_token(monkeypatch) -> None:
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", TOKEN)
+
+
+def test_slow_token_check_hits_the_timeout(fake_kaggle, data_dir, monkeypatch, capsys):
+    use_token(monkeypatch)
+    fake_kaggle.delay("IntrospectToken", 10)
+    log = Log()
+    began = time.monotonic()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, timeout=0.5, log=log)
+    assert time.monotonic() - began < 4
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert "did not answer within 0.5s while checking the API token" in message
+    assert fake_kaggle.calls == ["IntrospectToken"]
+
+
+def test_slow_token_check_in_a_fresh_process_hits_the_timeout(fake_kaggle, data_dir, monkeypatch, tmp_path):
+    """`import kaggle` checks the token itself, without a timeout: it must not hang a new process."""
+    use_token(monkeypatch)
+    fake_kaggle.delay("IntrospectToken", 8)
+    code = (
+        "import sys\n"
+        "from pipeline import fetch\n"
+        "from pipeline.errors import KaggleError\n"
+        "try:\n"
+        "    fetch.download(sys.argv[1], timeout=1, log=None)\n"
+        "except KaggleError as e:\n"
+        "    print(e)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(data_dir)], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    elapsed = time.monotonic() - began
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.count("\n") == 1 and "did not answer within 1s while checking the API token" in done.stdout
+    assert elapsed < 5, f"took {elapsed:.1f}s with a 1s timeout"
+    assert fake_kaggle.calls == ["IntrospectToken"]  # the import sent none of its own
+
+
+def test_token_check_server_error(fake_kaggle, data_dir, monkeypatch, capsys):
+    use_token(monkeypatch)
+    fake_kaggle.fail("IntrospectToken", 503, times=None)
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, log=log)
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert "Kaggle had a server error (HTTP 503) while checking the API token" in message
+
+
+def test_token_check_401_says_the_token_is_invalid(fake_kaggle, data_dir, monkeypatch, capsys):
+    use_token(monkeypatch)
+    fake_kaggle.fail("IntrospectToken", 401, times=None)
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, log=log)
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert "API token" in message and "invalid" in message and "HTTP 401" in message
+    assert "KAGGLE_API_TOKEN" in message and "kaggle.com/settings/api" in message
+
+
 # ---- storage ------------------------------------------------------------------------------------
 
 

@@ -167,8 +167,8 @@ class Connection:
                 return self.fail(f"Kaggle's storage URL answered HTTP {status} while {what}; try again later")
             if status == 401 and self.uses_token():
                 return self.fail(
-                    f"Kaggle rejected the API token from {self.source()} (HTTP 401) while {what}: create a new "
-                    "token at https://www.kaggle.com/settings/api and replace the old one"
+                    f"Kaggle rejected the API token from {self.source()} as invalid or expired (HTTP 401) while "
+                    f"{what}: create a new token at https://www.kaggle.com/settings/api and replace the old one"
                 )
             if status == 401:
                 return self.fail(

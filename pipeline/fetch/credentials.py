@@ -6,7 +6,11 @@ or ``~/.kaggle``, ``KAGGLE_API_TOKEN``, ``~/.kaggle/access_token``, OAuth
 ``credentials.json``, proxy passwords) before the client runs, so `scrub` can
 blank them out of logs, errors and results.
 
-`import_kaggle_api` imports the kaggle client quietly.
+`import_kaggle_api` imports the kaggle client.  ``import kaggle`` runs
+``KaggleApi().authenticate()`` at import time, which checks an API token or
+OAuth credentials over the network with no timeout; the import here sees an
+empty credential environment, so it does no network I/O at all (our own
+`authenticate` call then goes through a session with a timeout).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -104,8 +109,30 @@ def no_credentials_message(config_dir: str) -> str:
 
 
 def import_kaggle_api() -> Any:
-    """kaggle's ``KaggleApi`` class, imported quietly (importing kaggle prints help to stdout)."""
+    """kaggle's ``KaggleApi`` class, imported quietly and without network I/O.
+
+    Importing the ``kaggle`` package authenticates: with a token or OAuth
+    credentials it sends an IntrospectToken request without a timeout, and it
+    prints help to stdout.  For the duration of the import the process sees no
+    ``KAGGLE_*`` variables and an empty temporary HOME, so that check finds
+    nothing to send; the environment is restored exactly afterwards.  Raises
+    what the import raises (SystemExit included).
+    """
+    hidden = {k: v for k, v in os.environ.items() if k.startswith("KAGGLE_") or k in _IMPORT_HIDDEN}
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        from kaggle.api.kaggle_api_extended import KaggleApi
+    with tempfile.TemporaryDirectory(prefix="digits-kaggle-import.") as empty_home:
+        try:
+            for name in hidden:
+                del os.environ[name]
+            os.environ["HOME"] = empty_home
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                from kaggle.api.kaggle_api_extended import KaggleApi
+        finally:
+            for name in [k for k in os.environ if k.startswith("KAGGLE_") or k in _IMPORT_HIDDEN]:
+                del os.environ[name]
+            os.environ.update(hidden)
     return KaggleApi
+
+
+# HOME locates ~/.kaggle (tokens, credentials.json); VERBOSE makes the client log headers.
+_IMPORT_HIDDEN = ("HOME", "XDG_CONFIG_HOME", "VERBOSE", "VERBOSE_OUTPUT")
