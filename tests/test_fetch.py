@@ -622,6 +622,22 @@ def test_submit_retries_a_rate_limited_create(fake_kaggle, tmp_path):
     assert result["status"] == "complete" and len(fake_kaggle.submissions) == 1
 
 
+@pytest.mark.parametrize("status", [308, 204, 202])
+def test_incomplete_upload_is_not_submitted(fake_kaggle, tmp_path, capsys, status):
+    """Cloud storage answers 308 Resume Incomplete to a partial upload: only 200/201 mean the file is there."""
+    fake_kaggle.fail("upload", status, times=None)
+    log = Log()
+    with pytest.raises(KaggleError) as err:
+        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=log)
+    message = str(err.value)
+    assert "\n" not in message and f"HTTP {status}" in message and "upload" in message
+    assert "nothing was submitted" in message
+    assert "CreateSubmission" not in fake_kaggle.calls and fake_kaggle.submissions == {}
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert_secret_free(message, log.text, out.err)
+
+
 def test_submit_does_not_retry_an_ambiguous_create_failure(fake_kaggle, tmp_path):
     """A 500 from CreateSubmission may have created it: retrying could spend a second daily slot."""
     fake_kaggle.fail("CreateSubmission", 500, times=None)

@@ -132,10 +132,22 @@ def _check_limits(conn: Connection, competition: str) -> None:
 
 
 def _put_file(conn: Connection, url: str, path: Path) -> None:
+    """PUT the file to the signed storage URL; only 200 or 201 mean it is all there (as the kaggle CLI checks).
+
+    Anything else, such as cloud storage's 308 Resume Incomplete, is a
+    KaggleError before CreateSubmission is sent.
+    """
+
     def put() -> Any:
         with _open_submission(path) as handle:
             response = conn.plain_session().put(url, data=handle)
-        response.raise_for_status()
+        response.raise_for_status()  # 4xx/5xx: retried or reported by conn.call
+        if response.status_code not in (200, 201):
+            response.close()
+            raise conn.fail(
+                f"the upload of {path.name} was not completed: the storage URL answered HTTP "
+                f"{response.status_code} {response.reason or ''}; nothing was submitted; try again later"
+            )
         return response
 
     conn.call(f"uploading {path.name}", put)
