@@ -124,6 +124,7 @@ class FakeKaggle:
         # knobs
         self.daily_limit = 5
         self.submissions_today = 0
+        self.limit_status = 200  # how CreateSubmission refuses over the limit: 200 without a ref, or 400
         self.score: float | None = None  # None: accuracy against the known test labels
         self.submission_error: str | None = None  # a submission errors on Kaggle's side, with this text
         self.polls_until_scored = 1  # GetSubmission answers PENDING this many times first
@@ -546,6 +547,13 @@ class _Handler(BaseHTTPRequestHandler):
             upload = next((u for u in fake.uploads if u["token"] == body.get("blobFileTokens")), None)
             if upload is None or upload["content"] is None:
                 return self._error(400, "The file was not uploaded")
+            if fake.submissions_today >= fake.daily_limit and fake.limit_status == 400:
+                # What Kaggle has also done: HTTP 400 with a message.
+                return self._error(
+                    400,
+                    f"You have reached the daily submission limit of {fake.daily_limit} submissions for this "
+                    "competition. Please try again tomorrow UTC.",
+                )
             if fake.submissions_today >= fake.daily_limit:
                 # What Kaggle does: HTTP 200, no ref, and the kaggle CLI prints it as a success.
                 return self._json(

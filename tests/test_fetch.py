@@ -605,14 +605,22 @@ def test_daily_limit_is_refused_before_uploading(fake_kaggle, tmp_path):
     assert fake_kaggle.uploads == []
 
 
-def test_daily_limit_reported_as_success_by_kaggle_is_an_error(fake_kaggle, tmp_path):
-    """The limits endpoint is down; CreateSubmission answers 200 with a message and no ref."""
+@pytest.mark.parametrize("status, says", [(200, "allowance"), (400, "limit of 5 submissions")])
+def test_daily_limit_refused_by_create_is_named(fake_kaggle, tmp_path, capsys, status, says):
+    """The limits endpoint is down; CreateSubmission refuses: HTTP 200 with a message and no ref, or HTTP 400."""
     fake_kaggle.fail("GetSubmissionLimits", 500, times=None)
     fake_kaggle.submissions_today = fake_kaggle.daily_limit
+    fake_kaggle.limit_status = status
+    log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
-    assert "daily submission limit reached" in str(err.value) and "allowance" in str(err.value)
-    assert fake_kaggle.submissions == {}
+        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=log)
+    message = str(err.value)
+    assert message.startswith("daily submission limit reached for digit-recognizer") and says in message
+    assert "\n" not in message and err.value.exit_code == 3
+    assert fake_kaggle.submissions == {} and fake_kaggle.calls.count("CreateSubmission") == 1
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert_secret_free(message, log.text, out.err)
 
 
 def test_submit_retries_a_rate_limited_create(fake_kaggle, tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.errors import BadInputError, KaggleError
-from pipeline.fetch.client import Connection, Log, connect, flat, iso, utc_now
+from pipeline.fetch.client import Connection, Log, connect, flat, iso, kaggle_message, utc_now
 
 SUBMIT_TIMEOUT = 60.0  # seconds per request while submitting
 SUBMIT_RETRIES = 3
@@ -52,6 +52,7 @@ def submit(
     if not competition or not str(competition).strip():
         raise BadInputError("no competition name given")
     with connect(timeout=SUBMIT_TIMEOUT, retries=SUBMIT_RETRIES, log=log) as conn:
+        import requests
         from kagglesdk.competitions.types.competition_api_service import (
             ApiCreateSubmissionRequest,
             ApiStartSubmissionUploadRequest,
@@ -79,9 +80,19 @@ def submit(
         create.blob_file_tokens = upload.token
         if message:
             create.submission_description = message
+
+        def create_submission() -> Any:
+            try:
+                return conn.competitions.create_submission(create)
+            except requests.exceptions.HTTPError as e:
+                said = kaggle_message(e) if e.response is not None and e.response.status_code == 400 else ""
+                if _LIMIT_RE.search(said):  # Kaggle has refused over-limit submissions this way too
+                    raise _limit_reached(conn, competition, said) from None
+                raise
+
         created = conn.call(
             f"creating the submission to {competition}",
-            lambda: conn.competitions.create_submission(create),
+            create_submission,
             competition,
             idempotent=False,
             unsure="the submission may have been made all the same: check your submissions on Kaggle "
@@ -90,7 +101,7 @@ def submit(
         said = flat(created.message or "")
         if not created.ref:  # the kaggle CLI prints this message and exits 0
             if _LIMIT_RE.search(said):
-                raise conn.fail(f"daily submission limit reached for {competition}; Kaggle says: {said}")
+                raise _limit_reached(conn, competition, said)
             raise conn.fail(f"Kaggle did not accept the submission to {competition}: {said or 'no submission ref'}")
         result = {
             "ref": int(created.ref),
@@ -103,6 +114,11 @@ def submit(
         }
         conn.log(f"submitted {path.name} to {competition} as ref {result['ref']}")
         return _poll(conn, result, wait=wait, poll=poll)
+
+
+def _limit_reached(conn: Connection, competition: str, said: str) -> KaggleError:
+    """Kaggle refused CreateSubmission over the daily limit (HTTP 200 without a ref, or HTTP 400)."""
+    return conn.fail(f"daily submission limit reached for {competition}; nothing was submitted; Kaggle says: {said}")
 
 
 def _check_limits(conn: Connection, competition: str) -> None:
