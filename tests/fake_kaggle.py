@@ -131,6 +131,7 @@ class FakeKaggle:
         self.ignore_ranges = False  # answer Range requests with the whole file (200), like some servers
         self._failures: dict[str, list] = {}
         self._delays: dict[str, list] = {}
+        self._garbage: dict[str, list] = {}
         self._truncate = 0
         self._corrupt = 0
         self._drop: list[int] = []
@@ -165,6 +166,10 @@ class FakeKaggle:
     def delay(self, method: str, seconds: float, times: int | None = None) -> None:
         """Sleep before answering `method` (a slow server, to hit the client's timeout)."""
         self._delays.setdefault(method, []).append([seconds, times])
+
+    def garble(self, method: str, line: str, times: int | None = 1) -> None:
+        """Answer `method` with `line`, which is not HTTP, and hang up (a confused proxy or middlebox)."""
+        self._garbage.setdefault(method, []).append([line, times])
 
     def truncate_zip(self, times: int = 1) -> None:
         """Serve a zip cut in half (with a matching Content-Length) the next `times` times."""
@@ -342,6 +347,12 @@ class _Handler(BaseHTTPRequestHandler):
         delay = self.fake._take(self.fake._delays, method)
         if delay is not None:
             self.fake.stopping.wait(delay[0])
+        garbage = self.fake._take(self.fake._garbage, method)
+        if garbage is not None:
+            self.wfile.write(garbage[0].encode())
+            self.wfile.flush()
+            self.close_connection = True
+            return True
         failure = self.fake._take(self.fake._failures, method)
         if failure is not None:
             status, retry_after, message, _ = failure

@@ -347,6 +347,38 @@ def test_slow_zip_hits_the_timeout(fake_kaggle, data_dir, good_data):
     assert temps(data_dir) == [] and unchanged(data_dir, good_data)
 
 
+def test_a_garbled_answer_is_not_taken_for_a_timeout(fake_kaggle, data_dir, capsys):
+    """What went wrong is told by the exception's type, not by words in it: here the server's own text."""
+    fake_kaggle.garble("ListDataFiles", "504 Gateway timed out, Connection refused\r\n", times=None)
+    log = Log()
+    began = time.monotonic()
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, timeout=30, retries=1, log=log)
+    assert time.monotonic() - began < 5
+    message = assert_failed_cleanly(err, data_dir, capsys, log)
+    assert "did not answer" not in message and "timed out" not in message and "refused" not in message
+    assert "not HTTP" in message and "2 attempts" in message
+    assert "not HTTP" in log.text and "retry 1/1" in log.text
+
+
+def test_a_garbled_answer_to_create_is_not_retried(fake_kaggle, tmp_path):
+    """The request reached the server, so it may have acted: no retry, whatever the answer says."""
+    fake_kaggle.garble("CreateSubmission", "NewConnectionError NameResolutionError\r\n", times=None)
+    with pytest.raises(KaggleError, match="not HTTP.*may have been made"):
+        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
+    assert fake_kaggle.calls.count("CreateSubmission") == 1
+
+
+def test_unresolvable_host_is_named(fake_kaggle, data_dir, monkeypatch):
+    import kagglesdk.kaggle_env as env
+
+    monkeypatch.setitem(env._env_to_endpoint, env.KaggleEnv.PROD, "http://api.kaggle.invalid")
+    with pytest.raises(KaggleError) as err:
+        fetch.download(data_dir, retries=0, log=Log())
+    assert "cannot reach Kaggle at api.kaggle.invalid" in str(err.value)
+    assert "the host name could not be resolved" in str(err.value)
+
+
 def test_connection_refused(fake_kaggle, data_dir, capsys):
     fake_kaggle.refuse_connections()
     log = Log()

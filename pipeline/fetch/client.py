@@ -195,7 +195,7 @@ class Connection:
             if status >= 500:
                 return self.fail(f"Kaggle had a server error (HTTP {status}) while {what}, {tries}; try again later")
             return self.fail(f"Kaggle answered HTTP {status} while {what}: {kaggle_message(exc)}")
-        if retry.is_timeout(exc, self.timeout):
+        if retry.is_timeout(exc):
             return self.fail(
                 f"Kaggle did not answer within {self.timeout:g}s while {what}, {tries}; "
                 "check the network (and proxy settings) or raise the timeout"
