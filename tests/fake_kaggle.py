@@ -156,7 +156,7 @@ class FakeKaggle:
         method: str,
         status: int,
         times: int | None = 1,
-        retry_after: float | None = None,
+        retry_after: float | str | None = None,
         message: str | None = None,
     ) -> None:
         """Answer `method` ('ListDataFiles', ..., 'zip' for the file GET, 'upload' for the PUT,
@@ -338,8 +338,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, obj: dict, status: int = 200, headers: dict | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), headers)
 
-    def _error(self, status: int, message: str, retry_after: float | None = None) -> None:
-        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
+    def _error(self, status: int, message: str, retry_after: float | str | None = None) -> None:
+        """Kaggle's JSON error; `retry_after` in seconds, or a string (an HTTP date) sent as it is."""
+        headers = None
+        if retry_after is not None:
+            headers = {"Retry-After": retry_after if isinstance(retry_after, str) else f"{retry_after:g}"}
         self._json({"code": status, "message": message}, status, headers)
 
     def _faults(self, method: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email.utils
 import functools
 import json
 import os
@@ -11,12 +12,14 @@ import subprocess
 import sys
 import time
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from pipeline import fetch, files
 from pipeline.errors import BadInputError, KaggleError, StorageError
+from pipeline.fetch import retry
 from pipeline.fetch.datadir import STALE_TMP_SECONDS
 from pipeline.fetch.downloads import NET_CHUNK
 from tests.fake_kaggle import KEY, REAL_ZIP, TOKEN, USERNAME, competition_zip
@@ -327,6 +330,32 @@ def test_persistent_error_gives_up_after_bounded_retries(fake_kaggle, data_dir, 
     assert words in message and f"HTTP {status}" in message and "3 attempts" in message
     assert fake_kaggle.calls == ["ListDataFiles"] * 3
     assert unchanged(data_dir, good_data)
+
+
+def http_date(seconds_from_now: float) -> str:
+    return email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=seconds_from_now), usegmt=True)
+
+
+def test_retry_after_as_a_date_is_honoured_up_to_backoff_max(fake_kaggle, data_dir, monkeypatch):
+    monkeypatch.setattr(retry, "BACKOFF_MAX", 0.5)
+    fake_kaggle.fail("ListDataFiles", 429, times=1, retry_after=http_date(3600))
+    log = Log()
+    began = time.monotonic()
+    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert "HTTP 429 while listing the data files of digit-recognizer; retry 1/3 in 0.5s" in log.text
+    assert time.monotonic() - began >= 0.5
+
+
+def test_retry_after_as_a_date_is_waited_for(fake_kaggle, data_dir, monkeypatch):
+    monkeypatch.setattr(retry, "BACKOFF_MAX", 10.0)
+    fake_kaggle.fail("DownloadDataFiles", 503, times=1, retry_after=http_date(2.5))
+    fake_kaggle.fail("zip", 503, times=1, retry_after=http_date(-60))  # a date in the past: no extra wait
+    log = Log()
+    began = time.monotonic()
+    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    waits = [float(line.rsplit(" in ", 1)[1].rstrip("s")) for line in log if "; retry " in line]
+    assert len(waits) == 2 and 1.0 <= waits[0] <= 3.0 and waits[1] <= 0.1
+    assert time.monotonic() - began >= 1.0
 
 
 def test_slow_server_hits_the_timeout(fake_kaggle, data_dir, capsys):

@@ -6,6 +6,8 @@ server's Retry-After is honoured up to ``BACKOFF_MAX`` too.  Tests shrink both.
 
 from __future__ import annotations
 
+import email.utils
+from datetime import UTC, datetime
 from typing import Any
 
 BACKOFF_BASE = 1.0
@@ -21,14 +23,21 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 
 
 def retry_after(response: Any) -> float | None:
-    """The seconds a response's Retry-After header asks for, or None."""
-    if response is None:
+    """The seconds a response's Retry-After header asks for (seconds, or an HTTP date), or None."""
+    value = response.headers.get("Retry-After") if response is not None else None
+    if value is None or not value.strip():
         return None
-    value = response.headers.get("Retry-After")
     try:
-        return max(0.0, float(value)) if value is not None else None
+        return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:  # an HTTP date is GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def not_sent(exc: BaseException) -> bool:
