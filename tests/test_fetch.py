@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import functools
+import io
 import json
 import os
 import shutil
@@ -593,6 +594,35 @@ def test_data_dir_not_writable(fake_kaggle, tmp_path):
         fetch.download(blocker / "data", log=Log())
     assert err.value.exit_code == 6 and str(blocker / "data") in str(err.value)
     assert fake_kaggle.calls == []  # checked before talking to Kaggle
+
+
+def test_symlinked_files_are_written_through(fake_kaggle, data_dir, good_data, tmp_path):
+    """A data file that is a symlink (to a shared copy) stays a link; the new bytes go to its target."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "train.csv").write_text("old shared copy\n")
+    (data_dir / "train.csv").unlink()
+    (data_dir / "train.csv").symlink_to(shared / "train.csv")
+    (data_dir / "test.csv").unlink()
+    (data_dir / "test.csv").symlink_to(shared / "test-not-there-yet.csv")  # dangling: its target is created
+    stale = shared / ".fetch.train.csv.x1y2z3.part"  # what a killed run left beside the link's target
+    stale.write_bytes(b"partial")
+    os.utime(stale, (time.time() - 2 * STALE_TMP_SECONDS,) * 2)
+    fake_kaggle.serve_zip(competition_zip(seed=7)[0])
+    fake_kaggle.touch()
+    result = fetch.download(data_dir, log=Log())
+    assert result["downloaded"] is True
+    assert (data_dir / "train.csv").is_symlink() and (data_dir / "test.csv").is_symlink()
+    assert os.readlink(data_dir / "train.csv") == str(shared / "train.csv")
+    assert os.readlink(data_dir / "test.csv") == str(shared / "test-not-there-yet.csv")
+    with zipfile.ZipFile(io.BytesIO(fake_kaggle.competitions["digit-recognizer"].zip)) as z:
+        assert (shared / "train.csv").read_bytes() == z.read("train.csv")
+        assert (shared / "test-not-there-yet.csv").read_bytes() == z.read("test.csv")
+    assert result["files"]["train.csv"]["sha256"] == files.sha256(shared / "train.csv")
+    assert temps(data_dir) == [] and temps(shared) == []
+    assert sorted(p.name for p in shared.iterdir()) == ["test-not-there-yet.csv", "train.csv"]
+    assert fetch.have_data(data_dir)
+    assert fetch.download(data_dir, log=Log())["downloaded"] is False  # the links are trusted next time
 
 
 def test_disk_full(fake_kaggle, data_dir, good_data, monkeypatch):

@@ -21,7 +21,7 @@ import time
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from pipeline import files
 from pipeline.errors import KaggleError, StorageError
@@ -59,14 +59,20 @@ def prepare_dir(data_dir: Path) -> None:
 
 
 def remove_stale_temps(data_dir: Path) -> None:
-    """Delete temporary files a killed run left behind (ours, and files.atomic_path's for the manifest)."""
+    """Delete temporary files a killed run left behind.
+
+    Ours in data_dir and beside the targets of its symlinks, and files.atomic_path's for the manifest.
+    """
     cutoff = time.time() - STALE_TMP_SECONDS
-    patterns = [TMP_PREFIX + "*", f".{MANIFEST}.*.tmp*"]
-    for pattern in patterns:
-        for leftover in data_dir.glob(pattern):
-            with contextlib.suppress(OSError):
-                if leftover.is_file() and leftover.stat().st_mtime < cutoff:
-                    leftover.unlink()
+    leftovers = [*data_dir.glob(TMP_PREFIX + "*"), *data_dir.glob(f".{MANIFEST}.*.tmp*")]
+    with contextlib.suppress(OSError):
+        for link in (p for p in data_dir.iterdir() if p.is_symlink()):
+            dest, _ = files.destination(link)
+            leftovers += dest.parent.glob(f"{TMP_PREFIX}{dest.name}.*.part")
+    for leftover in leftovers:
+        with contextlib.suppress(OSError):
+            if leftover.is_file() and not leftover.is_symlink() and leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
 
 
 def temp_path(directory: Path, name: str, temps: list[Path]) -> Path:
@@ -123,13 +129,24 @@ def truncate(out: IO[bytes], shown: Path) -> None:
         raise files.storage_error(shown, e) from None
 
 
-def extract(zip_path: Path, data_dir: Path, temps: list[Path]) -> tuple[dict, list[tuple[Path, Path]]]:
-    """Extract every member to a temporary name beside its target, checking CRCs and sizes.
+class Placement(NamedTuple):
+    """An extracted file waiting in `tmp` to become `dest` (a symlink's target, when the name is a link)."""
 
-    Returns {member: {'size', 'sha256'}} and the (temporary, target) pairs for `install`.
+    tmp: Path
+    dest: Path
+    atomic: bool  # dest is a regular file or new: rename over it; else (a device, a FIFO) write through
+    shown: Path  # the name in data_dir, for messages
+
+
+def extract(zip_path: Path, data_dir: Path, temps: list[Path]) -> tuple[dict, list[Placement]]:
+    """Extract every member to a temporary name beside its destination, checking CRCs and sizes.
+
+    The destination of data_dir/name is that path, or, when it is a symlink,
+    the link's target (see `files.destination`): the link stays a link.
+    Returns {member: {'size', 'sha256'}} and the placements for `install`.
     """
     extracted: dict[str, dict] = {}
-    plan: list[tuple[Path, Path]] = []
+    plan: list[Placement] = []
     try:
         with zipfile.ZipFile(zip_path) as archive:
             members = [m for m in archive.infolist() if not m.is_dir()]
@@ -142,9 +159,11 @@ def extract(zip_path: Path, data_dir: Path, temps: list[Path]) -> tuple[dict, li
                 target = targets[member.filename]
                 try:
                     target.parent.mkdir(parents=True, exist_ok=True)
+                    dest, atomic = files.destination(target)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as e:
                     raise files.storage_error(target, e) from None
-                tmp = temp_path(target.parent, target.name, temps)
+                tmp = temp_path(dest.parent if atomic else data_dir, dest.name, temps)
                 digest = hashlib.sha256()
                 written = 0
                 with open_new(tmp, target) as out, archive.open(member) as source:
@@ -156,7 +175,7 @@ def extract(zip_path: Path, data_dir: Path, temps: list[Path]) -> tuple[dict, li
                 if written != member.file_size:
                     raise Corrupt(f"{member.filename} has {written} bytes, the zip says {member.file_size}")
                 extracted[PurePosixPath(member.filename).as_posix()] = {"size": written, "sha256": digest.hexdigest()}
-                plan.append((tmp, target))
+                plan.append(Placement(tmp, dest, atomic, target))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError) as e:
         raise Corrupt(one_line(str(e)) or type(e).__name__) from None
     return extracted, plan
@@ -190,8 +209,8 @@ def _safe_target(data_dir: Path, name: str) -> Path:
     )
 
 
-def install(data_dir: Path, plan: list[tuple[Path, Path]], manifest: dict[str, Any]) -> None:
-    """Rename the extracted files into place; the manifest goes last.
+def install(data_dir: Path, plan: list[Placement], manifest: dict[str, Any]) -> None:
+    """Rename the extracted files into place (through symlinks); the manifest goes last.
 
     The old manifest is removed first, so a run killed half-way leaves a set of
     files that no later run trusts (it downloads again).
@@ -201,15 +220,20 @@ def install(data_dir: Path, plan: list[tuple[Path, Path]], manifest: dict[str, A
         manifest_path.unlink(missing_ok=True)
     except OSError as e:
         raise files.storage_error(manifest_path, e) from None
-    for tmp, target in plan:
+    for placed in plan:
         try:
-            os.replace(tmp, target)
+            if placed.atomic:
+                os.replace(placed.tmp, placed.dest)
+            else:
+                with open(placed.tmp, "rb") as source, open(placed.dest, "wb") as out:
+                    shutil.copyfileobj(source, out)
         except OSError as e:
-            raise files.storage_error(target, e) from None
-    with contextlib.suppress(OSError):
-        fd = os.open(data_dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            raise files.storage_error(placed.shown, e) from None
+    for folder in {data_dir, *(placed.dest.parent for placed in plan)}:
+        with contextlib.suppress(OSError):
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
     files.write_json(manifest_path, manifest)
