@@ -1,30 +1,31 @@
-"""Read and validate the competition CSVs, cache the parsed arrays, build the demo set.
+"""Read and validate the competition CSVs into arrays; build the demo set.
 
 Validation happens at this boundary, once: every later stage may assume
 ``x`` is ``(n, 784) uint8``, ``y`` holds digits 0-9 with enough rows of each
-class for the folds, and ``x_test`` has the same 784 columns.  A violation
-names the file, the line (as an editor numbers it: the header is line 1) and
-the column.
+class for the folds, and ``x_test`` has the same 784 columns.  A violation is
+one line naming the file, the line (as an editor numbers it: the header is
+line 1) and the column.
 
-Parsing 76 MB of CSV costs seconds, so parsed arrays are cached beside the
-CSVs in ``.cache/``, keyed on the file's SHA-256; the hash itself is
-remembered against the file's size and mtime, so a second run neither parses
-nor re-hashes an unchanged file.
+pyarrow's reader parses good files; only a file it refuses is scanned again,
+slowly, by `pipeline.csvcheck` to name the culprit.  Parsed arrays are kept by
+`pipeline.cache`, keyed on the SHA-256 of the file, hashed on every run.
 """
 
 from __future__ import annotations
 
+import errno
 import io
-import json
-import re
-from collections.abc import Callable
+import os
+import stat
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import files
-from pipeline.errors import BadInputError, StorageError
+from pipeline import cache, csvcheck, files
+from pipeline.errors import BadInputError
+from pipeline.text import quoted
 
 PIXELS = 784
 SIDE = 28
@@ -32,9 +33,7 @@ CLASSES = 10
 PIXEL_COLUMNS = tuple(f"pixel{i}" for i in range(PIXELS))
 TRAIN_COLUMNS = ("label",) + PIXEL_COLUMNS
 TEST_COLUMNS = PIXEL_COLUMNS
-CACHE = ".cache"
-CACHE_VERSION = 1
-_INTEGER = re.compile(r"-?[0-9]+")
+_READ_REASONS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EIO: "input/output error"}
 
 
 @dataclass(frozen=True)
@@ -51,135 +50,96 @@ def _fail(path: Path, message: str) -> BadInputError:
     return BadInputError(f"{path}: {message}")
 
 
-def _check_header(path: Path, expected: tuple[str, ...]) -> None:
+def _unreadable(path: Path, error: OSError) -> BadInputError:
+    reason = _READ_REASONS.get(error.errno or 0) or error.strerror or str(error)
+    return _fail(path, f"cannot read the file: {reason}")
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    """`path`'s status, None if it does not exist; any other failure (permissions) is reported, not taken as absence."""
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            header = f.readline().rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise _fail(path, "line 1: not a UTF-8 text CSV file") from None
-    if not header:
-        raise _fail(path, "file is empty (expected a header line)")
-    columns = [c.strip().strip('"') for c in header.split(",")]
-    for i, (got, want) in enumerate(zip(columns, expected)):
-        if got != want:
-            raise _fail(path, f"line 1, column {i + 1}: header is {got!r}, expected {want!r}")
-    if len(columns) != len(expected):
-        what = "missing columns after" if len(columns) < len(expected) else "unexpected extra column after"
-        last = columns[min(len(columns), len(expected)) - 1]
-        raise _fail(
-            path,
-            f"line 1: {what} {last!r} (expected {len(expected)} columns: {expected[0]}, ..., {expected[-1]}; got {len(columns)})",
-        )
+        return path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise _unreadable(path, e) from None
 
 
-def _locate_bad_cell(path: Path, expected: tuple[str, ...], lo: int, hi: int, label: bool) -> str:
-    """Find the first offending cell by a slow, exact scan (only runs on failure)."""
-    with open(path, encoding="utf-8", newline="") as f:
-        f.readline()
-        for lineno, line in enumerate(f, start=2):
-            cells = line.rstrip("\r\n").split(",")
-            if line.strip() == "":
-                return f"line {lineno}: empty line"
-            if len(cells) != len(expected):
-                return f"line {lineno}: {len(cells)} cells, expected {len(expected)}"
-            for name, cell in zip(expected, cells):
-                cell = cell.strip()
-                top = 9 if (label and name == "label") else hi
-                if cell == "":
-                    return f"line {lineno}, column {name}: empty cell"
-                if not _INTEGER.fullmatch(cell):  # as strict as the fast parser: no "1.0", "+5" or "1_0"
-                    return f"line {lineno}, column {name}: {cell!r} is not an integer"
-                value = int(cell)
-                if not lo <= value <= top:
-                    return f"line {lineno}, column {name}: {cell} is outside {lo}-{top}"
-    return "unreadable content"
+def _require_file(path: Path) -> None:
+    st = _stat(path)
+    if st is None:
+        raise _fail(path, "file not found (run `digits download`, or point --data-dir at the competition files)")
+    if not stat.S_ISREG(st.st_mode):
+        raise _fail(path, "not a regular file (expected the competition CSV)")
+
+
+def _highest(expected: Sequence[str]) -> tuple[int, ...]:
+    """The largest value each column may hold: a label is a digit, a pixel a byte."""
+    return tuple(CLASSES - 1 if name == "label" else 255 for name in expected)
+
+
+def _refused(path: Path, expected: tuple[str, ...], why: str) -> BadInputError:
+    """The error for a file the fast reader refused: the slow scan names the line and column."""
+    try:
+        fault = csvcheck.first_fault(path, expected, _highest(expected))
+    except OSError as e:
+        return _unreadable(path, e)
+    # Only if the scan and the fast reader disagree (a bug): say what pyarrow said rather than nothing.
+    return _fail(path, fault or f"cannot be parsed (pyarrow: {quoted(why)})")
 
 
 def read_csv(path: str | Path, expected: tuple[str, ...]) -> np.ndarray:
-    """Parse a competition CSV into an int array, or raise naming line and column.
-
-    The fast path (pyarrow's multithreaded reader) handles good files; only a
-    file that fails it is rescanned line by line to name the culprit.
-    """
+    """Parse a competition CSV into a ``(rows, len(expected)) uint8`` array, or raise naming line and column."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     path = Path(path)
-    if not path.is_file():
-        raise _fail(path, "file not found (run `digits download`, or point --data-dir at the competition files)")
-    _check_header(path, expected)
-    label = expected[0] == "label"
+    _require_file(path)
     try:
         table = pacsv.read_csv(
             path,
             convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.int64() for c in expected}, strings_can_be_null=False
+                # uint8 refuses -1 and 256 itself; no null values, so an empty cell is refused, not a NaN.
+                column_types={c: pa.uint8() for c in expected},
+                null_values=[],
+                strings_can_be_null=False,
             ),
         )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError):
-        raise _fail(path, _locate_bad_cell(path, expected, 0, 255, label)) from None
+        names = tuple(table.column_names)  # decoded only here: a non-UTF-8 header raises now
+    except OSError as e:  # includes pyarrow's own I/O errors (pa.ArrowIOError is OSError)
+        raise _unreadable(path, e) from None
+    except (pa.ArrowException, UnicodeDecodeError) as e:
+        raise _refused(path, expected, str(e)) from None
+    if names != expected:
+        raise _refused(path, expected, f"header {names[:3]}...")
     if table.num_rows == 0:
         raise _fail(path, "no data rows after the header")
-    arr = np.column_stack([column.to_numpy(zero_copy_only=False) for column in table.columns])
-    if np.issubdtype(arr.dtype, np.floating) or arr.dtype == object:
-        raise _fail(path, _locate_bad_cell(path, expected, 0, 255, label))
-    pixels = arr[:, 1:] if label else arr
-    if pixels.min() < 0 or pixels.max() > 255 or (label and (arr[:, 0].min() < 0 or arr[:, 0].max() > 9)):
-        raise _fail(path, _locate_bad_cell(path, expected, 0, 255, label))
+    arr = np.vstack([batch.to_tensor(row_major=True).to_numpy() for batch in table.to_batches()])
+    if (arr > np.array(_highest(expected), dtype=np.uint8)).any():
+        raise _refused(path, expected, "a value above its column's range")
     return arr
-
-
-def _hash_index(cache_dir: Path) -> dict:
-    try:
-        return json.loads((cache_dir / "hashes.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def file_hash(path: Path, cache_dir: Path | None = None) -> str:
-    """SHA-256 of a file, remembered against its size and mtime to skip re-hashing."""
-    st = path.stat()
-    key = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    index = _hash_index(cache_dir) if cache_dir else {}
-    entry = index.get(path.name)
-    if entry and all(entry.get(k) == v for k, v in key.items()) and isinstance(entry.get("sha256"), str):
-        return entry["sha256"]
-    digest = files.sha256(path)
-    if cache_dir:
-        index[path.name] = {**key, "sha256": digest}
-        try:
-            files.write_json(cache_dir / "hashes.json", index)
-        except StorageError:
-            pass  # the cache is an optimisation: a read-only data dir still works
-    return digest
 
 
 def load_array(
     path: Path, expected: tuple[str, ...], log: Callable[[str], None] = lambda s: None
 ) -> tuple[np.ndarray, str]:
-    """The parsed CSV as uint8, from the cache when the file is unchanged."""
-    cache_dir = path.parent / CACHE
-    if not path.is_file():
-        raise _fail(path, "file not found (run `digits download`, or point --data-dir at the competition files)")
-    digest = file_hash(path, cache_dir)
-    cached = cache_dir / f"{path.stem}-v{CACHE_VERSION}-{digest[:20]}.npy"
-    if cached.is_file():
-        try:
-            arr = np.load(cached, allow_pickle=False)
-            if arr.dtype == np.uint8 and arr.ndim == 2 and arr.shape[1] == len(expected):
-                return arr, digest
-        except (OSError, ValueError, EOFError):
-            pass
-        log(f"cache {cached} is corrupt; parsing {path.name} again")
-    arr = read_csv(path, expected).astype(np.uint8)
+    """The parsed CSV as uint8 and the SHA-256 of its bytes, from the cache when it holds this exact file."""
+    path = Path(path)
+    _require_file(path)
     try:
-        buf = io.BytesIO()
-        np.save(buf, arr, allow_pickle=False)
-        for old in cache_dir.glob(f"{path.stem}-v*.npy"):
-            old.unlink(missing_ok=True)
-        files.write_bytes(cached, buf.getvalue())
-    except (OSError, StorageError):
-        log(f"could not write the parsed-array cache in {cache_dir}; continuing without it")
+        digest = files.sha256(path)
+    except OSError as e:
+        raise _unreadable(path, e) from None
+    arr = cache.load(path, digest, len(expected), log)
+    if arr is None:
+        arr = read_csv(path, expected)
+        try:
+            again = files.sha256(path)  # 0.06 s, only when parsing: the parse must be of the hashed bytes
+        except OSError as e:
+            raise _unreadable(path, e) from None
+        if again != digest:
+            raise _fail(path, "the file changed while it was being read (is a download still writing it?)")
+        cache.store(path, digest, arr, log)
     return arr, digest
 
 
@@ -196,7 +156,8 @@ def check_classes(y: np.ndarray, folds: int, path: str | Path = "train.csv") -> 
 def load(data_dir: str | Path, folds: int = 2, log: Callable[[str], None] = lambda s: None) -> Dataset:
     """Load and validate ``train.csv`` and ``test.csv`` from `data_dir`."""
     data_dir = Path(data_dir)
-    if not data_dir.is_dir():
+    st = _stat(data_dir)
+    if st is None or not stat.S_ISDIR(st.st_mode):
         raise BadInputError(
             f"{data_dir}: data directory not found (run `digits download --data-dir {data_dir}`, or use --demo)"
         )

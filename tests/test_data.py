@@ -40,7 +40,7 @@ def test_changed_file_invalidates_cache(tmp_path):
 def test_corrupt_cache_is_rebuilt(tmp_path):
     write_competition(tmp_path)
     first = data.load(tmp_path)
-    for cached in (tmp_path / ".cache").glob("*.npy"):
+    for cached in (tmp_path / ".cache").iterdir():
         cached.write_bytes(b"garbage")
     warnings = []
     second = data.load(tmp_path, log=warnings.append)
@@ -162,3 +162,135 @@ def test_demo_competition_has_the_competition_format(tmp_path):
     assert ds.x_test.shape == (100, 784) and len(ds.y) == 1797 - 100
     assert ds.x.max() == 255 and ds.x[:, :28].max() == 0  # centred: top row blank
     assert (tmp_path / "sample_submission.csv").read_text().startswith("ImageId,Label\n1,0\n")
+
+
+# Byte-level faults: the file as written by something other than a CSV library.
+
+
+def _lines(n: int = 300) -> list[bytes]:
+    """A valid train.csv as a list of lines without their line ends; lines[i] is editor line i + 1."""
+    return [",".join(TRAIN_COLUMNS).encode()] + [",".join(map(str, r)).encode() for r in table(n, 3)]
+
+
+def _cell(lines: list[bytes], line: int, column: int, value: bytes) -> list[bytes]:
+    cells = lines[line - 1].split(b",")
+    cells[column] = value
+    lines[line - 1] = b",".join(cells)
+    return lines
+
+
+def _merge(lines: list[bytes], line: int, column: int) -> list[bytes]:
+    """Join two cells into one quoted cell holding a comma: one cell short, with every digit still there."""
+    cells = lines[line - 1].split(b",")
+    cells[column : column + 2] = [b'"' + cells[column] + b"," + cells[column + 1] + b'"']
+    lines[line - 1] = b",".join(cells)
+    return lines
+
+
+def _quote_all(lines: list[bytes]) -> list[bytes]:
+    return [b",".join(b'"' + c + b'"' for c in line.split(b",")) for line in lines]
+
+
+def _nl(lines: list[bytes], end: bytes = b"\n", last: bool = True) -> bytes:
+    return end.join(lines) + (end if last else b"")
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda L: _nl(_cell(L, 250, 4, b"1\xff")), "line 250, column pixel3: byte 0xff is not UTF-8 text"),
+        (lambda L: _nl(_cell(L, 2, 0, b"\xfe")), "line 2, column label: byte 0xfe is not UTF-8 text"),
+        (lambda L: _nl(_cell(L, 1, 2, b"pixel\xe91")), "line 1, column 3: byte 0xe9 is not UTF-8 text"),
+        (lambda L: _nl(_cell(_quote_all(L), 40, 6, b'"x"')), "line 40, column pixel5: 'x' is not an integer"),
+        (
+            lambda L: _nl(_cell(L, 30, 1, b'"1\n2"')),
+            "line 30, column pixel0: a quoted cell runs on past the end of its line (is a closing quote missing?)",
+        ),
+        (
+            lambda L: _nl(_cell(L, 7, 2, b'"12')),
+            "line 7, column pixel1: a quoted cell runs on past the end of its line",
+        ),
+        (
+            lambda L: _nl(_cell(L, 30, 784, b'"1\r\n"')),
+            "line 30, column pixel783: a quoted cell runs on past the end of its line",
+        ),
+        (lambda L: _nl(_merge(L, 20, 5)), "line 20: 784 cells, expected 785"),
+        (lambda L: _nl(_cell(L, 12, 5, b"3\x00")), r"line 12, column pixel4: '3\x00' is not an integer"),
+        (lambda L: _nl(_cell(L, 9, 10, b"abc"), b"\r\n"), "line 9, column pixel9: 'abc' is not an integer"),
+        (lambda L: _nl(_cell(L, 9, 10, b"abc"), b"\r"), "line 9, column pixel9: 'abc' is not an integer"),
+        (lambda L: b"\xef\xbb\xbf" + _nl(_cell(L, 3, 1, b"z")), "line 3, column pixel0: 'z' is not an integer"),
+        (lambda L: b"\xef\xbb\xbf" * 2 + _nl(L), r"line 1, column 1: header is '\ufefflabel', expected 'label'"),
+        (
+            lambda L: _nl([*L[:20], b"", b"", *_cell(L, 30, 1, b"z")[20:]]),
+            "line 32, column pixel0: 'z' is not an integer",
+        ),
+        (lambda L: _nl([b"", b"", *_cell(L, 5, 1, b"z")]), "line 7, column pixel0: 'z' is not an integer"),
+        (lambda L: _nl([*L[:4], b"  ", *L[4:]]), "line 5: 1 cell, expected 785"),
+        (lambda L: _nl(_cell(L, 301, 784, b"x"), last=False), "line 301, column pixel783: 'x' is not an integer"),
+        (lambda L: L[0], "no data rows after the header"),
+        (lambda L: _nl([L[0], b"", b""]), "no data rows after the header"),
+        (lambda L: _nl(_cell(L, 4, 3, b"-0")), "line 4, column pixel2: '-0' is not an integer"),
+        (lambda L: _nl(_cell(L, 4, 3, b"0x100")), "line 4, column pixel2: 0x100 is outside 0-255"),
+        (lambda L: _nl(_cell(L, 4, 0, b"0xA")), "line 4, column label: 0xA is outside 0-9"),
+        (lambda L: _nl(_cell(L, 4, 3, b"9" * 5000)), "line 4, column pixel2: '999999"),
+    ],
+    ids=[
+        "0xff-line-250",
+        "bad-byte-line-2",
+        "bad-byte-header",
+        "all-quoted-bad-cell",
+        "quoted-newline",
+        "unterminated-quote",
+        "quoted-line-end-in-last-cell",
+        "quoted-comma",
+        "nul-byte",
+        "crlf",
+        "cr-only",
+        "bom",
+        "two-boms",
+        "empty-lines-in-the-middle",
+        "empty-lines-before-header",
+        "whitespace-line",
+        "no-final-newline",
+        "header-without-newline",
+        "header-and-empty-lines",
+        "minus-zero",
+        "hex-too-big",
+        "hex-label",
+        "huge-number",
+    ],
+)
+def test_each_malformed_train_file_names_line_and_column(tmp_path, make, expected):
+    path = tmp_path / "train.csv"
+    path.write_bytes(make(_lines()))
+    with pytest.raises(BadInputError) as e:
+        data.read_csv(path, TRAIN_COLUMNS)
+    message = str(e.value)
+    assert message.startswith(f"{path}: ") and expected in message, message
+    assert "\n" not in message and len(message) < 300, message
+
+
+def _hex(L: list[bytes]) -> list[bytes]:
+    return [L[0]] + [b",".join(b"0x%X" % int(c) for c in line.split(b",")) for line in L[1:]]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda L: _nl(_quote_all(L)),
+        lambda L: _nl(L, b"\r\n"),
+        lambda L: _nl(L, b"\r"),
+        lambda L: b"\xef\xbb\xbf" + _nl(L),
+        lambda L: _nl([b"", *L[:10], b"", b"\r", *L[10:], b"", b""]),
+        lambda L: _nl(L, last=False),
+        lambda L: _nl([L[0]] + [b",".join(b" \t" + c + b" " for c in line.split(b",")) for line in L[1:]]),
+        lambda L: _nl([L[0]] + [b",".join(b"00" + c for c in line.split(b",")) for line in L[1:]]),
+        lambda L: _nl(_hex(L)),
+    ],
+    ids=["quoted", "crlf", "cr-only", "bom", "empty-lines", "no-final-newline", "spaces-tabs", "leading-zeros", "hex"],
+)
+def test_what_the_fast_reader_accepts_is_read_exactly(tmp_path, make):
+    """Variants pyarrow reads without complaint give the same table; the locator is never asked."""
+    path = tmp_path / "train.csv"
+    path.write_bytes(make(_lines()))
+    assert np.array_equal(data.read_csv(path, TRAIN_COLUMNS), table(300, 3))
