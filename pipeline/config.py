@@ -1,21 +1,30 @@
 """The typed configuration: every default of the job lives in this file.
 
-A `Config` is built in three layers, each overriding the one before:
-the dataclass defaults below, a TOML file (``--config FILE``), then command
-line options (named ones such as ``--epochs`` and the generic
-``--set section.key=value``).  The config is frozen, so a run cannot change
-it half-way, and it is recorded in full in every run report.
+A `Config` is built in layers, each overriding the one before: the
+dataclass defaults below (or the demo's, `demo_base`), a TOML file
+(``--config FILE``), ``--set section.key=value``, then the named options
+(``--epochs``...).  A value given both by ``--set`` and by a named option is
+an error rather than a silent winner.  The config is frozen, so a run cannot
+change it half-way, and the resolved config (the drawn seed and the model
+kind's defaults filled in) is recorded in every run report.
+
+Some defaults depend on the model: a field left ``None`` below takes its value
+from `KIND_DEFAULTS` for ``model.kind`` when the config is built, so
+``--model cnn`` (or ``kind = "cnn"`` in a file) brings the CNN's epochs,
+batch size and widths unless they are set explicitly.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
-from pipeline.errors import BadInputError
+from pipeline.errors import BadInputError, UsageError
+from pipeline.text import quoted
 
 
 @dataclass(frozen=True)
@@ -28,10 +37,12 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The MLP: hidden layer widths and their regularisation."""
+    """The network: an MLP on the 784 pixels, or a CNN on the 28x28 image; its widths and regularisation."""
 
-    hidden: tuple[int, ...] = (1024, 512)
-    dropout: float = 0.1
+    kind: str = "mlp"  # mlp | cnn
+    hidden: tuple[int, ...] | None = None  # dense widths (the CNN's head); None: the kind's default
+    filters: tuple[int, ...] = (32, 64)  # CNN only: one block of two 3x3 convolutions and a 2x2 pool per entry
+    dropout: float | None = None
     input_dropout: float = 0.0
     batch_norm: bool = True
     activation: str = "relu"
@@ -57,16 +68,36 @@ class TrainConfig:
     """How each fold is trained, and how the folds are made."""
 
     folds: int = 5
-    epochs: int = 40
-    batch_size: int = 512
+    epochs: int | None = None
+    batch_size: int | None = None
     optimizer: str = "adamw"  # adamw | adam | sgd
-    learning_rate: float = 2e-3
+    learning_rate: float | None = None
     weight_decay: float = 1e-4
     schedule: str = "cosine"  # cosine | constant
     warmup_epochs: int = 2
     label_smoothing: float = 0.1
     early_stopping: int = 10  # patience in epochs on the fold's validation loss; 0 = off
-    seed: int = 42
+    seed: int | None = None  # None: a fresh seed each run, recorded in its report
+    threads: int = 2  # TensorFlow's threads inside a fold; fixed, because the arithmetic depends on it
+
+
+@dataclass(frozen=True)
+class BlendConfig:
+    """Which finished runs the submission may blend."""
+
+    runs: int = 20  # the newest N compatible runs are candidates; 1 = this run's folds alone
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where folds run.  None of this changes a result, only where and how fast it is computed."""
+
+    kind: str = "local"  # local | ray
+    address: str | None = None  # ray: auto, ray://host:10001 or host:6379; None = RAY_ADDRESS, else a local Ray
+    cpus_per_fold: float = 2.0
+    gpus_per_fold: float = 0.0
+    max_retries: int = 3  # ray: a fold whose worker died is run again this many times
+    connect_timeout: float = 60.0  # ray: seconds to reach the cluster
 
 
 @dataclass(frozen=True)
@@ -77,20 +108,60 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    blend: BlendConfig = field(default_factory=BlendConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     output_dir: str = "."
 
 
-SECTIONS = ("data", "model", "augment", "train")
+KINDS = ("mlp", "cnn")
+KIND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    # measured on the real data: benchmarks/RESULTS.md
+    "mlp": {
+        "model": {"hidden": (1024, 512), "dropout": 0.1},
+        "train": {"epochs": 40, "batch_size": 512, "learning_rate": 2e-3},
+    },
+    "cnn": {
+        "model": {"hidden": (256,), "dropout": 0.25},
+        "train": {"epochs": 15, "batch_size": 256, "learning_rate": 2e-3},
+    },
+}
+DEMO = {"train": {"folds": 3, "epochs": 30, "batch_size": 64, "early_stopping": 0}, "model": {"hidden": (256, 128)}}
+RESULT_SECTIONS = ("data", "model", "augment", "train")  # what decides a run's numbers (resume compares these)
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant")
 ACTIVATIONS = ("relu", "gelu", "elu", "swish", "tanh")
+EXECUTORS = ("local", "ray")
+MAX_SEED = 2**32 - 1  # what numpy, scikit-learn and Keras accept as a seed
+T = TypeVar("T")
+
+
+def resolved(value: T | None) -> T:
+    """A field that `resolve` filled; for code that runs on built configs only."""
+    if value is None:
+        raise RuntimeError("config used before resolve(): a kind default is missing")
+    return value
+
+
+def demo_base() -> Config:
+    """The demo's small data and short training; the user's options still override it."""
+    return _replace(Config(), DEMO, "")
 
 
 def to_dict(config: Config) -> dict[str, Any]:
-    """The config as plain JSON/TOML-friendly data (tuples become lists)."""
+    """The config as plain JSON-friendly data (tuples become lists)."""
     return dataclasses.asdict(
         config, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items}
     )
+
+
+def to_toml(config: Config) -> str:
+    """The config as a TOML file (TOML has no null: unset values are left out)."""
+    import tomli_w
+
+    def drop_none(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: drop_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
+
+    return tomli_w.dumps(drop_none(to_dict(config)))
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -106,11 +177,7 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Config values that differ between two runs, as ``{"train.epochs": (40, 30)}``.
-
-    Works on the dicts stored in reports, so reports written by older versions
-    (with keys that no longer exist, or lacking new ones) compare too.
-    """
+    """Config values that differ between two runs, as ``{"train.epochs": (40, 30)}``."""
     fa, fb = flatten(a), flatten(b)
     missing = object()
     out = {}
@@ -124,9 +191,15 @@ def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
 def _coerce(value: Any, typ: Any, name: str) -> Any:
     """Turn a TOML or command-line value into the field's type, or say which option is wrong."""
     origin = get_origin(typ)
+    args = get_args(typ)
+    if args and type(None) in args and origin is not tuple:  # X | None
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        typ = next(a for a in args if a is not type(None))
+        origin = get_origin(typ)
     try:
         if origin is tuple:
-            (inner, _) = get_args(typ)
+            inner = get_args(typ)[0]
             if isinstance(value, str):
                 value = [v for v in value.replace(" ", "").split(",") if v]
             if not isinstance(value, (list, tuple)):
@@ -147,19 +220,25 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
         if typ is float:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):  # inf passes float(); no option means anything with it
+                raise ValueError
+            return number
         if typ is str:
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise ValueError
-            return str(value)
-    except (TypeError, ValueError):
+            text = str(value)
+            text.encode("utf-8")  # a name with undecodable bytes cannot be recorded in report.json or TOML
+            return text
+    except (TypeError, ValueError, OverflowError, UnicodeEncodeError):
         pass
     else:
         raise BadInputError(f"option {name}: unsupported type {typ}")
-    kind = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+    kind = {int: "an integer", float: "a finite number", bool: "true or false", str: "UTF-8 text"}.get(
         typ, "a comma-separated list of integers"
     )
-    raise BadInputError(f"option {name}: expected {kind}, got {value!r}")
+    shown = value if isinstance(value, (str, int, float)) else str(value)
+    raise BadInputError(f"option {name}: expected {kind}, got {quoted(shown)}")
 
 
 def _replace(obj: Any, updates: dict[str, Any], where: str) -> Any:
@@ -173,36 +252,72 @@ def _replace(obj: Any, updates: dict[str, Any], where: str) -> Any:
         current = getattr(obj, key)
         if is_dataclass(current):
             if not isinstance(value, dict):
-                raise BadInputError(f"option {name}: expected a [{name}] table")
+                raise BadInputError(f"option {name}: expected a [{name}] table, got {quoted(str(value))}")
             changes[key] = _replace(current, value, name + ".")
+        elif isinstance(value, dict):
+            raise BadInputError(f"option {name}.{next(iter(value), '')}: {name} is a value, not a section")
         else:
             changes[key] = _coerce(value, hints[key], name)
     return dataclasses.replace(obj, **changes)
 
 
+def resolve(config: Config) -> Config:
+    """Fill the fields left None with the model kind's defaults."""
+    if config.model.kind not in KIND_DEFAULTS:
+        return config
+    fill: dict[str, dict[str, Any]] = {}
+    for section, values in KIND_DEFAULTS[config.model.kind].items():
+        current = getattr(config, section)
+        unset = {k: v for k, v in values.items() if getattr(current, k) is None}
+        if unset:
+            fill[section] = unset
+    return _replace(config, fill, "") if fill else config
+
+
 def validate(config: Config) -> Config:
-    """Check values that are well-typed but meaningless; name the option at fault."""
-    t, m, a = config.train, config.model, config.augment
+    """Check values that are well-typed but meaningless; name the option at fault.  None is 'not set yet'."""
+    t, m, a, e = config.train, config.model, config.augment, config.executor
+
+    def unset_or(value: Any, ok: bool) -> bool:
+        return value is None or ok
+
     checks = [
         (t.folds >= 2, "train.folds", "must be at least 2"),
-        (t.epochs >= 1, "train.epochs", "must be at least 1"),
-        (t.batch_size >= 1, "train.batch_size", "must be at least 1"),
-        (t.learning_rate > 0, "train.learning_rate", "must be positive"),
+        (unset_or(t.epochs, (t.epochs or 0) >= 1), "train.epochs", "must be at least 1"),
+        (unset_or(t.batch_size, (t.batch_size or 0) >= 1), "train.batch_size", "must be at least 1"),
+        (unset_or(t.learning_rate, (t.learning_rate or 0) > 0), "train.learning_rate", "must be positive"),
         (t.weight_decay >= 0, "train.weight_decay", "must not be negative"),
         (t.warmup_epochs >= 0, "train.warmup_epochs", "must not be negative"),
         (0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)"),
         (t.early_stopping >= 0, "train.early_stopping", "must not be negative (0 turns it off)"),
-        (t.seed >= 0, "train.seed", "must not be negative"),
+        (unset_or(t.seed, 0 <= (t.seed or 0) <= MAX_SEED), "train.seed", f"must be in 0..{MAX_SEED}"),
+        (1 <= t.threads <= 1024, "train.threads", "must be in 1..1024"),
         (t.optimizer in OPTIMIZERS, "train.optimizer", f"must be one of {', '.join(OPTIMIZERS)}"),
         (t.schedule in SCHEDULES, "train.schedule", f"must be one of {', '.join(SCHEDULES)}"),
-        (len(m.hidden) >= 1 and all(h >= 1 for h in m.hidden), "model.hidden", "must list at least one positive width"),
-        (0 <= m.dropout < 1, "model.dropout", "must be in [0, 1)"),
+        (m.kind in KINDS, "model.kind", f"must be one of {', '.join(KINDS)}"),
+        (
+            unset_or(m.hidden, len(m.hidden or ()) >= 1 and all(h >= 1 for h in m.hidden or ())),
+            "model.hidden",
+            "must list at least one positive width",
+        ),
+        (
+            all(f >= 1 for f in m.filters) and (m.kind != "cnn" or len(m.filters) in (1, 2)),
+            "model.filters",
+            "must list one or two positive widths (each block halves the 28x28 image)",
+        ),
+        (unset_or(m.dropout, 0 <= (m.dropout or 0) < 1), "model.dropout", "must be in [0, 1)"),
         (0 <= m.input_dropout < 1, "model.input_dropout", "must be in [0, 1)"),
         (m.activation in ACTIVATIONS, "model.activation", f"must be one of {', '.join(ACTIVATIONS)}"),
         (0 <= a.rotation <= 180, "augment.rotation", "must be in [0, 180] degrees"),
         (0 <= a.shift <= 14, "augment.shift", "must be in [0, 14] pixels"),
         (0 <= a.zoom < 1, "augment.zoom", "must be in [0, 1)"),
         (0 <= a.shear < 1, "augment.shear", "must be in [0, 1)"),
+        (config.blend.runs >= 1, "blend.runs", "must be at least 1 (1 = this run alone)"),
+        (e.kind in EXECUTORS, "executor.kind", f"must be one of {', '.join(EXECUTORS)}"),
+        (e.cpus_per_fold > 0, "executor.cpus_per_fold", "must be positive"),
+        (e.gpus_per_fold >= 0, "executor.gpus_per_fold", "must not be negative"),
+        (e.max_retries >= 0, "executor.max_retries", "must not be negative"),
+        (e.connect_timeout > 0, "executor.connect_timeout", "must be positive"),
     ]
     for ok, name, message in checks:
         if not ok:
@@ -218,6 +333,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise BadInputError(f"{path}: config file not found") from None
+    except UnicodeDecodeError:
+        raise BadInputError(f"{path}: not a UTF-8 text file (TOML must be UTF-8)") from None
     except tomllib.TOMLDecodeError as e:
         raise BadInputError(f"{path}: not valid TOML: {e}") from None
     except OSError as e:
@@ -230,13 +347,15 @@ def parse_set(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise BadInputError(f"option --set {item!r}: expected SECTION.KEY=VALUE")
+            raise UsageError(f"option --set {quoted(item)}: expected SECTION.KEY=VALUE")
         node = nested
         *parents, leaf = key.strip().split(".")
         for p in parents:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise BadInputError(f"option --set {item!r}: {p} is not a section")
+                raise UsageError(f"option --set {quoted(item)}: {p} is given both as a value and as a section")
+        if isinstance(node.get(leaf), dict):
+            raise UsageError(f"option --set {quoted(item)}: {key.strip()} is given both as a value and as a section")
         node[leaf] = value.strip()
     return nested
 
@@ -249,18 +368,64 @@ def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _value_at(config: Config, dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
 def build(
-    file: str | Path | None = None, overrides: dict[str, Any] | None = None, base: Config | None = None
+    file: str | Path | None = None,
+    sets: dict[str, Any] | None = None,
+    named: dict[str, Any] | None = None,
+    base: Config | None = None,
 ) -> Config:
-    """Defaults (or `base`), then the TOML `file`, then `overrides`; validated."""
+    """Defaults (or `base`) < the TOML `file` < `sets` (``--set``) < `named` options; resolved and validated.
+
+    A bad value in the file is a `BadInputError` naming the file (exit 1); a
+    bad value on the command line a `UsageError` (exit 2), like any other bad
+    option.  The same key given by ``--set`` and a named option with different
+    values is a `UsageError` too.
+    """
     config = base or Config()
     if file is not None:
-        config = _replace(config, load_toml(file), "")
-    if overrides:
-        config = _replace(config, overrides, "")
-    return validate(config)
+        try:
+            config = validate(_replace(config, load_toml(file), ""))
+        except BadInputError as e:
+            message = str(e)
+            raise BadInputError(message if message.startswith(str(file)) else f"{file}: {message}") from None
+    try:
+        with_sets = _replace(config, sets or {}, "")
+        for key, value in flatten(named or {}).items():
+            if key in flatten(sets or {}):
+                given = _value_at(_replace(config, _nest(key, value), ""), key)
+                if given != _value_at(with_sets, key):
+                    raise UsageError(
+                        f"option {key} is given twice, as {given!r} by its own option and as "
+                        f"{_value_at(with_sets, key)!r} by --set; give it once"
+                    )
+        return validate(resolve(_replace(with_sets, named or {}, "")))
+    except UsageError:
+        raise
+    except BadInputError as e:
+        raise UsageError(str(e)) from None
 
 
-def from_dict(data: dict[str, Any]) -> Config:
-    """Rebuild a config stored in a report (used by resume and predict)."""
-    return build(overrides=data)
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    *parents, leaf = dotted.split(".")
+    out: dict[str, Any] = {leaf: value}
+    for p in reversed(parents):
+        out = {p: out}
+    return out
+
+
+def from_record(data: dict[str, Any]) -> Config:
+    """The config a run report recorded (resolved: every field set); a `BadInputError` if it is not one."""
+    return validate(resolve(_replace(Config(), data, "")))
+
+
+def result_part(config: Config) -> dict[str, Any]:
+    """The sections that decide a run's numbers, as plain data (what resume compares)."""
+    whole = to_dict(config)
+    return {k: whole[k] for k in RESULT_SECTIONS}

@@ -7,7 +7,7 @@ a bug and keeps its traceback.
 
 OK = 0
 BAD_INPUT = 1
-USAGE = 2  # Click's own code for bad options
+USAGE = 2  # also Click's own code for bad options
 KAGGLE = 3
 INTERRUPTED = 4
 BUSY = 5
@@ -24,6 +24,12 @@ class BadInputError(DigitsError):
     """A data file, config file, run folder or option value is wrong."""
 
     exit_code = BAD_INPUT
+
+
+class UsageError(DigitsError):
+    """The command line is wrong: an unknown or conflicting option, or an option's value."""
+
+    exit_code = USAGE
 
 
 class KaggleError(DigitsError):

@@ -1,8 +1,9 @@
 """Stratified folds, and the fold task: the unit of work an executor runs.
 
-A `FoldTask` is plain, picklable data, so an executor can train it in this
-process today and ship it to another process or a cluster later; a fold's
-result on disk is a resume point.
+A `FoldTask` is plain, picklable data: (config, fold index, train rows,
+validation rows).  With the competition's arrays it is everything a fold
+needs, so an executor can train it in this process or ship it to a cluster;
+the result comes back as data and the driver writes it.
 """
 
 from __future__ import annotations
@@ -12,23 +13,32 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from pipeline.config import Config
+from pipeline.config import Config, resolved
 
 
 @dataclass(frozen=True)
 class FoldTask:
-    """Everything a fold needs besides the arrays: train on `train_idx`, validate on `val_idx`."""
+    """Train on `train_idx`, validate on `val_idx`; `run_id` says which run the result belongs to."""
 
     config: Config
     index: int
     train_idx: np.ndarray
     val_idx: np.ndarray
-    run_dir: str
+    run_id: str = ""
 
     @property
     def seed(self) -> int:
-        """Each fold draws its own stream from the run's one seed."""
-        return self.config.train.seed * 1000 + self.index
+        return fold_seed(resolved(self.config.train.seed), self.index)
+
+
+def fold_seed(seed: int, index: int) -> int:
+    """Each fold's own seed, below 2**31, mixed from the run's seed and the fold index.
+
+    SeedSequence mixes them so neighbouring seeds give unrelated streams, and
+    the result always fits the 32-bit seeds numpy and Keras take (a product
+    such as seed * 1000 + index overflowed for large seeds).
+    """
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] >> 1)
 
 
 def make_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -37,7 +47,7 @@ def make_folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, n
     return [(tr.astype(np.int64), va.astype(np.int64)) for tr, va in skf.split(np.zeros(len(y)), y)]
 
 
-def make_tasks(config: Config, y: np.ndarray, run_dir: str) -> list[FoldTask]:
-    """One task per fold of the configured stratified split."""
-    splits = make_folds(y, config.train.folds, config.train.seed)
-    return [FoldTask(config, k, tr, va, str(run_dir)) for k, (tr, va) in enumerate(splits)]
+def make_tasks(config: Config, y: np.ndarray, run_id: str = "") -> list[FoldTask]:
+    """One task per fold of the configured stratified split (the split follows the seed)."""
+    splits = make_folds(y, config.train.folds, resolved(config.train.seed))
+    return [FoldTask(config, k, tr, va, run_id) for k, (tr, va) in enumerate(splits)]

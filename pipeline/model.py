@@ -1,7 +1,8 @@
-"""The network and its input distortions: the only Keras code besides `train`.
+"""The networks and their input distortions: the only Keras code besides `train`.
 
-The MLP reads 784 pixels scaled to [0, 1].  Each hidden block is
-Dense (no bias: batch norm supplies it) -> BatchNorm -> activation -> Dropout.
+Both models read the 784 pixels scaled to [0, 1], so folds, distortion,
+saving and reports do not care which one runs.  The MLP is the default; the
+CNN (``model.kind = "cnn"``) sees the pixels as a 28x28 image.
 
 Augmentation is one random affine map per image (rotation, zoom, shear and
 shift composed), applied to a whole batch by a single projective-transform
@@ -17,35 +18,81 @@ import math
 import keras
 import tensorflow as tf
 
-from pipeline.config import AugmentConfig, Config, TrainConfig
+from pipeline.config import AugmentConfig, Config, TrainConfig, resolved
 
 _CENTRE = 13.5  # pixel centres run 0..27
 
 
-def build_mlp(config: Config) -> keras.Model:
-    """The classifier: 784 -> hidden blocks -> 10-way softmax."""
+def build_model(config: Config) -> keras.Model:
+    """The classifier `config.model.kind` names; both read the same 784 pixels scaled to [0, 1]."""
+    return build_cnn(config) if config.model.kind == "cnn" else build_mlp(config)
+
+
+def _dense_blocks(h: keras.KerasTensor, config: Config) -> keras.KerasTensor:
+    """Dense (no bias: batch norm supplies it) -> BatchNorm -> activation -> Dropout, per hidden width."""
     m = config.model
-    inputs = keras.Input(shape=(784,), name="pixels")
-    h = inputs
-    if m.input_dropout:
-        h = keras.layers.Dropout(m.input_dropout)(h)
-    for width in m.hidden:
+    for width in m.hidden or ():
         h = keras.layers.Dense(width, use_bias=not m.batch_norm)(h)
         if m.batch_norm:
             h = keras.layers.BatchNormalization()(h)
         h = keras.layers.Activation(m.activation)(h)
         if m.dropout:
             h = keras.layers.Dropout(m.dropout)(h)
-    outputs = keras.layers.Dense(10, activation="softmax", name="digit")(h)
-    return keras.Model(inputs, outputs, name="mlp_" + "_".join(map(str, m.hidden)))
+    return h
+
+
+def build_mlp(config: Config) -> keras.Model:
+    """784 -> hidden blocks -> 10-way softmax."""
+    m = config.model
+    inputs = keras.Input(shape=(784,), name="pixels")
+    h = keras.layers.Dropout(m.input_dropout)(inputs) if m.input_dropout else inputs
+    outputs = keras.layers.Dense(10, activation="softmax", name="digit")(_dense_blocks(h, config))
+    return keras.Model(inputs, outputs, name="mlp_" + "_".join(map(str, m.hidden or ())))
+
+
+def build_cnn(config: Config) -> keras.Model:
+    """28x28 -> per entry of `filters`: two 3x3 convolutions, a 2x2 max-pool, dropout -> dense head -> softmax."""
+    m = config.model
+    inputs = keras.Input(shape=(784,), name="pixels")
+    h = keras.layers.Reshape((28, 28, 1))(inputs)
+    for filters in m.filters:
+        for _ in range(2):
+            h = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not m.batch_norm)(h)
+            if m.batch_norm:
+                h = keras.layers.BatchNormalization()(h)
+            h = keras.layers.Activation(m.activation)(h)
+        h = keras.layers.MaxPooling2D()(h)
+        if m.dropout:
+            h = keras.layers.Dropout(m.dropout)(h)
+    h = keras.layers.Flatten()(h)
+    outputs = keras.layers.Dense(10, activation="softmax", name="digit")(_dense_blocks(h, config))
+    return keras.Model(inputs, outputs, name="cnn_" + "_".join(map(str, m.filters)))
+
+
+def parameter_count(config: Config) -> int:
+    """Weights of the model `config` describes, counted without building it (a guard against absurd sizes)."""
+    m = config.model
+    widths = list(m.hidden or ())
+    if m.kind == "cnn":
+        count, channels = 0, 1
+        for filters in m.filters:
+            count += 9 * channels * filters + 9 * filters * filters + 4 * 2 * filters
+            channels = filters
+        inputs = (28 // 2 ** len(m.filters)) ** 2 * channels
+    else:
+        count, inputs = 0, 784
+    for width in widths:
+        count += inputs * width + 4 * width
+        inputs = width
+    return count + inputs * 10 + 10
 
 
 def compile_model(model: keras.Model, train: TrainConfig, steps_per_epoch: int) -> None:
     """Optimizer, schedule and loss from the config."""
-    peak = train.learning_rate
+    peak = resolved(train.learning_rate)
     if train.schedule == "cosine":
         warmup = train.warmup_epochs * steps_per_epoch
-        total = max(train.epochs * steps_per_epoch - warmup, 1)
+        total = max(resolved(train.epochs) * steps_per_epoch - warmup, 1)
         lr = keras.optimizers.schedules.CosineDecay(
             peak * 0.05 if warmup else peak,
             total,

@@ -8,11 +8,14 @@ transient, so the scrollback keeps only the lines.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
 import re
+import signal
 import sys
-import threading
+import time
 from typing import Any
 
 log = logging.getLogger("digits")
@@ -27,7 +30,9 @@ class Progress:
     def warn(self, message: str) -> None:
         log.warning("warning: %s", message)
 
-    def start_folds(self, total: int, epochs: int, skipped: int = 0) -> None:
+    total = 0
+
+    def start_folds(self, total: int, skipped: int = 0) -> None:
         self.total = total
         if skipped:
             self.info(f"resuming: {skipped} of {total} folds already finished")
@@ -35,11 +40,11 @@ class Progress:
     def epoch(self, fold: int, epoch: int, epochs: int, logs: dict[str, Any]) -> None:
         pass
 
-    def fold_done(self, result: Any) -> None:
+    def fold_done(self, result: Any, label: str = "") -> None:
+        r = result.record
         self.info(
-            f"fold {result.index + 1}/{self.total}: val accuracy {result.val_accuracy:.4%}, "
-            f"best epoch {result.best_epoch}/{result.epochs_run}, {result.seconds:.0f}s, "
-            f"{result.samples_per_second:,.0f} samples/s"
+            f"{label + ' ' if label else ''}fold {r.index + 1}: val accuracy {r.val_accuracy:.4%}, "
+            f"best epoch {r.best_epoch}/{r.epochs_run}, {r.seconds:.0f}s, {r.samples_per_second:,.0f} samples/s"
         )
 
     def close(self) -> None:
@@ -74,11 +79,11 @@ class LiveProgress(Progress):
             self.task, description=f"fold {fold + 1}/{self.total}", completed=epoch, total=epochs, metrics=metrics
         )
 
-    def fold_done(self, result: Any) -> None:
+    def fold_done(self, result: Any, label: str = "") -> None:
         if self.task is not None:
             self.bar.remove_task(self.task)
             self.task = None
-        super().fold_done(result)
+        super().fold_done(result, label)
 
     def close(self) -> None:
         self.bar.stop()
@@ -99,8 +104,10 @@ def filter_native_stderr() -> None:
 
     Python's own ``sys.stderr`` is moved to a duplicate of the real stderr
     (so rich still sees a terminal); only what native code writes to fd 2
-    goes through a pipe and a filtering thread.  DIGITS_RAW_STDERR=1 turns
-    this off for debugging.
+    goes through a pipe to a filter.  The filter is a forked child process,
+    not a thread: when TensorFlow aborts the process, its last message (the
+    one a cron log needs most) is still in the pipe, and only a process that
+    outlives ours can pass it on.  DIGITS_RAW_STDERR=1 turns this off.
     """
     global _filtered
     if _filtered or os.environ.get("DIGITS_RAW_STDERR"):
@@ -108,27 +115,46 @@ def filter_native_stderr() -> None:
     _filtered = True
     try:
         sys.stderr.flush()
-        real = os.dup(2)
         read_end, write_end = os.pipe()
-        os.dup2(write_end, 2)
-        os.close(write_end)
+        child = os.fork()
     except OSError:
         return
+    if child == 0:  # the filter: reads until every writer is gone, then exits
+        os.close(write_end)
+        _pump(read_end)
+    real = os.dup(2)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    os.close(read_end)
     sys.stderr = os.fdopen(
-        os.dup(real),
-        "w",
-        buffering=1,
-        encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
-        errors="backslashreplace",
+        real, "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8", errors="backslashreplace"
     )
 
-    def pump() -> None:
+    def drain() -> None:
+        """On a normal exit, give the filter a moment to pass the last lines on before the shell moves on.
+
+        Bounded: processes we started (Ray's) may still hold the pipe open.
+        """
+        with contextlib.suppress(OSError):
+            os.close(2)
+            deadline = time.monotonic() + 2.0
+            while os.waitpid(child, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    atexit.register(drain)
+
+
+def _pump(read_end: int) -> None:
+    """The filter process's whole life: copy lines from the pipe to the real stderr, minus the noise."""
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a Ctrl-C for the job must not cut off its last words
         with os.fdopen(read_end, "rb") as pipe:
             for line in pipe:
                 if not _NATIVE_NOISE.match(line):
-                    os.write(real, line)
-
-    threading.Thread(target=pump, name="native-stderr", daemon=True).start()
+                    os.write(2, line)
+    finally:
+        os._exit(0)
 
 
 def setup(verbose: bool = True, log_file: str | None = None, live: bool | None = None) -> Progress:

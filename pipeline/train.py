@@ -1,164 +1,235 @@
-"""Train one fold: ``train_fold(task, data) -> FoldResult``.
+"""Train one fold: ``train_fold(task, data) -> FoldResult``, a pure function.
 
-A pure function of its inputs: the fold's seed (derived from the config's one
-seed) fixes weight initialisation, shuffling, dropout and every distortion,
-and TensorFlow's op determinism is on, so the same task on the same data gives
-the same probabilities, bit for bit.
-
-The result is written to ``<run>/folds/fold-<k>.{keras,npz,json}``; the
-JSON goes last, so its presence marks a finished fold that a resumed run can
-reuse.
+The fold's seed (mixed from the run's one seed) fixes weight initialisation,
+shuffling, dropout and every distortion; TensorFlow's op determinism is on
+and its thread count is fixed by the config (the arithmetic depends on it),
+so the same task on the same data gives the same bytes on any machine with
+the same CPU kernels.  Nothing here writes into the run folder: the result,
+the saved model included as bytes, goes back to the driver, which writes it
+(`pipeline.foldfiles`), so an executor can run a fold anywhere.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from pipeline import files
+from pipeline.config import Config, resolved
 from pipeline.data import Dataset
 from pipeline.errors import BadInputError
 from pipeline.folds import FoldTask
+from pipeline.record import FoldRecord
 
 EpochCallback = Callable[[int, int, int, dict], None]  # (fold, epoch, epochs, logs)
+StopCheck = Callable[[], bool]
+PREDICT_BATCH = 2048
+_threads: int | None = None
 
 
 @dataclass
 class FoldResult:
     """What a fold leaves behind; plain data, so it can travel between processes."""
 
-    index: int
-    train_rows: int
-    val_rows: int
-    val_accuracy: float
-    val_loss: float
-    best_epoch: int  # 1-based
-    epochs_run: int
-    seconds: float
-    samples_per_second: float
-    history: dict = field(default_factory=dict)
-    val_idx: np.ndarray | None = None
-    val_proba: np.ndarray | None = None
-    test_proba: np.ndarray | None = None
-    model_path: str = ""
+    record: FoldRecord
+    val_idx: np.ndarray
+    val_proba: np.ndarray  # (val rows, 10) float32
+    test_proba: np.ndarray  # (test rows, 10) float32
+    model: bytes | None = None  # the .keras file; None for a fold read back from disk
 
-    def summary(self) -> dict:
-        """The JSON-friendly part, as stored in the report."""
-        d = asdict(self)
-        for k in ("val_idx", "val_proba", "test_proba"):
-            d.pop(k)
-        return d
+    @property
+    def index(self) -> int:
+        return self.record.index
 
 
-def fold_paths(run_dir: str | Path, index: int) -> dict[str, Path]:
-    base = Path(run_dir) / "folds"
-    return {ext: base / f"fold-{index}.{ext}" for ext in ("keras", "npz", "json")}
+def configure_threads(threads: int) -> None:
+    """Fix TensorFlow's thread pools before its first op; they cannot change later in a process."""
+    global _threads
+    if _threads == threads:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already started in this process
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        if current != threads:
+            raise BadInputError(
+                f"option train.threads: TensorFlow already runs {current} threads in this process, not {threads}; "
+                "run configurations with different thread counts in separate commands"
+            ) from None
+    _threads = threads
 
 
-def _dataset(x: np.ndarray, y: np.ndarray, task: FoldTask, steps: int):
+def check_size(config: Config) -> None:
+    """Refuse a model whose weights and optimizer state cannot fit in this machine's memory."""
+    from pipeline.model import parameter_count
+
+    params = parameter_count(config)
+    need = params * 4 * 4  # float32 weights, gradients and Adam's two moments
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        return
+    if need > have:
+        raise BadInputError(
+            f"option model.hidden/model.filters: the model has {params:,} weights and needs about "
+            f"{need / 2**30:,.0f} GiB for training; this machine has {have / 2**30:,.0f} GiB"
+        )
+
+
+def _dataset(x: np.ndarray, y: np.ndarray, task: FoldTask) -> Any:
     """Shuffled, one-hot, distorted batches for all epochs, from stateless seeds."""
     import tensorflow as tf
 
     from pipeline.model import distort
 
-    cfg = task.config
+    config = task.config
     xs = tf.constant(x)
     ys = tf.constant(y.astype(np.int32))
     n = int(x.shape[0])
     seed = tf.constant(task.seed, tf.int64)
 
-    def epoch(e):
+    def epoch(e: Any) -> Any:
         order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, e]))
-        batches = tf.data.Dataset.from_tensor_slices(order).batch(cfg.train.batch_size).enumerate()
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(resolved(config.train.batch_size)).enumerate()
 
-        def load(i, idx):
+        def load(i: Any, idx: Any) -> Any:
             images = tf.cast(tf.gather(xs, idx), tf.float32) / 255.0
-            if cfg.augment.enabled:
-                images = distort(images, tf.stack([seed * 7919 + e, i]), cfg.augment)
+            if config.augment.enabled:
+                images = distort(images, tf.stack([seed * 7919 + e, i]), config.augment)
             return images, tf.one_hot(tf.gather(ys, idx), 10)
 
         return batches.map(load)
 
-    return tf.data.Dataset.range(cfg.train.epochs).flat_map(epoch).prefetch(4)
+    return tf.data.Dataset.range(resolved(config.train.epochs)).flat_map(epoch).prefetch(4)
 
 
-def _callbacks(task: FoldTask, on_epoch: EpochCallback | None) -> list:
+def _callbacks(task: FoldTask, on_epoch: EpochCallback | None, should_stop: StopCheck | None) -> list:
     import keras
 
-    class Report(keras.callbacks.Callback):
-        """Records the learning rate and forwards each epoch to the progress display."""
+    epochs = resolved(task.config.train.epochs)
 
-        def on_epoch_end(self, epoch, logs=None):
+    class Report(keras.callbacks.Callback):
+        """Records the learning rate; forwards each epoch to the progress display; stops when asked."""
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = dict(logs or {})
             lr = self.model.optimizer.learning_rate
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
             self.model.history.history.setdefault("learning_rate", []).append(logs["learning_rate"])
             if on_epoch:
-                on_epoch(task.index, epoch + 1, task.config.train.epochs, logs)
+                on_epoch(task.index, epoch + 1, epochs, logs)
 
-    cbs: list = [Report()]
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            if should_stop is not None and should_stop():  # SIGTERM: stop at the next batch, not mid-op
+                self.model.stop_training = True
+
+    callbacks: list = [Report(), keras.callbacks.TerminateOnNaN()]
     if task.config.train.early_stopping:
-        cbs.append(
+        callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=task.config.train.early_stopping, restore_best_weights=True
             )
         )
-    return cbs
+    return callbacks
 
 
-def train_fold(task: FoldTask, data: Dataset, on_epoch: EpochCallback | None = None) -> FoldResult:
-    """Train the fold's model, evaluate it on its validation rows, predict the test rows, save it all."""
+def _check_finite(history: dict[str, list[float]], task: FoldTask) -> None:
+    for epoch, loss in enumerate(history.get("loss", []), start=1):
+        if not math.isfinite(loss):
+            raise BadInputError(
+                f"fold {task.index} diverged: the training loss became {loss} in epoch {epoch}; lower "
+                f"train.learning_rate (now {task.config.train.learning_rate:g})"
+            )
+
+
+def train_fold(
+    task: FoldTask, data: Dataset, on_epoch: EpochCallback | None = None, should_stop: StopCheck | None = None
+) -> FoldResult:
+    """Train the fold's model, evaluate it on its validation rows, predict the test rows; return it all.
+
+    Raises KeyboardInterrupt when `should_stop` turns true (checked after every batch).
+    """
+    config = task.config
+    configure_threads(config.train.threads)
+    check_size(config)
     import keras
     import tensorflow as tf
 
-    from pipeline.model import build_mlp, compile_model
+    try:
+        return _train(task, data, on_epoch, should_stop)
+    except (tf.errors.ResourceExhaustedError, MemoryError):
+        raise BadInputError(
+            f"fold {task.index}: out of memory; choose a smaller model (model.hidden, model.filters) "
+            "or train.batch_size"
+        ) from None
+    finally:
+        keras.backend.clear_session()  # the next fold starts from a clean graph
+
+
+def _train(task: FoldTask, data: Dataset, on_epoch: EpochCallback | None, should_stop: StopCheck | None) -> FoldResult:
+    import keras
+    import tensorflow as tf
+
+    from pipeline.model import build_model, compile_model
 
     tf.get_logger().setLevel("ERROR")  # retracing notices between folds are expected
     tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(task.seed)
-    cfg = task.config.train
+    train = task.config.train
+    batch_size = resolved(train.batch_size)
     x_train, y_train = data.x[task.train_idx], data.y[task.train_idx]
     x_val = data.x[task.val_idx].astype(np.float32) / 255.0
     y_val = keras.utils.to_categorical(data.y[task.val_idx], 10)
-    steps = math.ceil(len(x_train) / cfg.batch_size)
+    steps = math.ceil(len(x_train) / batch_size)
 
-    model = build_mlp(task.config)
-    compile_model(model, cfg, steps)
+    model = build_model(task.config)
+    compile_model(model, train, steps)
     start = time.perf_counter()
     history = model.fit(
-        _dataset(x_train, y_train, task, steps),
+        _dataset(x_train, y_train, task),
         steps_per_epoch=steps,
-        epochs=cfg.epochs,
+        epochs=resolved(train.epochs),
         validation_data=(x_val, y_val),
-        validation_batch_size=2048,
-        callbacks=_callbacks(task, on_epoch),
+        validation_batch_size=PREDICT_BATCH,
+        callbacks=_callbacks(task, on_epoch, should_stop),
         shuffle=False,  # the dataset shuffles itself, reproducibly
         verbose=0,
     )
+    if should_stop is not None and should_stop():
+        raise KeyboardInterrupt
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    _check_finite(hist, task)
     epochs_run = len(hist.get("loss", []))
-    val_losses = hist.get("val_loss", [math.nan])
-    best = int(np.nanargmin(val_losses)) if cfg.early_stopping else epochs_run - 1
+    val_losses = np.array(hist.get("val_loss") or [math.nan], dtype=float)
+    finite = np.isfinite(val_losses)
+    best = (
+        int(np.argmin(np.where(finite, val_losses, np.inf)))
+        if train.early_stopping and finite.any()
+        else epochs_run - 1
+    )
 
-    val_proba = model.predict(x_val, batch_size=2048, verbose=0).astype(np.float32)
-    test_proba = model.predict(data.x_test.astype(np.float32) / 255.0, batch_size=2048, verbose=0).astype(np.float32)
+    val_proba = model.predict(x_val, batch_size=PREDICT_BATCH, verbose=0).astype(np.float32)
+    test_proba = model.predict(data.x_test.astype(np.float32) / 255.0, batch_size=PREDICT_BATCH, verbose=0)
     val_accuracy = float(np.mean(val_proba.argmax(1) == data.y[task.val_idx]))
     val_loss = float(keras.losses.CategoricalCrossentropy()(y_val, val_proba))
-
-    paths = fold_paths(task.run_dir, task.index)
-    with files.atomic_path(paths["keras"]) as tmp:  # the temporary name keeps the .keras suffix Keras insists on
-        model.save(tmp)
-    result = FoldResult(
+    with tempfile.TemporaryDirectory(prefix="digits-fold-") as tmp:
+        path = Path(tmp) / f"fold-{task.index}.keras"
+        model.save(path)
+        model_bytes = path.read_bytes()
+    record = FoldRecord(
         index=task.index,
         train_rows=int(len(task.train_idx)),
         val_rows=int(len(task.val_idx)),
@@ -168,40 +239,14 @@ def train_fold(task: FoldTask, data: Dataset, on_epoch: EpochCallback | None = N
         epochs_run=epochs_run,
         seconds=round(seconds, 2),
         samples_per_second=round(len(x_train) * epochs_run / seconds, 1),
-        history=hist,
-        val_idx=task.val_idx,
-        val_proba=val_proba,
-        test_proba=test_proba,
-        model_path=str(paths["keras"]),
+        history=dict(hist),
     )
-    save_fold(task.run_dir, result)
-    return result
+    return FoldResult(record, task.val_idx, val_proba, test_proba.astype(np.float32), model_bytes)
 
 
-def save_fold(run_dir: str | Path, result: FoldResult) -> None:
-    paths = fold_paths(run_dir, result.index)
-    files.write_npz(paths["npz"], val_idx=result.val_idx, val_proba=result.val_proba, test_proba=result.test_proba)
-    files.write_json(paths["json"], result.summary())
-
-
-def load_fold(run_dir: str | Path, index: int) -> FoldResult | None:
-    """A finished fold from disk, or None if it never finished; corrupt files are an error."""
-    paths = fold_paths(run_dir, index)
-    if not paths["json"].is_file():
-        return None
-    try:
-        summary = json.loads(paths["json"].read_text())
-        with np.load(paths["npz"], allow_pickle=False) as z:
-            arrays = {k: z[k] for k in ("val_idx", "val_proba", "test_proba")}
-        return FoldResult(**summary, **arrays)
-    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
-        raise BadInputError(
-            f"{paths['npz']}: fold {index} results are corrupt ({type(e).__name__}); delete the fold's files to retrain it"
-        ) from None
-
-
-def predict_models(model_paths: list[Path], x: np.ndarray) -> np.ndarray:
+def predict_models(model_paths: list[Path], x: np.ndarray, threads: int) -> np.ndarray:
     """Average the softmax outputs of saved fold models on `x` (uint8 pixels)."""
+    configure_threads(threads)
     import keras
 
     x = x.astype(np.float32) / 255.0
@@ -211,6 +256,7 @@ def predict_models(model_paths: list[Path], x: np.ndarray) -> np.ndarray:
             model = keras.models.load_model(path, compile=False)
         except Exception as e:  # Keras raises many types for a damaged zip
             raise BadInputError(f"{path}: fold model is corrupt or unreadable ({type(e).__name__})") from None
-        proba = model.predict(x, batch_size=2048, verbose=0).astype(np.float64)
+        proba = model.predict(x, batch_size=PREDICT_BATCH, verbose=0).astype(np.float64)
         total = proba if total is None else total + proba
+    assert total is not None
     return (total / len(model_paths)).astype(np.float32)

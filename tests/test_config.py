@@ -1,36 +1,52 @@
 import pytest
 
 from pipeline import config as cfg
-from pipeline.errors import BadInputError
+from pipeline.errors import BadInputError, UsageError
 
 
-def test_defaults_are_valid_and_complete():
+def test_defaults_are_valid_and_resolved_by_the_model_kind():
     c = cfg.build()
-    assert c == cfg.Config()
+    assert c.model.kind == "mlp" and c.model.hidden == (1024, 512) and c.train.epochs == 40
+    assert c.train.seed is None  # drawn by each run
+    cnn = cfg.build(named={"model": {"kind": "cnn"}})
+    assert cnn.model.hidden == cfg.KIND_DEFAULTS["cnn"]["model"]["hidden"]
+    assert cnn.train.epochs == cfg.KIND_DEFAULTS["cnn"]["train"]["epochs"]
     flat = cfg.flatten(cfg.to_dict(c))
     assert flat["train.folds"] == 5 and isinstance(flat["model.hidden"], list)
 
 
-def test_file_then_overrides(tmp_path):
+def test_a_kind_in_a_file_brings_its_defaults_but_not_over_explicit_values(tmp_path):
     f = tmp_path / "c.toml"
-    f.write_text("[train]\nepochs = 7\nseed = 3\n[model]\nhidden = [64, 32]\n[augment]\nenabled = false\n")
-    c = cfg.build(f, {"train": {"epochs": "9"}})
-    assert c.train.epochs == 9 and c.train.seed == 3
+    f.write_text('[model]\nkind = "cnn"\n[train]\nepochs = 3\n')
+    c = cfg.build(f)
+    assert c.model.kind == "cnn" and c.train.epochs == 3
+    assert c.train.batch_size == cfg.KIND_DEFAULTS["cnn"]["train"]["batch_size"]
+
+
+def test_precedence_file_then_set_then_named_options(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[train]\nepochs = 7\nseed = 3\nfolds = 4\n[model]\nhidden = [64, 32]\n[augment]\nenabled = false\n")
+    c = cfg.build(f, sets={"train": {"epochs": "9", "seed": "5"}}, named={"train": {"seed": 5, "folds": 3}})
+    assert (c.train.epochs, c.train.seed, c.train.folds) == (9, 5, 3)
     assert c.model.hidden == (64, 32) and c.augment.enabled is False
 
 
+def test_demo_base_yields_to_what_the_user_sets():
+    c = cfg.build(named={"train": {"epochs": 5}}, base=cfg.demo_base())
+    assert c.train.epochs == 5 and c.train.folds == 3 and c.model.hidden == (256, 128)
+
+
 def test_set_strings_are_coerced_to_field_types():
-    c = cfg.build(
-        overrides=cfg.parse_set(
-            ["model.hidden=128, 64", "augment.enabled=no", "train.learning_rate=1e-3", "train.optimizer=adam"]
-        )
+    sets = cfg.parse_set(
+        ["model.hidden=128, 64", "augment.enabled=no", "train.learning_rate=1e-3", "train.optimizer=adam"]
     )
+    c = cfg.build(sets=sets)
     assert c.model.hidden == (128, 64) and c.augment.enabled is False
     assert c.train.learning_rate == 0.001 and c.train.optimizer == "adam"
 
 
 @pytest.mark.parametrize(
-    "overrides, message",
+    "sets, message",
     [
         ({"train": {"epochs": "many"}}, "option train.epochs: expected an integer, got 'many'"),
         ({"train": {"epochs": 2.5}}, "option train.epochs: expected an integer"),
@@ -38,17 +54,46 @@ def test_set_strings_are_coerced_to_field_types():
         ({"augment": {"enabled": "maybe"}}, "option augment.enabled: expected true or false"),
         ({"train": {"epoch": 3}}, "unknown option train.epoch"),
         ({"nosuch": {"a": 1}}, "unknown option nosuch"),
-        ({"train": 3}, "option train: expected a [train] table"),
+        ({"train": "3"}, "option train: expected a [train] table"),
+        ({"train": {"epochs": {"x": "1"}}}, "option train.epochs.x: train.epochs is a value, not a section"),
         ({"train": {"folds": 1}}, "option train.folds: must be at least 2"),
         ({"train": {"optimizer": "lbfgs"}}, "option train.optimizer: must be one of adamw, adam, sgd"),
         ({"model": {"dropout": 1.0}}, "option model.dropout: must be in [0, 1)"),
         ({"model": {"hidden": ""}}, "option model.hidden: must list at least one positive width"),
+        ({"train": {"learning_rate": "inf"}}, "option train.learning_rate: expected a finite number, got 'inf'"),
+        ({"train": {"learning_rate": "nan"}}, "option train.learning_rate: expected a finite number"),
+        ({"train": {"seed": str(2**32)}}, "option train.seed: must be in 0..4294967295"),
+        ({"model": {"kind": "rnn"}}, "option model.kind: must be one of mlp, cnn"),
     ],
 )
-def test_bad_values_name_the_option(overrides, message):
+def test_bad_command_line_values_are_usage_errors_naming_the_option(sets, message):
+    with pytest.raises(UsageError) as e:
+        cfg.build(sets=sets)
+    assert message in str(e.value) and e.value.exit_code == 2
+
+
+def test_bad_values_in_a_file_are_bad_input_naming_the_file(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[train]\nfolds = 1\n")
     with pytest.raises(BadInputError) as e:
-        cfg.build(overrides=overrides)
-    assert message in str(e.value)
+        cfg.build(f)
+    assert str(e.value) == f"{f}: option train.folds: must be at least 2" and e.value.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "sets, named",
+    [
+        ({"train": {"folds": "3"}}, {"train": {"folds": 2}}),
+        ({"model": {"hidden": "64"}}, {"model": {"hidden": "32"}}),
+    ],
+)
+def test_the_same_value_from_set_and_a_named_option_is_refused(sets, named):
+    with pytest.raises(UsageError, match="is given twice"):
+        cfg.build(sets=sets, named=named)
+
+
+def test_the_same_value_twice_with_the_same_meaning_is_fine():
+    assert cfg.build(sets={"train": {"folds": "3"}}, named={"train": {"folds": 3}}).train.folds == 3
 
 
 def test_bad_toml_names_the_file(tmp_path):
@@ -58,16 +103,34 @@ def test_bad_toml_names_the_file(tmp_path):
         cfg.build(f)
     with pytest.raises(BadInputError, match="config file not found"):
         cfg.build(tmp_path / "missing.toml")
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('[data]\ndir = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(BadInputError, match=r"latin\.toml: not a UTF-8 text file"):
+        cfg.build(latin)
+
+
+def test_a_path_that_is_not_utf8_is_refused_with_its_option():
+    with pytest.raises(UsageError, match="option data.dir: expected UTF-8 text"):
+        cfg.build(named={"data": {"dir": "caf\udce9"}})
 
 
 def test_parse_set_rejects_malformed_items():
-    with pytest.raises(BadInputError, match="expected SECTION.KEY=VALUE"):
+    with pytest.raises(UsageError, match="expected SECTION.KEY=VALUE"):
         cfg.parse_set(["train.epochs"])
+    with pytest.raises(UsageError, match="both as a value and as a section"):
+        cfg.parse_set(["train=3", "train.folds=2"])
+
+
+def test_the_toml_of_a_resolved_config_builds_the_same_config(tmp_path):
+    c = cfg.build(named={"train": {"seed": 11}, "model": {"kind": "cnn"}})
+    f = tmp_path / "again.toml"
+    f.write_text(cfg.to_toml(c))
+    assert cfg.build(f) == c
 
 
 def test_diff_lists_exactly_the_changed_values():
-    a = cfg.to_dict(cfg.Config())
-    b = cfg.to_dict(cfg.build(overrides={"train": {"epochs": 3}, "model": {"hidden": "8"}}))
+    a = cfg.to_dict(cfg.build())
+    b = cfg.to_dict(cfg.build(sets={"train": {"epochs": "3"}, "model": {"hidden": "8"}}))
     assert cfg.diff(a, b) == {"model.hidden": (a["model"]["hidden"], [8]), "train.epochs": (a["train"]["epochs"], 3)}
     old = {k: v for k, v in a.items() if k != "augment"}  # a report from before augmentation existed
     assert set(cfg.diff(old, a)) == {f"augment.{k}" for k in a["augment"]}

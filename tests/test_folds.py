@@ -1,7 +1,7 @@
 import numpy as np
 
 from pipeline import config as cfg
-from pipeline.folds import make_folds, make_tasks
+from pipeline.folds import fold_seed, make_folds, make_tasks
 
 
 def test_every_row_validated_once_and_classes_balanced():
@@ -23,7 +23,15 @@ def test_folds_follow_the_seed():
 
 
 def test_tasks_carry_config_and_distinct_seeds():
-    config = cfg.build(overrides={"train": {"folds": 3, "seed": 7}})
+    config = cfg.build(named={"train": {"folds": 3, "seed": 7}})
     tasks = make_tasks(config, np.arange(60) % 10, "run")
-    assert [t.index for t in tasks] == [0, 1, 2]
+    assert [t.index for t in tasks] == [0, 1, 2] and {t.run_id for t in tasks} == {"run"}
     assert len({t.seed for t in tasks}) == 3 and all(t.config is config for t in tasks)
+
+
+def test_fold_seeds_fit_32_bits_for_every_allowed_seed():
+    # seed * 1000 + k overflowed 2**32 from seed 4294968 on; every allowed seed must give usable fold seeds
+    for seed in (0, 4294968, 2**31, cfg.MAX_SEED):
+        seeds = [fold_seed(seed, k) for k in range(10)]
+        assert all(0 <= s < 2**31 for s in seeds) and len(set(seeds)) == 10
+    assert fold_seed(42, 0) == fold_seed(42, 0) and fold_seed(42, 0) != fold_seed(43, 0)

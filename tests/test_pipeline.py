@@ -8,7 +8,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from pipeline import runs, submission
+from pipeline import config as cfg
+from pipeline import record, runs, submission
 from tests.helpers import SHARED_ZIP, TINY, digits, error_line, start, write_competition
 
 
@@ -26,16 +27,19 @@ def test_demo_runs_the_whole_job(demo_run):
     assert result.stdout.strip().endswith("demo/submissions/submission.csv")
     assert submission.validate_file(sub, 300) == 300
     (run_id,) = runs.list_runs(cwd / "demo")
-    report = runs.read_report(cwd / "demo" / "runs" / run_id)
-    assert report["status"] == "complete" and report["schema_version"] == runs.SCHEMA_VERSION
-    assert len(report["folds"]) == 3 and report["oof_accuracy"] > 0.9  # 8x8 digits are easy
-    assert report["data"]["train.csv"]["rows"] == 1497 and len(report["data"]["test.csv"]["sha256"]) == 64
-    for fold in report["folds"]:
-        assert len(fold["history"]["val_accuracy"]) == fold["epochs_run"] and fold["seconds"] > 0
-    assert np.array(report["confusion_matrix"]).sum() == 1497 and len(report["per_class_accuracy"]) == 10
-    assert {"load", "train", "ensemble", "predict"} <= set(report["stage_seconds"])
-    assert "tensorflow-cpu" in report["versions"] or "tensorflow" in report["versions"]
-    assert report["submission"]["sha256"] == __import__("hashlib").sha256(sub.read_bytes()).hexdigest()
+    rec = record.read(cwd / "demo" / "runs" / run_id)
+    raw = json.loads((cwd / "demo" / "runs" / run_id / "report.json").read_text())
+    assert rec.status == "complete" and raw["schema_version"] == record.SCHEMA_VERSION
+    assert len(rec.folds) == 3 and rec.oof_accuracy > 0.9  # 8x8 digits are easy
+    assert rec.data["train.csv"].rows == 1497 and len(rec.data["test.csv"].sha256) == 64
+    assert raw["config"]["train"]["seed"] == rec.config.train.seed is not None  # the drawn seed is recorded
+    for fold in rec.folds:
+        assert len(fold.history["val_accuracy"]) == fold.epochs_run and fold.seconds > 0
+    assert np.array(rec.confusion_matrix).sum() == 1497 and len(rec.per_class_accuracy) == 10
+    assert {"load", "train", "ensemble", "predict"} <= set(rec.stage_seconds)
+    assert "tensorflow-cpu" in rec.versions or "tensorflow" in rec.versions
+    assert rec.submission.sha256 == __import__("hashlib").sha256(sub.read_bytes()).hexdigest()
+    assert rec.blend.members[0].run_id == run_id and rec.blend.oof_accuracy == rec.oof_accuracy
     assert (cwd / "demo" / "runs" / run_id / "folds" / "fold-2.keras").is_file()
     # one plain line per fold when not on a terminal
     assert sum("fold " in line and "val accuracy" in line for line in result.stderr.splitlines()) == 3
@@ -93,8 +97,11 @@ def test_bad_data_fails_cleanly_and_keeps_the_submission(tmp_path):
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["train", "--folds", "1"], 1, "option train.folds: must be at least 2"),
-        (["train", "--set", "train.epochz=3"], 1, "unknown option train.epochz"),
+        (["train", "--folds", "1"], 2, "option train.folds: must be at least 2"),
+        (["train", "--set", "train.epochz=3"], 2, "unknown option train.epochz"),
+        (["train", "--set", "train.folds=two"], 2, "option train.folds: expected an integer, got 'two'"),
+        (["train", "--set", "train.folds=3", "--folds", "2"], 2, "option train.folds is given twice"),
+        (["run", "--offline", "--submit"], 2, "--offline never contacts Kaggle, so it cannot --submit"),
         (["train", "--config", "nope.toml"], 1, "nope.toml: config file not found"),
         (["train", "--data-dir", "missing"], 1, "missing: data directory not found"),
         (["predict", "nosuchrun"], 1, "run 'nosuchrun' not found"),
@@ -141,15 +148,17 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
     time.sleep(1.0)  # now inside fold 2
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
-    report = runs.read_report(tmp_path / "runs" / run_id)
+    rec = record.read(tmp_path / "runs" / run_id)
     done = sorted(p.name for p in (tmp_path / "runs" / run_id / "folds").glob("*.json"))
     assert "fold-2.json" not in done and "fold-0.json" in done
     if sig == signal.SIGTERM:
         assert proc.returncode == 4 and f"digits train --resume {run_id}" in err
-        assert report["status"] == "interrupted" and "Traceback" not in err
+        assert rec.status == "interrupted" and "Traceback" not in err
+        assert not list((tmp_path / "runs" / run_id).rglob("*.tmp*")), "half-written files left"
     else:
-        assert report["status"] == "running"  # killed outright: nothing could be written
-    assert not list((tmp_path / "runs" / run_id).rglob("*.tmp*")), "half-written files left"
+        assert rec.status == "running"  # killed outright: nothing could be written
+        # what a SIGKILL while a fold's model was being written leaves behind
+        (tmp_path / "runs" / run_id / "folds" / ".fold-1.keras.x1y2.tmp.keras").write_bytes(b"half a model")
 
     resumed = (
         digits("run", "--offline", "--resume", *args, cwd=tmp_path)
@@ -159,24 +168,25 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming: {len(done)} of 3 folds already finished" in resumed.stderr
     assert runs.list_runs(tmp_path) == [run_id]
-    fresh = digits("train", *args, "--output-dir", "fresh", cwd=tmp_path)
+    assert not list((tmp_path / "runs" / run_id).rglob("*.tmp*")), "leftovers of the killed run remain"
+    seed = str(rec.config.train.seed)  # the seed the interrupted run drew
+    fresh = digits("train", *args, "--seed", seed, "--output-dir", "fresh", cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stderr
     (fresh_id,) = runs.list_runs(tmp_path / "fresh")
     a = np.load(tmp_path / "runs" / run_id / "test_proba.npy")
     b = np.load(tmp_path / "fresh" / "runs" / fresh_id / "test_proba.npy")
     assert np.array_equal(a, b)
     assert (
-        runs.read_report(tmp_path / "runs" / run_id)["oof_accuracy"]
-        == runs.read_report(tmp_path / "fresh" / "runs" / fresh_id)["oof_accuracy"]
+        record.read(tmp_path / "runs" / run_id).oof_accuracy
+        == record.read(tmp_path / "fresh" / "runs" / fresh_id).oof_accuracy
     )
 
 
 def test_resume_refuses_a_different_config(tmp_path):
     write_competition(tmp_path / "data")
     run_id, run_dir = runs.new_run(tmp_path)
-    runs.write_report(
-        run_dir, {"run_id": run_id, "status": "interrupted", "config": {"train": {"epochs": 99}}, "data": {}}
-    )
+    config = cfg.build(named={"train": {"epochs": 99, "seed": 1}})
+    record.write(run_dir, record.RunRecord(run_id=run_id, status="interrupted", config=config, started_at=record.now()))
     r = digits("train", "--resume", run_id, "--data-dir", "data", *TINY, cwd=tmp_path)
     assert r.returncode == 1 and "used a different config or data" in error_line(r)
 

@@ -1,0 +1,100 @@
+"""The files of a finished fold, written by the driver: a fold on disk is a resume point.
+
+``<run>/folds/fold-<k>.keras`` (the model), ``fold-<k>.npz`` (validation
+rows, their probabilities, the test probabilities) and ``fold-<k>.json`` (its
+`FoldRecord`).  The JSON goes last, so its presence marks a finished fold.
+Reading a fold back checks it against the task it claims to answer; a fold
+whose files are damaged or do not fit is reported and trained again rather
+than trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from pydantic import TypeAdapter, ValidationError
+
+from pipeline import files
+from pipeline.folds import FoldTask
+from pipeline.record import FoldRecord
+from pipeline.train import FoldResult
+
+FOLDS = "folds"
+
+
+def fold_paths(run_dir: str | Path, index: int) -> dict[str, Path]:
+    base = Path(run_dir) / FOLDS
+    return {ext: base / f"fold-{index}.{ext}" for ext in ("keras", "npz", "json")}
+
+
+def save_fold(run_dir: str | Path, result: FoldResult) -> None:
+    """Write the fold's model, arrays, then its record (the 'finished' marker)."""
+    paths = fold_paths(run_dir, result.index)
+    if result.model is not None:
+        files.write_bytes(paths["keras"], result.model)
+    files.write_npz(paths["npz"], val_idx=result.val_idx, val_proba=result.val_proba, test_proba=result.test_proba)
+    files.write_json(paths["json"], TypeAdapter(FoldRecord).dump_python(result.record, mode="json"))
+
+
+def load_fold(
+    run_dir: str | Path, task: FoldTask, test_rows: int, warn: Callable[[str], None] = lambda s: None
+) -> FoldResult | None:
+    """The finished fold answering `task`, or None when it must be trained (never finished, or damaged)."""
+    paths = fold_paths(run_dir, task.index)
+    if not paths["json"].is_file():
+        return None
+    try:
+        record = TypeAdapter(FoldRecord).validate_python(json.loads(paths["json"].read_text(encoding="utf-8")))
+        with np.load(paths["npz"], allow_pickle=False) as z:
+            val_idx, val_proba, test_proba = (np.asarray(z[k]) for k in ("val_idx", "val_proba", "test_proba"))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, ValidationError) as e:
+        warn(f"{paths['npz'].parent}: fold {task.index} files are damaged ({type(e).__name__}); training it again")
+        return None
+    problem = _mismatch(task, record, val_idx, val_proba, test_proba, test_rows)
+    if problem:
+        warn(f"{paths['npz']}: {problem}; training fold {task.index} again")
+        return None
+    return FoldResult(record, val_idx, val_proba.astype(np.float32), test_proba.astype(np.float32))
+
+
+def _mismatch(
+    task: FoldTask,
+    record: FoldRecord,
+    val_idx: np.ndarray,
+    val_proba: np.ndarray,
+    test_proba: np.ndarray,
+    test_rows: int,
+) -> str | None:
+    """Why saved arrays cannot be this task's answer, or None."""
+    if record.index != task.index:
+        return f"it records fold {record.index}"
+    if val_idx.shape != task.val_idx.shape or not np.array_equal(val_idx, task.val_idx):
+        return "its validation rows are not this fold's"
+    if val_proba.shape != (len(task.val_idx), 10):
+        return f"val_proba has shape {val_proba.shape}, expected {(len(task.val_idx), 10)}"
+    if test_proba.shape != (test_rows, 10):
+        return f"test_proba has shape {test_proba.shape}, expected {(test_rows, 10)}"
+    if not (np.isfinite(val_proba).all() and np.isfinite(test_proba).all()):
+        return "its probabilities are not finite"
+    return None
+
+
+def remove_leftovers(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in the run folder (never a finished file).
+
+    Call it only while holding the output directory's lock: then no other
+    digits is writing here, so every temporary file is a leftover.
+    """
+    removed = []
+    for leftover in Path(run_dir).rglob(".*.tmp*"):
+        try:
+            if leftover.is_file():
+                leftover.unlink()
+                removed.append(leftover)
+        except OSError:
+            pass
+    return removed

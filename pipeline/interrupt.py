@@ -1,0 +1,59 @@
+"""Stopping a training cleanly on SIGTERM or Ctrl-C.
+
+Raising KeyboardInterrupt from a signal handler lands wherever Python happens
+to be, which inside Keras or TensorFlow may be a place that turns it into
+another error.  While folds train, a signal therefore only sets a flag; the
+training checks it after every batch and the executor between folds, and
+the job then saves what finished and exits 4.  A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+
+class StopRequest:
+    """Set by the first SIGTERM/SIGINT; read by the training loop and the executor."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal: str | None = None
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self, name: str = "stop") -> None:
+        self.signal = self.signal or name
+        self._event.set()
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a stop was requested."""
+        if self._event.is_set():
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """Within the block, SIGTERM and SIGINT set the returned request; a second one raises KeyboardInterrupt."""
+    stop = StopRequest()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set(signal.Signals(signum).name)
+
+    previous = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread (a test runner's worker): signals stay as they were
+        pass
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

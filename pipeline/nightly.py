@@ -1,0 +1,146 @@
+"""The nightly job, and submitting to Kaggle: download, train, blend and predict, submit when better.
+
+`nightly` is what ``digits run`` calls; `submit` what ``digits submit`` calls.
+With ``--submit`` (mode "better") a night submits only when its blend's
+out-of-fold accuracy beats that of the last submission Kaggle accepted, so
+the daily allowance is spent on progress; "always" submits every night.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline import config as cfg
+from pipeline import data as data_mod
+from pipeline import job, record, runs, submission
+from pipeline.errors import BadInputError, DigitsError, KaggleError, UsageError
+from pipeline.predict import predict
+from pipeline.progress import Progress
+from pipeline.record import RunRecord, SubmitDecision
+from pipeline.text import pct
+
+SUBMIT_MODES = ("better", "always")
+
+
+def nightly(
+    config: cfg.Config,
+    offline: bool = False,
+    demo: bool = False,
+    force_download: bool = False,
+    resume: bool = False,
+    submit_mode: str | None = None,
+    submit_message: str | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """The whole job: download (unless offline or demo), train, blend and predict, then submit if asked."""
+    progress = progress or Progress()
+    if submit_mode is not None and submit_mode not in SUBMIT_MODES:
+        raise UsageError(f"option --submit: expected one of {', '.join(SUBMIT_MODES)}, got {submit_mode!r}")
+    if offline and submit_mode:
+        raise UsageError("--offline never contacts Kaggle, so it cannot --submit; drop one of them")
+    data_dir = Path(config.data.dir)
+    if demo:
+        if not (data_dir / "train.csv").is_file():
+            data_mod.write_demo(data_dir)
+            progress.info(f"demo: wrote a small competition from scikit-learn's digits to {data_dir}")
+    elif not offline:
+        from pipeline import fetch
+
+        try:
+            fetch.download(data_dir, config.data.competition, force=force_download, log=progress.info)
+        except KaggleError as e:
+            if force_download or not fetch.have_data(data_dir):
+                raise
+            progress.warn(f"{e}; continuing with the files already in {data_dir}")
+    with runs.Lock(config.output_dir):
+        run_dir = job.train(config, progress, resume=resume or None, hold_lock=False)
+        path = predict(config.output_dir, str(run_dir), config.data.dir, progress, hold_lock=False)
+    if submit_mode:
+        rec = record.read(run_dir)
+        decision = decide(rec, last_accepted(config.output_dir, config.data.competition, rec.run_id), submit_mode)
+        record.update(run_dir, submit_decision=decision)
+        if decision.submitted:
+            submit(
+                config.output_dir, str(run_dir), submit_message, competition=config.data.competition, progress=progress
+            )
+        else:
+            progress.info(f"not submitting: {decision.reason}")
+    return path
+
+
+def last_accepted(output_dir: str | Path, competition: str, exclude: str = "") -> RunRecord | None:
+    """The newest run whose submission Kaggle accepted for `competition` (unreadable reports are skipped)."""
+    for run_id in reversed(runs.list_runs(output_dir)):
+        if run_id == exclude:
+            continue
+        try:
+            rec = record.read(runs.runs_root(output_dir) / run_id)
+        except DigitsError:
+            continue
+        board = rec.leaderboard
+        if board is not None and board.accepted and (board.competition or rec.config.data.competition) == competition:
+            return rec
+    return None
+
+
+def decide(rec: RunRecord, previous: RunRecord | None, mode: str) -> SubmitDecision:
+    """Submit this run's blend?  "always" does; "better" only above the last accepted submission's OOF accuracy."""
+    ours = rec.blend_oof_accuracy
+    if mode == "always":
+        return SubmitDecision(True, "--submit always", mode)
+    if previous is None:
+        return SubmitDecision(True, "no earlier submission was accepted by Kaggle", mode)
+    theirs = previous.blend_oof_accuracy
+    if ours is None or theirs is None:
+        return SubmitDecision(
+            True, "an out-of-fold accuracy is missing, so no comparison is possible", mode, previous.run_id, theirs
+        )
+    if ours > theirs:
+        reason = f"blend out-of-fold accuracy {pct(ours, 3)}% beats {pct(theirs, 3)}% of run {previous.run_id}, submitted last"
+        return SubmitDecision(True, reason, mode, previous.run_id, theirs)
+    reason = (
+        f"blend out-of-fold accuracy {pct(ours, 3)}% is not higher than {pct(theirs, 3)}% of run {previous.run_id}, "
+        "the last submission Kaggle accepted (`--submit always` submits anyway)"
+    )
+    return SubmitDecision(False, reason, mode, previous.run_id, theirs)
+
+
+def submit(
+    output_dir: str | Path,
+    target: str,
+    message: str | None = None,
+    competition: str | None = None,
+    progress: Progress | None = None,
+    wait: float = 600.0,
+) -> dict:
+    """Validate and upload a run's submission (or any CSV file), wait for its score, record it in the run."""
+    from pipeline import fetch
+
+    progress = progress or Progress()
+    path = Path(target)
+    run_dir = None
+    if path.is_file() and path.suffix == ".csv":
+        data_dir = Path(cfg.DataConfig().dir)
+        message = message or f"digits submission {path.name}"
+    else:
+        run_dir = runs.resolve(output_dir, target)
+        rec = record.read(run_dir)
+        if rec.submission is None:
+            raise BadInputError(f"run {rec.run_id} has no submission yet; run `digits predict {rec.run_id}` first")
+        path = Path(rec.submission.path)
+        competition = competition or rec.config.data.competition
+        data_dir = Path(rec.config.data.dir)
+        oof = rec.blend_oof_accuracy
+        message = message or f"digits run {rec.run_id}" + (f", CV {oof:.4%}" if oof is not None else "")
+    competition = competition or cfg.DataConfig().competition
+    test_csv = data_dir / "test.csv"
+    expected = len(data_mod.load_array(test_csv, data_mod.TEST_COLUMNS)[0]) if test_csv.is_file() else None
+    submission.validate_file(path, expected_rows=expected)
+    result = fetch.submit(path, competition, message, wait=wait, log=progress.info)
+    if run_dir is not None:
+        record.update(run_dir, leaderboard=record.Leaderboard(**{**result, "file": str(path)}))
+    score = result.get("public_score")
+    progress.info(
+        f"submitted {path}: " + (f"public score {score}" if score is not None else f"status {result.get('status')}")
+    )
+    return result

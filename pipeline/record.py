@@ -1,0 +1,372 @@
+"""The run record: what ``runs/<run-id>/report.json`` holds, as one typed object.
+
+The job writes a `RunRecord`; compare, report, history, gc, the blend and
+submit read it.  Reading goes through `read` only: it migrates an older
+schema, validates every field's type (with pydantic, against the dataclasses
+below) and checks the run id, so a malformed report costs one clear
+`BadInputError` naming the file and the field, and no reader re-checks
+fields by hand.
+
+Schema history (`SCHEMA_VERSION`):
+
+- 0: before versioning; no status, leaderboard, submission, fold mean/std.
+- 1: adds them.
+- 2: adds ``error`` (why a run failed), ``blend`` (the runs the submission
+  blends and their weights), ``submit_decision``, ``sweep``/``variant``;
+  the config is the full resolved config, the drawn seed included.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import re
+import statistics
+import subprocess
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, PlainSerializer, TypeAdapter, ValidationError
+
+from pipeline import config as cfg
+from pipeline import files
+from pipeline.errors import BadInputError
+
+SCHEMA_VERSION = 2
+REPORT = "report.json"
+RUN_ID = re.compile(r"\d{8}-\d{6}(-\d+)?")  # 20261125-233000, then -2, -3 within one second
+Status = Literal["running", "complete", "interrupted", "failed"]
+UNFINISHED = ("running", "interrupted", "failed")
+LIBRARIES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "pyarrow", "scikit-learn", "ray")
+
+
+def _run_id(value: Any) -> str:
+    # A run id names files (submissions/<run-id>.csv): one read back is never trusted.
+    if not isinstance(value, str) or not RUN_ID.fullmatch(value):
+        raise ValueError(f"{str(value)[:40]!r} is not a run id (like 20261125-233000)")
+    return value
+
+
+def _config(value: Any) -> cfg.Config:
+    if isinstance(value, cfg.Config):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError("expected a table of config sections")
+    try:
+        return cfg.from_record(value)
+    except BadInputError as e:
+        raise ValueError(str(e)) from None
+
+
+RunId = Annotated[str, BeforeValidator(_run_id)]
+RecordedConfig = Annotated[cfg.Config, BeforeValidator(_config), PlainSerializer(cfg.to_dict)]
+
+
+@dataclass
+class DataFile:
+    """One competition file as a run saw it."""
+
+    sha256: str
+    rows: int
+
+
+@dataclass
+class FoldRecord:
+    """What one fold reports: its size, its accuracy, its learning curves, its cost."""
+
+    index: int
+    train_rows: int
+    val_rows: int
+    val_accuracy: float
+    val_loss: float
+    best_epoch: int  # 1-based
+    epochs_run: int
+    seconds: float
+    samples_per_second: float
+    history: dict[str, list[float | None]] = field(default_factory=dict)
+
+
+@dataclass
+class Submission:
+    """The run's own submission file."""
+
+    path: str
+    sha256: str
+    rows: int
+
+
+@dataclass
+class Leaderboard:
+    """What Kaggle said about the submission: accepted (a ref), scored, or refused."""
+
+    status: str = "pending"  # pending | complete | error
+    public_score: float | None = None
+    message: str | None = None
+    submitted_at: str | None = None
+    ref: int | None = None
+    error: str | None = None
+    competition: str | None = None
+    file: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """Kaggle took the file (it has a ref and did not fail to score it)."""
+        return self.ref is not None and self.status != "error" and not self.error
+
+
+@dataclass
+class BlendMember:
+    run_id: str
+    weight: float
+    oof_accuracy: float
+
+
+@dataclass
+class Blend:
+    """The runs behind the submission, chosen on their out-of-fold probabilities."""
+
+    members: list[BlendMember]
+    oof_accuracy: float
+    best_single_run: str
+    best_single_oof_accuracy: float
+    candidates: list[str] = field(default_factory=list)  # every compatible run considered
+    seconds: float = 0.0
+
+
+@dataclass
+class SubmitDecision:
+    """Whether `run --submit` submitted, and why."""
+
+    submitted: bool
+    reason: str
+    mode: str = "better"  # better | always
+    previous_run: str | None = None
+    previous_oof_accuracy: float | None = None
+
+
+@dataclass
+class RunRecord:
+    """One run: its config and data, its folds, its scores, its submission and what Kaggle said."""
+
+    run_id: RunId
+    status: Status
+    config: RecordedConfig
+    started_at: str
+    finished_at: str | None = None
+    data: dict[str, DataFile] = field(default_factory=dict)
+    folds: list[FoldRecord] = field(default_factory=list)
+    code_version: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    seconds: float | None = None
+    fold_accuracy_mean: float | None = None
+    fold_accuracy_std: float | None = None
+    oof_accuracy: float | None = None
+    oof_rows: int | None = None
+    per_class_accuracy: list[float | None] | None = None
+    confusion_matrix: list[list[int]] | None = None
+    submission: Submission | None = None
+    leaderboard: Leaderboard | None = None
+    blend: Blend | None = None
+    submit_decision: SubmitDecision | None = None
+    error: str | None = None
+    sweep: str | None = None
+    variant: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    # ---- views every reader shares -------------------------------------------------------
+
+    @property
+    def fold_accuracy(self) -> dict[int, float]:
+        """Validation accuracy by fold index."""
+        return {f.index: f.val_accuracy for f in self.folds}
+
+    @property
+    def folds_planned(self) -> int:
+        return self.config.train.folds
+
+    @property
+    def train_sha(self) -> str | None:
+        entry = self.data.get("train.csv")
+        return entry.sha256 if entry else None
+
+    @property
+    def test_sha(self) -> str | None:
+        entry = self.data.get("test.csv")
+        return entry.sha256 if entry else None
+
+    @property
+    def lb_score(self) -> float | None:
+        return self.leaderboard.public_score if self.leaderboard else None
+
+    @property
+    def lb_status(self) -> str | None:
+        if self.leaderboard is None:
+            return None
+        return "error" if self.leaderboard.error else self.leaderboard.status
+
+    @property
+    def started(self) -> _dt.datetime | None:
+        try:
+            return _dt.datetime.fromisoformat(self.started_at)
+        except ValueError:
+            return None
+
+    @property
+    def blend_oof_accuracy(self) -> float | None:
+        """The submission's out-of-fold accuracy: the blend's when the run wrote one, else the run's own."""
+        return self.blend.oof_accuracy if self.blend else self.oof_accuracy
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete" and len(self.folds) == self.folds_planned
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as plain JSON data (what report.json holds)."""
+        return _adapter().dump_python(self, mode="json")  # type: ignore[no-any-return]
+
+
+def now() -> str:
+    """The current local time with its UTC offset, to the second: the records' timestamp style."""
+    return _dt.datetime.now(_dt.UTC).astimezone().isoformat(timespec="seconds")
+
+
+@cache
+def _adapter() -> TypeAdapter[RunRecord]:
+    """The pydantic validator of `RunRecord`, built once on first use."""
+    return TypeAdapter(RunRecord)
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a report written by an older version up to `SCHEMA_VERSION` (on the plain JSON data)."""
+    version = data.get("schema_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"schema_version {version!r} is not a number")
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"schema {version} is newer than this digits understands ({SCHEMA_VERSION}); upgrade digits")
+    if version < 1:
+        data.setdefault("status", "complete" if data.get("oof_accuracy") is not None else "failed")
+        data.setdefault("leaderboard", None)
+        data.setdefault("submission", None)
+        folds = data.get("folds")
+        accs = [f.get("val_accuracy") for f in folds if isinstance(f, dict)] if isinstance(folds, list) else []
+        accs = [a for a in accs if isinstance(a, (int, float))]
+        if accs and "fold_accuracy_mean" not in data:
+            data["fold_accuracy_mean"] = statistics.fmean(accs)
+            data["fold_accuracy_std"] = statistics.pstdev(accs)
+    if version < 2:
+        if data.get("status") == "unknown":
+            data["status"] = "failed"
+        for f in data.get("folds") or []:
+            if isinstance(f, dict):
+                f.pop("model_path", None)  # fold files are found by index; a stored path went stale on a move
+        data.setdefault("started_at", "")
+    data["schema_version"] = SCHEMA_VERSION
+    return data
+
+
+def from_json(data: Any, where: str = REPORT) -> RunRecord:
+    """Validate plain JSON data as a run record; a `BadInputError` naming `where` and the field at fault."""
+    if not isinstance(data, dict) or "run_id" not in data:
+        raise BadInputError(f"{where}: not a digits run report")
+    try:
+        return _adapter().validate_python(migrate(dict(data)))
+    except ValidationError as e:
+        raise BadInputError(f"{where}: {_first_error(e)}") from None
+    except ValueError as e:
+        raise BadInputError(f"{where}: {e}") from None
+
+
+def _first_error(error: Any) -> str:
+    """The first validation error as 'field folds.0.val_accuracy: <what>', one line."""
+    from pipeline.text import quoted
+
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "report"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    shown = first.get("input")
+    got = "" if isinstance(shown, (dict, list)) or "input" not in first else f", got {quoted(shown, 40)}"
+    more = len(error.errors()) - 1
+    return f"field {where}: {message}{got}" + (f" (and {more} more problem(s))" if more else "")
+
+
+def read(run_dir: str | Path) -> RunRecord:
+    """The run's record, migrated and checked; a one-line `BadInputError` if it is missing or malformed."""
+    path = Path(run_dir) / REPORT
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: report missing (the run never finished its first stage?)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadInputError(f"{path}: report is corrupt: {e}") from None
+    except OSError as e:
+        raise BadInputError(f"{path}: cannot read report: {e.strerror}") from None
+    return from_json(data, str(path))
+
+
+def write(run_dir: str | Path, record: RunRecord) -> None:
+    """Write the record atomically (a reader sees the old or the new report, never half of one)."""
+    record.schema_version = SCHEMA_VERSION
+    files.write_json(Path(run_dir) / REPORT, record.to_json())
+
+
+def update(run_dir: str | Path, **changes: Any) -> RunRecord:
+    """Read, change some fields, write back."""
+    record = read(run_dir)
+    for key, value in changes.items():
+        if key not in RunRecord.__dataclass_fields__:
+            raise AttributeError(key)
+        setattr(record, key, value)
+    write(run_dir, record)
+    return record
+
+
+def fold_summary(records: list[FoldRecord]) -> tuple[float | None, float | None]:
+    """Mean and (population) standard deviation of the folds' validation accuracy."""
+    accs = [f.val_accuracy for f in records]
+    if not accs:
+        return None, None
+    return statistics.fmean(accs), statistics.pstdev(accs)
+
+
+def as_dict(value: Any) -> Any:
+    """A record part (a dataclass) as plain data, for JSON output of commands."""
+    return asdict(value)
+
+
+# ---- what produced a run ---------------------------------------------------------------------
+
+
+@cache
+def code_version() -> str:
+    """The git commit of this code (``-dirty`` when modified), else the package version."""
+    from pipeline import __version__
+
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if sha.returncode == 0:
+            dirty = subprocess.run(
+                ["git", "-C", str(here), "status", "--porcelain", "--", "."], capture_output=True, text=True, timeout=5
+            )
+            return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return __version__
+
+
+@cache
+def library_versions() -> dict[str, str]:
+    """Python's and the numerical libraries' versions, as the record keeps them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
