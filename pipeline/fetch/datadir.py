@@ -16,10 +16,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, NamedTuple
 
@@ -33,6 +36,42 @@ TMP_PREFIX = ".fetch."  # our temporary files in data_dir: never trusted, cleane
 STALE_TMP_SECONDS = 3600.0  # leftovers of a killed run older than this are removed
 SPACE_MARGIN = 16 << 20
 CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back until the block is done, then deliver them.
+
+    For the few steps that must not be cut in half by Ctrl-C (or SIGTERM, which
+    the CLI turns into the same): creating a temporary file and recording its
+    name, installing the files with their manifest, removing temporary files.
+    Outside the main thread (where signal handlers cannot be changed) the block
+    simply runs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, hold)}
+    try:
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, hold)
+        yield
+    finally:
+        try:
+            if signal.SIGTERM in previous:
+                signal.signal(signal.SIGTERM, previous[signal.SIGTERM])
+        finally:
+            signal.signal(signal.SIGINT, previous[signal.SIGINT])
+    for signum in caught[:1]:
+        handler = previous.get(signal.Signals(signum))
+        if callable(handler):
+            handler(signum, None)  # Python's default SIGINT handler and the CLI's SIGTERM one raise KeyboardInterrupt
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(signum)
 
 
 class Corrupt(Exception):
@@ -51,9 +90,10 @@ def prepare_dir(data_dir: Path) -> None:
     """Create data_dir and prove we can write there, before talking to Kaggle."""
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX + "probe.", suffix=".part", dir=data_dir)
-        os.close(fd)
-        os.unlink(probe)
+        with uninterrupted():
+            fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX + "probe.", suffix=".part", dir=data_dir)
+            os.close(fd)
+            os.unlink(probe)
     except OSError as e:
         raise files.storage_error(data_dir, e) from None
 
@@ -77,13 +117,27 @@ def remove_stale_temps(data_dir: Path) -> None:
 
 def temp_path(directory: Path, name: str, temps: list[Path]) -> Path:
     """A new empty temporary file for `name` in `directory`, recorded in `temps` for clean-up."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{name}.", suffix=".part", dir=directory)
-        os.close(fd)
-    except OSError as e:
-        raise files.storage_error(directory / name, e) from None
-    temps.append(Path(tmp))
+    with uninterrupted():
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{name}.", suffix=".part", dir=directory)
+            os.close(fd)
+        except OSError as e:
+            raise files.storage_error(directory / name, e) from None
+        temps.append(Path(tmp))
     return Path(tmp)
+
+
+def remove(temps: list[Path]) -> None:
+    """Delete the temporary files and empty `temps`; an interrupt waits until they are gone.
+
+    Renamed ones are gone already.  Each is dropped from `temps` once deleted,
+    so a clean-up cut short can be finished by another.
+    """
+    with uninterrupted():
+        while temps:
+            with contextlib.suppress(OSError):
+                temps[-1].unlink()
+            temps.pop()
 
 
 def check_space(data_dir: Path, need: int) -> None:
@@ -212,9 +266,15 @@ def _safe_target(data_dir: Path, name: str) -> Path:
 def install(data_dir: Path, plan: list[Placement], manifest: dict[str, Any]) -> None:
     """Rename the extracted files into place (through symlinks); the manifest goes last.
 
-    The old manifest is removed first, so a run killed half-way leaves a set of
-    files that no later run trusts (it downloads again).
+    The old manifest is removed first, so a run killed half-way (SIGKILL, a
+    power cut) leaves a set of files that no later run trusts (it downloads
+    again); SIGINT and SIGTERM wait until everything is in place.
     """
+    with uninterrupted():
+        _install(data_dir, plan, manifest)
+
+
+def _install(data_dir: Path, plan: list[Placement], manifest: dict[str, Any]) -> None:
     manifest_path = data_dir / MANIFEST
     try:
         manifest_path.unlink(missing_ok=True)

@@ -7,7 +7,6 @@ requests when the connection breaks off; it is then checked and unpacked by
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import re
@@ -78,7 +77,12 @@ def download(
                 conn.log(f"{data_dir} is up to date with Kaggle's {competition} files; not downloading")
                 return {**manifest, "downloaded": False}
             conn.log(f"{why}: downloading {competition} from Kaggle into {data_dir}")
-        new = _download_and_install(conn, data_dir, competition, remote)
+        temps: list[Path] = []  # every temporary file made, until it is renamed into place or deleted
+        try:
+            new = _download_and_install(conn, data_dir, competition, remote, temps)
+        finally:
+            # A second clean-up: the one in _download_and_install may itself be cut short by Ctrl-C.
+            datadir.remove(temps)
         return {**new, "downloaded": True}
 
 
@@ -151,11 +155,12 @@ def _local_problem(data_dir: Path, manifest: dict) -> str | None:
     return None
 
 
-def _download_and_install(conn: Connection, data_dir: Path, competition: str, remote: list[dict]) -> dict:
+def _download_and_install(
+    conn: Connection, data_dir: Path, competition: str, remote: list[dict], temps: list[Path]
+) -> dict:
     unpacked = sum(int(f.get("size") or 0) for f in remote)
     datadir.check_space(data_dir, unpacked)  # again with the zip's size once it is known
     for attempt in range(1, ZIP_ATTEMPTS + 1):
-        temps: list[Path] = []
         try:
             zip_tmp = datadir.temp_path(data_dir, f"{_safe_name(competition)}.zip", temps)
             meta = _fetch_zip(conn, competition, zip_tmp, data_dir, unpacked)
@@ -182,9 +187,7 @@ def _download_and_install(conn: Connection, data_dir: Path, competition: str, re
             conn.log(f"installed {', '.join(sorted(extracted))} in {data_dir}")
             return manifest
         finally:
-            for tmp in temps:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+            datadir.remove(temps)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
