@@ -129,6 +129,7 @@ class FakeKaggle:
         self.submission_error: str | None = None  # a submission errors on Kaggle's side, with this text
         self.polls_until_scored = 1  # GetSubmission answers PENDING this many times first
         self.ignore_ranges = False  # answer Range requests with the whole file (200), like some servers
+        self.page_size: int | None = None  # at most this many files (submissions) per List* page
         self._failures: dict[str, list] = {}
         self._delays: dict[str, list] = {}
         self._garbage: dict[str, list] = {}
@@ -503,10 +504,10 @@ class _Handler(BaseHTTPRequestHandler):
         if comp is None:
             return
         files = [
-            {"ref": name, "name": name, "totalBytes": size, "creationDate": _iso(comp.last_modified)}
+            {"ref": name, "name": name, "totalBytes": str(size), "creationDate": _iso(comp.last_modified)}
             for name, size in comp.files
         ]
-        self._json({"files": files})
+        self._json(self._page(body, "files", files))
 
     def api_DownloadDataFiles(self, body: dict) -> None:  # noqa: N802
         comp = self._competition(body)
@@ -588,7 +589,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "polls": 0,
                 "date": datetime.now(UTC),
             }
-        self._json({"message": f"Successfully submitted to {comp.title}", "ref": ref})
+        self._json({"message": f"Successfully submitted to {comp.title}", "ref": str(ref)})  # int64: a string
 
     def api_GetSubmission(self, body: dict) -> None:  # noqa: N802
         fake = self.fake
@@ -605,16 +606,26 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with self.fake.lock:
             subs = [s for s in self.fake.submissions.values() if s["competition"] == body.get("competitionName")]
-        self._json({"submissions": [self._submission_json(s, True) for s in reversed(subs)]})
+        self._json(self._page(body, "submissions", [self._submission_json(s, True) for s in reversed(subs)]))
+
+    def _page(self, body: dict, key: str, items: list) -> dict:
+        """One page of `items`: pageSize (at most the fake's page_size), pageToken is the offset as a string."""
+        limits = [int(n) for n in (body.get("pageSize"), self.fake.page_size) if n]
+        size = min(limits) if limits else len(items) or 1
+        start = int(body.get("pageToken") or 0)
+        page = {key: items[start : start + size]}
+        if start + size < len(items):
+            page["nextPageToken"] = str(start + size)
+        return page
 
     def _submission_json(self, sub: dict, scored: bool) -> dict:
         upload = sub["upload"]
         out = {
-            "ref": sub["ref"],
+            "ref": str(sub["ref"]),  # int64 fields are JSON strings (proto3 JSON)
             "date": _iso(sub["date"]),
             "description": upload["description"] or "",
             "fileName": upload["file_name"],
-            "totalBytes": len(upload["content"] or b""),
+            "totalBytes": str(len(upload["content"] or b"")),
             "submittedBy": self.fake.username,
             "status": "PENDING",
         }

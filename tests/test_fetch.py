@@ -192,6 +192,38 @@ def test_real_competition_zip(fake_kaggle, data_dir):
     assert fake_kaggle.zip_bytes_sent == REAL_ZIP.stat().st_size
 
 
+def test_64_bit_integers_arrive_as_json_strings(fake_kaggle, data_dir, tmp_path):
+    """proto3 JSON sends int64 (totalBytes, ref) as strings, as the real API does; they come out as ints."""
+    import requests
+
+    raw = requests.post(
+        f"{fake_kaggle.api_url}/v1/competitions.CompetitionApiService/ListDataFiles",
+        json={"competitionName": "digit-recognizer"},
+        auth=(USERNAME, KEY),
+        timeout=10,
+    ).json()
+    assert {type(f["totalBytes"]) for f in raw["files"]} == {str}
+    result = fetch.download(data_dir, log=Log())
+    sizes = dict(fake_kaggle.competitions["digit-recognizer"].files)
+    assert {f["name"]: f["size"] for f in result["kaggle_files"]} == sizes
+    assert fetch.download(data_dir, log=Log())["downloaded"] is False  # the manifest's ints compare equal
+    submitted = fetch.submit(
+        submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=5, poll=0.05, log=Log()
+    )
+    assert type(submitted["ref"]) is int and submitted["ref"] in fake_kaggle.submissions
+
+
+def test_a_file_list_of_many_pages_is_read_whole(fake_kaggle, data_dir):
+    extra = {f"extra/part-{i}.csv": f"a,b\n{i},{i}\n".encode() for i in range(4)}
+    fake_kaggle.serve_zip(competition_zip(members=extra)[0])
+    fake_kaggle.page_size = 2  # 7 files: 4 pages
+    result = fetch.download(data_dir, log=Log())
+    names = [f["name"] for f in result["kaggle_files"]]
+    assert names == sorted([*fetch.REQUIRED, *extra]) and len(names) == 7
+    assert fake_kaggle.calls.count("ListDataFiles") == 4
+    assert fetch.download(data_dir, log=Log())["downloaded"] is False
+
+
 # ---- what arrives is checked ----------------------------------------------------------------
 
 
