@@ -1,7 +1,7 @@
 """Click commands that read run folders: compare, report, history, runs, gc.
 
-Each command parses its options and calls one library function in
-`pipeline.compare` or `pipeline.report`; failures are `DigitsError`s, which
+Each command parses its options and calls one library function
+(`pipeline.compare`, `pipeline.report`, `pipeline.history`, `pipeline.gc`); failures are `DigitsError`s, which
 ``cli.main()`` turns into ``digits: <message>`` and the error's exit code.
 Registered on the ``digits`` group with ``cli.add_command(...)``.  Nothing
 here imports TensorFlow or kaggle.
@@ -12,21 +12,14 @@ from __future__ import annotations
 import click
 
 from pipeline import compare as _compare
+from pipeline import gc as _gc
+from pipeline import history as _history
 from pipeline import report as _report
-
-_output_dir = click.option(
-    "--output-dir",
-    "output_dir",
-    default=".",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder holding runs/ and submissions/ (the --output-dir of the run).",
-)
+from pipeline.cli import App, pass_app, shared
 
 
 @click.command(short_help="Compare runs side by side (McNemar for two).")
 @click.argument("refs", nargs=-1, metavar="[RUN]...")
-@_output_dir
 @click.option(
     "--format",
     "fmt",
@@ -43,11 +36,15 @@ _output_dir = click.option(
     show_default=True,
     help="How many of the newest runs to show when no RUN is named.",
 )
-def compare(refs: tuple[str, ...], output_dir: str, fmt: str, last: int) -> None:
+@shared
+@pass_app
+def compare(app: App, refs: tuple[str, ...], fmt: str, last: int) -> None:
     """Compare runs side by side, and test whether two differ beyond chance.
 
-    Per-fold accuracy, mean ± std, out-of-fold and leaderboard accuracy and
-    time of each run, then the config values that differ between them.
+    Per-fold accuracy, mean ± std, out-of-fold accuracy, the blend the run
+    submitted (its out-of-fold accuracy and how many runs it averages),
+    leaderboard score and time of each run, then the config values that
+    differ between them.
 
     RUN is a run id, a unique prefix of one, `latest`, or a run folder; with
     none, the newest runs are shown.  With exactly two runs, also the per-fold
@@ -55,12 +52,11 @@ def compare(refs: tuple[str, ...], output_dir: str, fmt: str, last: int) -> None
     out-of-fold predictions, which tells a real improvement from noise (only
     when both runs used the same train.csv).
     """
-    _compare.compare(output_dir, refs, fmt=fmt, last=last)
+    _compare.compare(app.out, refs, fmt=fmt, last=last)
 
 
 @click.command()
 @click.argument("ref", default="latest", metavar="[RUN]")
-@_output_dir
 @click.option(
     "--out",
     "out",
@@ -68,7 +64,9 @@ def compare(refs: tuple[str, ...], output_dir: str, fmt: str, last: int) -> None
     default=None,
     help="Where to write the page.  [default: runs/<id>/report.html]",
 )
-def report(ref: str, output_dir: str, out: str | None) -> None:
+@shared
+@pass_app
+def report(app: App, ref: str, out: str | None) -> None:
     """Write an HTML report of one run (default: the latest).
 
     The page is self-contained and is written to runs/<id>/report.html.
@@ -77,11 +75,10 @@ def report(ref: str, output_dir: str, out: str | None) -> None:
     per-class accuracy and a grid of misclassified out-of-fold digits.  The
     plots are embedded in the page and also saved beside it as PNG files.
     """
-    _report.build_report(output_dir, ref, out)
+    _report.build_report(app.out, ref, out)
 
 
 @click.command()
-@_output_dir
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False),
@@ -89,40 +86,45 @@ def report(ref: str, output_dir: str, out: str | None) -> None:
     help="Where to save the trend plot (PNG).  [default: OUTPUT_DIR/history.png]",
 )
 @click.option("--no-plot", is_flag=True, help="Print the table only.")
-def history(output_dir: str, plot: str | None, no_plot: bool) -> None:
+@shared
+@pass_app
+def history(app: App, plot: str | None, no_plot: bool) -> None:
     """Show the accuracy trend over all runs, as a table and a plot.
 
-    Out-of-fold accuracy, fold mean ± std and the public leaderboard score of
-    every run, with the change from the run before.
+    Out-of-fold accuracy, fold mean ± std, the blend the run submitted
+    (its out-of-fold accuracy and how many runs it averages) and the public
+    leaderboard score of every run, with the change from the run before.
     """
-    _compare.history(output_dir, plot=plot, draw=not no_plot)
+    _history.history(app.out, plot=plot, draw=not no_plot)
 
 
 @click.command()
-@_output_dir
-def runs(output_dir: str) -> None:
+@shared
+@pass_app
+def runs(app: App) -> None:
     """List all runs, oldest first.
 
     Id, date, status, folds done, out-of-fold accuracy, leaderboard score,
     seconds, and which run made the current submissions/submission.csv.
     """
-    _compare.list_runs(output_dir)
+    _history.list_runs(app.out)
 
 
 @click.command()
 @click.option(
     "--keep", type=click.IntRange(min=0), required=True, metavar="N", help="How many of the newest runs to keep."
 )
-@_output_dir
 @click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
-def gc(keep: int, output_dir: str, dry_run: bool) -> None:
+@shared
+@pass_app
+def gc(app: App, keep: int, dry_run: bool) -> None:
     """Remove old run folders, keeping the newest N.
 
     Never removes the run that made the current submissions/submission.csv,
     nor a run still running (while another digits holds the output
     directory's lock).  Files in submissions/ are left alone.
     """
-    _compare.gc(output_dir, keep=keep, dry_run=dry_run)
+    _gc.gc(app.out, keep=keep, dry_run=dry_run)
 
 
 COMMANDS = (compare, report, history, runs, gc)

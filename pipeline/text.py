@@ -18,7 +18,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 def _escape(match: re.Match[str]) -> str:
     ch = match.group()
-    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(
+        ch, f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+    )
 
 
 def one_line(message: object, limit: int = LINE_LIMIT) -> str:
@@ -41,12 +43,30 @@ def pct(x: float | None, digits: int = 2) -> str:
 
 
 def signed_pct(x: float | None, digits: int = 2) -> str:
+    """A change of a fraction in percentage points, with its sign: 0.0006 -> '+0.06'; None -> '—'."""
     return "—" if x is None else f"{100 * x:+.{digits}f}"
 
 
 def mean_std(mean: float | None, std: float | None, digits: int = 2) -> str:
     """'99.17 ± 0.04' from fractions; '—' without a mean."""
     return "—" if mean is None else f"{pct(mean, digits)} ± {pct(std or 0.0, digits)}"
+
+
+def score_or_state(score: float | None, state: str | None, digits: int = 3) -> str:
+    """A leaderboard score in %, else the submission's state ('pending', 'error'), else '—'."""
+    return pct(score, digits) if score is not None else (state or "—")
+
+
+def number(x: float | None, digits: int = 0) -> str:
+    """A count or a measurement with thousands separators: 12345.6 -> '12,346'; None -> '—'."""
+    return "—" if x is None else f"{x:,.{digits}f}"
+
+
+def blend_pct(x: float | None, runs: int | None, digits: int = 3) -> str:
+    """A blend's accuracy and, in brackets, how many runs it averages: '99.310 (3)'; '—' without one."""
+    if x is None:
+        return "—"
+    return pct(x, digits) if runs is None else f"{pct(x, digits)} ({runs})"
 
 
 def duration(seconds: float | None) -> str:
@@ -74,7 +94,11 @@ def size(n: float | None) -> str:
 
 
 def when(stamp: str | _dt.datetime | None, seconds: bool = False) -> str:
-    """A timestamp in the one style tables and pages use: '2026-11-25 01:45' (local time of the record)."""
+    """A timestamp in the one style tables and pages use: '2026-11-25 01:45' (local time of the record).
+
+    `seconds` adds them ('2026-11-25 01:45:07') where one run is described
+    rather than many listed; a stamp that is not ISO 8601 is shown as it is.
+    """
     if stamp is None or stamp == "":
         return "—"
     try:
@@ -82,3 +106,21 @@ def when(stamp: str | _dt.datetime | None, seconds: bool = False) -> str:
     except (TypeError, ValueError):
         return str(stamp)
     return value.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def toml_value(value: object) -> str:
+    """A config value as a user would type it in TOML or ``--set``: 'true', '[512,256]', '0.001'.
+
+    A sha256 is cut to its first 12 hex digits, as people quote commits.
+    """
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(toml_value(x) for x in value) + "]"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str) and len(value) == 64 and all(ch in "0123456789abcdef" for ch in value):
+        return value[:12]
+    return str(value)

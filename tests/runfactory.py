@@ -1,8 +1,9 @@
 """Synthetic run folders for tests of compare, report, history, runs and gc.
 
-`make_run` writes what a real run leaves behind (``report.json`` following the
-schema in `pipeline.runs`, ``oof.npz``, ``misclassified.npz``, a config, fold
-files and optionally a submission), with plausible random learning curves, in
+`make_run` writes what a real run leaves behind (``report.json``, a valid
+`pipeline.record.RunRecord` of the current schema unless an old one is asked
+for, ``oof.npz``, ``misclassified.npz``, a config, fold files and optionally
+a submission and a blend), with plausible random learning curves, in
 milliseconds and without TensorFlow.  The out-of-fold predictions can be
 given exactly (`correct`), so tests of McNemar's test know the answer.
 """
@@ -16,12 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from pipeline import config as cfg
-from pipeline import files, runs
+from pipeline import files, record, runs
+from pipeline.record import Blend, BlendMember
 
 TRAIN_SHA = "3f1c" + "0" * 60
 TEST_SHA = "9e2b" + "0" * 60
+# `record.migrate` (pipeline/record.py) iterates ``folds`` of a pre-2 report without checking that it is
+# a list, so ``"folds": 7`` raises TypeError instead of the one-line BadInputError.  Strict: when
+# record.py is fixed these tests pass, the xfail fails, and this mark is to be deleted.
+MIGRATE_NON_LIST_FOLDS = pytest.mark.xfail(
+    strict=True, reason="pipeline/record.py migrate(): `for f in data.get('folds') or []` on a non-list"
+)
+SEED = 20261125  # every factory run has this recorded seed (so the same folds), unless overridden
 
 # Seven-segment glyphs, so misclassified "digits" look like digits in the report.
 _SEGMENTS = {  # a b c d e f g (top, top-right, bottom-right, bottom, bottom-left, top-left, middle)
@@ -99,7 +109,8 @@ def make_run(
     current_submission: bool = False,
     oof: bool = True,
     misclassified: bool = True,
-    schema: int = runs.SCHEMA_VERSION,
+    blend: Blend | dict[str, Any] | None = None,
+    schema: int = record.SCHEMA_VERSION,
 ) -> Path:
     """Write one run folder under ``output_dir/runs`` and return its path.
 
@@ -109,7 +120,8 @@ def make_run(
     `folds_done` < `folds` the run is interrupted: only those folds are in
     the report, and the other rows have no out-of-fold prediction (NaN).
     A schema-0 report has no schema_version, status, leaderboard, submission
-    or fold mean/std, as written before reports were versioned.
+    or fold mean/std, as written before reports were versioned.  `blend` (a
+    `Blend` or its JSON, see `blend_of`) is the blend behind the run's submission.
     """
     if isinstance(when, str):
         run_id = when
@@ -138,7 +150,8 @@ def make_run(
     done = fold_of < folds_done
     proba[~done] = np.nan
 
-    conf = dict(cfg.to_dict(cfg.Config()))
+    conf = cfg.to_dict(cfg.resolve(cfg.Config()))
+    conf["train"]["seed"] = SEED
     conf = cfg.merge(conf, config_overrides or {})
     conf["train"]["folds"] = folds
 
@@ -230,26 +243,47 @@ def make_run(
             index=wrong.astype(np.int64),
         )
 
+    if blend is not None:
+        report["blend"] = record.as_dict(blend) if isinstance(blend, Blend) else blend
     if schema == 0:
         for key in ("schema_version", "status", "leaderboard", "submission", "fold_accuracy_mean", "fold_accuracy_std"):
             report.pop(key)
-        files.write_json(run_dir / runs.REPORT, report)
-    else:
-        files.write_json(run_dir / runs.REPORT, report)
+        files.write_json(run_dir / record.REPORT, report)
+    else:  # through the record's own validation, so a test cannot build a report the job could not write
+        record.write(run_dir, record.from_json(report, str(run_dir / record.REPORT)))
     return run_dir
+
+
+def blend_of(*members: tuple[str | Path, float, float], oof_accuracy: float) -> Blend:
+    """A `Blend` of (run id or folder, weight, member out-of-fold accuracy); the best member is the best single run."""
+    chosen = [BlendMember(Path(m).name, weight, acc) for m, weight, acc in members]
+    best = max(chosen, key=lambda m: m.oof_accuracy)
+    return Blend(
+        members=chosen,
+        oof_accuracy=oof_accuracy,
+        best_single_run=best.run_id,
+        best_single_oof_accuracy=best.oof_accuracy,
+        candidates=[m.run_id for m in chosen],
+    )
 
 
 def corrupt_report(run_dir: Path) -> None:
     """Leave a half-written report.json behind, as a crash of an older version might have."""
-    (Path(run_dir) / runs.REPORT).write_text('{"run_id": "x", "folds": [', encoding="utf-8")
+    (Path(run_dir) / record.REPORT).write_text('{"run_id": "x", "folds": [', encoding="utf-8")
 
 
 def remove_report(run_dir: Path) -> None:
-    (Path(run_dir) / runs.REPORT).unlink()
+    (Path(run_dir) / record.REPORT).unlink()
+
+
+def write_raw(run_dir: Path, data: Any) -> None:
+    """Replace the report with `data` as it is, bypassing validation (a report of the wrong shape)."""
+    (Path(run_dir) / record.REPORT).write_text(json.dumps(data), encoding="utf-8")
 
 
 def read(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / runs.REPORT).read_text())
+    """The report as plain JSON, as the job wrote it."""
+    return json.loads((Path(run_dir) / record.REPORT).read_text())
 
 
 def nightly(output_dir: str | Path, count: int, start: dt.datetime | None = None, **kwargs: Any) -> list[Path]:

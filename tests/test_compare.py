@@ -1,4 +1,8 @@
-"""digits compare / runs / history / gc on synthetic run folders (tests/runfactory.py)."""
+"""digits compare / runs / history / gc on synthetic run folders (tests/runfactory.py).
+
+`pipeline.cli` is imported before `pipeline.cli_runs`: the group registers the
+run commands, which use its shared options.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline import cli_runs, compare, runs
+import pipeline.cli  # noqa: F401 - first: the group registers cli_runs' commands
+from pipeline import cli_runs, plots, runs, runset, stats
 from pipeline import config as cfg
 from pipeline.errors import BadInputError
 from tests import runfactory as rf
@@ -63,7 +68,7 @@ def test_mcnemar_exact_matches_the_binomial_test():
     b = labels.copy()
     a[:10] = 1  # A wrong on 10 rows B gets right
     b[10:12] = 1  # B wrong on 2 rows A gets right
-    m = compare.mcnemar(labels, a, b)
+    m = stats.mcnemar(labels, a, b)
     assert (m.a_only, m.b_only, m.both_correct, m.both_wrong) == (2, 10, 88, 0)
     assert m.method == "exact"
     assert m.p_value == pytest.approx(binomtest(2, 12, 0.5).pvalue)
@@ -78,7 +83,7 @@ def test_mcnemar_chi2_with_continuity_correction():
     a, b = labels.copy(), labels.copy()
     a[:60] = 3
     b[60:90] = 3
-    m = compare.mcnemar(labels, a, b)
+    m = stats.mcnemar(labels, a, b)
     assert m.method == "chi2" and (m.a_only, m.b_only) == (30, 60)
     assert m.statistic == pytest.approx((abs(30 - 60) - 1) ** 2 / 90)
     assert m.p_value == pytest.approx(chi2.sf(m.statistic, 1))
@@ -87,7 +92,7 @@ def test_mcnemar_chi2_with_continuity_correction():
 
 def test_mcnemar_identical_predictions_are_not_significant():
     labels = np.arange(50) % 10
-    m = compare.mcnemar(labels, labels, labels)
+    m = stats.mcnemar(labels, labels, labels)
     assert m.p_value == 1.0 and not m.significant and m.better is None
 
 
@@ -152,7 +157,7 @@ def test_missing_oof_says_significance_not_tested(tmp_path):
     assert p["mcnemar"] is None and any("oof.npz: missing" in n for n in p["notes"])
 
 
-DEFAULTS = cfg.to_dict(cfg.Config())
+DEFAULTS = cfg.to_dict(cfg.resolve(cfg.Config()))  # a record holds the resolved config
 
 
 def test_config_differences_are_listed_exactly(tmp_path):
@@ -284,9 +289,40 @@ def test_report_of_the_wrong_shape_is_a_note_not_a_crash(tmp_path):
     odd = rf.make_run(tmp_path, T0 + dt.timedelta(days=1), seed=1)
     rep = rf.read(odd)
     rep["folds"] = "five"
-    (odd / runs.REPORT).write_text(json.dumps(rep))
+    rf.write_raw(odd, rep)
     result = invoke(cli_runs.compare, "--output-dir", tmp_path)
-    assert result.exit_code == 0 and odd.name in result.stderr and "unexpected content" in result.stderr
+    assert result.exit_code == 0 and odd.name in result.stderr and "field folds" in result.stderr
+
+
+WRONG_TYPES = [
+    pytest.param({"run_id": 5, "folds": "seven", "status": 3}, id="strings-for-lists"),
+    pytest.param({"run_id": 5, "folds": 7}, id="number-for-folds", marks=rf.MIGRATE_NON_LIST_FOLDS),
+]
+
+
+@pytest.mark.parametrize("wrong", WRONG_TYPES)
+def test_report_with_wrong_types_is_one_warning_and_the_others_still_show(tmp_path, wrong):
+    good = rf.nightly(tmp_path, 2)
+    odd = rf.make_run(tmp_path, T0 + dt.timedelta(days=1), seed=1)
+    rf.write_raw(odd, wrong)
+    for command, args in (
+        (cli_runs.compare, []),
+        (cli_runs.compare, ["--format", "json"]),
+        (cli_runs.runs, []),
+        (cli_runs.history, ["--no-plot"]),
+    ):
+        result = invoke(command, "--output-dir", tmp_path, *args)
+        assert result.exit_code == 0, result.output
+        warnings = result.stderr.splitlines()
+        assert len(warnings) == 1, warnings
+        assert warnings[0].startswith("warning: ") and f"{odd.name}/report.json" in warnings[0]
+        assert "field run_id" in warnings[0] and "Traceback" not in result.stderr
+        assert all(g.name in result.stdout for g in good)
+        if "json" in args:
+            data = json.loads(result.stdout)
+            assert [r["run_id"] for r in data["runs"]] == [g.name for g in good] and len(data["notes"]) == 1
+        else:
+            assert not any(line.startswith(odd.name) for line in result.stdout.splitlines())
 
 
 def test_no_readable_run_is_an_error(tmp_path):
@@ -361,15 +397,66 @@ def test_history_table_and_plot(tmp_path):
     assert custom.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_history_png_looks_like_a_plot(tmp_path):
+def _rgb(color: str) -> np.ndarray:
+    return np.array([int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+
+
+def _pixel(img: np.ndarray, ax, x: float, y: float) -> np.ndarray:
+    """The colour of the saved image where the data point (x, y) of `ax` was drawn."""
+    px, py = ax.transData.transform((x, y))
+    return img[int(round(img.shape[0] - py)), int(round(px)), :3]
+
+
+def test_history_png_draws_each_score_where_it_belongs(tmp_path):
     import matplotlib.image as mpimg
 
-    rf.nightly(tmp_path, 8)
+    rows = 600
+    made = [  # out-of-fold 95.0, 95.5, ... 97.5 %, leaderboard 1.5 points lower
+        rf.make_run(
+            tmp_path,
+            T0 + dt.timedelta(days=i),
+            seed=i,
+            correct=wrong_at(range(30 - 3 * i), rows),
+            leaderboard=(rows - 30 + 3 * i) / rows - 0.015,
+        )
+        for i in range(6)
+    ]
+    blended = rf.make_run(
+        tmp_path,
+        T0 + dt.timedelta(days=30),
+        seed=9,
+        correct=wrong_at(range(36), rows),  # 94.0 % alone, 98.5 % blended
+        blend=rf.blend_of((made[-1], 0.5, 0.975), (made[-2], 0.5, 0.97), oof_accuracy=0.985),
+    )
+    records = runset.load(tmp_path, last=None).records
+    assert [r.oof_accuracy for r in records] == pytest.approx([0.95, 0.955, 0.96, 0.965, 0.97, 0.975, 0.94])
+    fig = plots.history_figure(records)
+    img = mpimg.imread(io.BytesIO(plots.png(fig)), format="png")
+    ax = fig.axes[0]
+    oof, blend, lb = _rgb(plots.OOF_COLOR), _rgb(plots.BLEND_COLOR), _rgb(plots.LB_COLOR)
+    for i, r in enumerate(records):  # each run's OOF dot, in the OOF colour, at its accuracy, and nothing below it
+        assert np.allclose(_pixel(img, ax, i, 100 * r.oof_accuracy), oof, atol=0.03), r.run_id
+        assert not np.allclose(_pixel(img, ax, i, 100 * r.oof_accuracy - 0.3), oof, atol=0.03), r.run_id
+    for i, r in enumerate(records[:-1]):
+        assert np.allclose(_pixel(img, ax, i, 100 * r.lb_score), lb, atol=0.03), r.run_id
+    assert records[-1].run_id == blended.name
+    assert np.allclose(_pixel(img, ax, 6, 98.5), blend, atol=0.03)  # the blend, far above its run's own OOF
+    assert not np.allclose(_pixel(img, ax, 5, 98.5), blend, atol=0.03)  # and only where a run blended
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "blend of runs (submission)" in labels and "public leaderboard" in labels
+
+
+def test_history_png_without_blends_has_no_blend_line(tmp_path):
+    import matplotlib.image as mpimg
+
+    rf.nightly(tmp_path, 4)
     rf.make_run(tmp_path, T0 + dt.timedelta(days=30), folds_done=2, seed=9)
-    loaded = compare.load_runs(tmp_path, last=None)
-    png = compare.history_png(loaded.runs)
-    img = mpimg.imread(io.BytesIO(png), format="png")
-    assert img.shape[1] > 700 and img.shape[0] > 400 and img.std() > 0.05  # drawn, not blank
+    fig = plots.history_figure(runset.load(tmp_path, last=None).records)
+    img = mpimg.imread(io.BytesIO(plots.png(fig)), format="png")[..., :3]
+    blend_pixels = np.isclose(img, _rgb(plots.BLEND_COLOR), atol=0.03).all(axis=2).sum()
+    oof_pixels = np.isclose(img, _rgb(plots.OOF_COLOR), atol=0.03).all(axis=2).sum()
+    assert blend_pixels == 0 and oof_pixels > 200
+    assert "blend of runs (submission)" not in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 # --------------------------------------------------------------------------- gc
@@ -430,8 +517,9 @@ def test_gc_keep_zero_and_negative(tmp_path):
 
 
 def test_commands_import_neither_tensorflow_nor_kaggle_nor_matplotlib():
+    modules = "compare, comparison, console, gc, history, page, plots, report, runset, stats"
     code = (
-        "import sys, pipeline.cli_runs, pipeline.compare, pipeline.report; "
+        f"import sys, pipeline.cli; from pipeline import {modules}; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'kaggle', 'matplotlib', 'scipy')]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

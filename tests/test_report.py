@@ -1,11 +1,10 @@
-"""digits report: the HTML page of one run, checked as text and in headless Chromium."""
+"""digits report: the HTML page of one run, checked as text, as pixels of its plots, and in headless Chromium."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import io
-import json
 import re
 import shutil
 import subprocess
@@ -15,7 +14,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline import cli_runs, report, runs
+import pipeline.cli  # noqa: F401 - first: the group registers cli_runs' commands
+from pipeline import cli_runs, plots, record, report
+from pipeline import page as page_mod
 from pipeline.errors import BadInputError
 from tests import runfactory as rf
 
@@ -101,11 +102,11 @@ def test_old_report_without_confusion_matrix_is_recomputed_from_oof(tmp_path):
     raw.pop("per_class_accuracy")
     for f in raw["folds"]:
         f.pop("history")
-    (run / runs.REPORT).write_text(json.dumps(raw))
-    page = report.Page(run, runs.read_report(run))
-    cm, note = report.confusion_matrix(page)
+    rf.write_raw(run, raw)
+    rec = record.read(run)
+    cm, note = report.confusion_matrix(run, rec)
     assert cm.tolist() == expected and "recomputed from oof.npz" in note
-    html = report.render(page)
+    html = report.make_page(run, rec).html
     assert "recomputed from oof.npz" in html and "No per-epoch history for fold(s) 0, 1, 2, 3, 4" in html
     assert {"confusion-matrix", "per-class-accuracy", "fold-accuracy"} <= set(images(html))
     assert "learning-curves" not in images(html)
@@ -115,7 +116,7 @@ def test_run_that_failed_before_any_fold(tmp_path):
     run = rf.make_run(tmp_path, T0, folds_done=0, status="failed", oof=False, misclassified=False)
     raw = rf.read(run)
     raw.pop("confusion_matrix")
-    (run / runs.REPORT).write_text(json.dumps(raw))
+    rf.write_raw(run, raw)
     page = report.build_report(tmp_path, "latest").read_text()
     assert "This run is failed: 0 of 5 folds finished" in page
     assert "No fold finished" in page and "No confusion matrix" in page
@@ -143,15 +144,96 @@ def test_corrupt_misclassified_npz_is_a_note(tmp_path):
     assert "misclassified.npz is unreadable" in page
 
 
-def test_misclassified_png_tiles():
+def _rgb(color: str) -> np.ndarray:
+    return np.array([int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+
+
+def _decode(png: bytes) -> np.ndarray:
     import matplotlib.image as mpimg
 
-    rng = np.random.default_rng(0)
-    imgs = np.stack([rf.digit_image(d % 10, rng) for d in range(23)])
-    png = report.misclassified_png(imgs, np.arange(23) % 10, (np.arange(23) + 1) % 10)
-    img = mpimg.imread(io.BytesIO(png), format="png")
-    assert img.shape[1] > img.shape[0] > 0  # 3 rows of 10
-    assert img[..., :3].min() < 0.2 and img[..., :3].max() > 0.9  # dark ink on white
+    return mpimg.imread(io.BytesIO(png), format="png")[..., :3]
+
+
+def test_each_fold_bar_reaches_that_folds_accuracy(complete):
+    out, run, page = complete
+    rec = record.read(run)
+    img = _decode(images(page)["fold-accuracy"])
+    # the same figure, laid out as on the page, tells where data coordinates land in the image
+    fig = plots.fold_accuracy_figure(rec.folds, rec.fold_accuracy_mean, rec.fold_accuracy_std, rec.oof_accuracy)
+    assert _decode(plots.png(fig)).shape == img.shape
+    ax, height = fig.axes[0], img.shape[0]
+    for k, fold in enumerate(rec.folds):
+        x, top = ax.transData.transform((k, 100 * fold.val_accuracy))
+        _, bottom = ax.transData.transform((k, ax.get_ylim()[0]))
+        column = np.isclose(img[:, int(round(x))], _rgb(plots.FOLD_COLORS[k]), atol=0.03).all(axis=1)
+        painted = np.flatnonzero(column)
+        assert abs(painted.min() - (height - top)) <= 2, f"fold {k}: bar top off its accuracy"
+        assert column.sum() >= 0.8 * (top - bottom)  # solid down to the axis (lines cross it)
+
+
+def test_each_misclassified_tile_shows_that_digit(complete):
+    out, run, page = complete
+    mistakes, _ = report.misclassified(run)
+    shown = min(len(mistakes), page_mod.MAX_MISCLASSIFIED)
+    ink = 1 - _decode(images(page)["misclassified"]).mean(axis=2)  # the grid is dark ink on white
+    fig = plots.misclassified_figure(mistakes.images[:shown], mistakes.true[:shown], mistakes.pred[:shown])
+    plots.png(fig)
+    ax, height = fig.axes[0], ink.shape[0]
+
+    def tile(i: int) -> np.ndarray:
+        x0, y0 = plots.tile_origin(i)
+        points = ax.transData.transform([(x0 + c, y0 + r) for r in range(28) for c in range(28)])
+        return ink[(height - points[:, 1]).round().astype(int), points[:, 0].round().astype(int)]
+
+    def likeness(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.corrcoef(a.ravel(), b.ravel().astype(float))[0, 1])
+
+    for i in (0, 1, 9, 10, 57, shown - 1):
+        drawn = tile(i)
+        own = likeness(drawn, mistakes.images[i])
+        assert own > 0.97, f"tile {i}"
+        others = [likeness(drawn, mistakes.images[j]) for j in range(shown) if mistakes.true[j] != mistakes.true[i]]
+        assert max(others) < own - 0.05, f"tile {i} looks as much like another digit"
+
+
+def test_config_and_leaderboard_text_is_escaped_never_markup(tmp_path):
+    evil = "<script>alert('x')</script> & <b>bold</b>"
+    run = rf.make_run(
+        tmp_path,
+        T0,
+        config_overrides={"data": {"dir": f"data/{evil}"}},
+        leaderboard={"status": "error", "error": f"refused {evil}", "message": f"night {evil}"},
+    )
+    page = report.build_report(tmp_path, run.name).read_text()
+    assert "<script" not in page and "<b>bold</b>" not in page
+    escaped = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"
+    assert f"data/{escaped}" in page  # the config table
+    assert f"error: refused {escaped}" in page and f"message: night {escaped}" in page  # the leaderboard
+
+
+def test_summary_shows_the_blend_members_and_weights(tmp_path):
+    a = rf.make_run(tmp_path, T0, seed=1)
+    b_id = (T0 + dt.timedelta(days=1)).strftime("%Y%m%d-%H%M%S")
+    blend = rf.blend_of((a, 0.25, 0.951), (b_id, 0.75, 0.962), oof_accuracy=0.9734)
+    rf.make_run(tmp_path, b_id, seed=2, submission=True, blend=blend)
+    page = report.build_report(tmp_path, b_id).read_text()
+    summary = page[page.index('<section id="summary">') : page.index("</section>")]
+    assert "<b>97.340 %</b> out-of-fold, 2 of 2 compatible run(s)" in summary
+    assert f"best single run {b_id}: 96.200 %" in summary
+    rows = re.findall(r"<tr><td>([\d-]+)</td><td>([\d.]+)</td><td>([\d.]+) %</td></tr>", summary)
+    assert rows == [(a.name, "0.25", "95.100"), (b_id, "0.75", "96.200")]
+    alone = report.build_report(tmp_path, a.name).read_text()
+    assert 'id="blend"' not in alone and "none: the submission, if any, is this run alone" in alone
+
+
+def test_report_with_wrong_types_is_one_clear_error(tmp_path):
+    run = rf.make_run(tmp_path, T0)
+    rf.write_raw(run, {"run_id": 5, "folds": "seven"})
+    with pytest.raises(BadInputError) as info:
+        report.build_report(tmp_path, run.name)
+    message = str(info.value)
+    assert message.startswith(f"{run / 'report.json'}: field run_id") and "\n" not in message
+    assert not (run / "report.html").exists()
 
 
 # --------------------------------------------------------------------------- in a real browser

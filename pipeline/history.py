@@ -1,0 +1,144 @@
+"""``digits runs`` and ``digits history``: every run in an output directory, oldest first.
+
+``runs`` is the inventory: id, date, status, folds done, scores, time, and
+which run made the current ``submissions/submission.csv``.  ``history`` is
+the trend: fold mean ± std, out-of-fold accuracy, the blend the run
+submitted and the leaderboard score, each with its change from the run
+before, as a table and a PNG (`pipeline.plots.history_png`), so a user sees
+the score climb (or not) night after night.
+
+A run whose report cannot be read costs one warning line; the others are shown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline import console as ui
+from pipeline import files, runs, runset
+from pipeline.record import RunRecord
+from pipeline.runset import RunSet
+from pipeline.text import blend_pct, mean_std, number, pct, score_or_state, signed_pct, when
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+HISTORY_PNG = "history.png"
+
+
+def list_runs(output_dir: str | Path = ".", out: Console | None = None, err: Console | None = None) -> RunSet:
+    """``digits runs``: every run, oldest first: id, date, status, folds done, OOF, LB, seconds."""
+    found = runset.load_shown(output_dir, last=None, err=err)
+    current = runset.current_submission_sha(output_dir)
+    con = out or ui.console()
+    ui.heading(con, f"{len(found)} run(s) in {runs.runs_root(output_dir)}: accuracy in %")
+    t = ui.table(
+        [
+            ("run", "left"),
+            ("date", "left"),
+            ("status", "left"),
+            ("folds", "right"),
+            ("OOF", "right"),
+            ("LB", "right"),
+            ("seconds", "right"),
+            ("", "left"),
+        ]
+    )
+    for r in found.records:
+        made_it = current is not None and r.submission is not None and r.submission.sha256 == current
+        t.add_row(
+            r.run_id,
+            when(runset.started(r)),
+            ui.status(r.status),
+            f"{len(r.folds)}/{r.folds_planned}",
+            pct(r.oof_accuracy, 3),
+            score_or_state(r.lb_score, r.lb_status),
+            number(runset.elapsed(r)),
+            ui.styled("submission.csv", "bold") if made_it else "",
+        )
+    con.print(t)
+    return found
+
+
+def history(
+    output_dir: str | Path = ".",
+    plot: str | Path | None = None,
+    draw: bool = True,
+    out: Console | None = None,
+    err: Console | None = None,
+) -> RunSet:
+    """``digits history``: the accuracy trend over all runs, as a table and (unless `draw` is off) a PNG.
+
+    The PNG goes to `plot`, default ``OUTPUT_DIR/history.png``, through
+    `pipeline.files` (so a symlink, a FIFO or a device is written through).
+    """
+    found = runset.load_shown(output_dir, last=None, err=err)
+    con = out or ui.console()
+    ui.heading(
+        con,
+        "History: accuracy in %; blend = OOF of the submission (runs); Δ = change from the last run with the score",
+    )
+    con.print(ui.first_fitting(con, (lambda: history_table(found.records), lambda: history_table(found.records, True))))
+    if draw:
+        from pipeline.plots import history_png
+
+        target = Path(plot) if plot else Path(output_dir) / HISTORY_PNG
+        files.write_bytes(target, history_png(found.records))
+        con.print(f"plot: {target}", soft_wrap=True)
+    return found
+
+
+def history_table(records: list[RunRecord], tight: bool = False) -> Table:
+    """One row per run; Δ columns compare with the last earlier run that has the score."""
+    t = ui.table(
+        [
+            ("run", "left"),
+            ("date", "left"),
+            ("status", "left"),
+            ("mean ± std", "right"),
+            ("OOF", "right"),
+            ("Δ OOF", "right"),
+            ("blend", "right"),
+            ("LB", "right"),
+            ("Δ LB", "right"),
+            ("", "left"),
+        ],
+        tight=tight,
+    )
+    oof_change, lb_change = Change(), Change()
+    best_oof: float | None = None
+    for r in records:
+        is_best = r.oof_accuracy is not None and (best_oof is None or r.oof_accuracy > best_oof)
+        if is_best:
+            best_oof = r.oof_accuracy
+        t.add_row(
+            r.run_id,
+            when(runset.started(r)),
+            ui.status(r.status),
+            mean_std(r.fold_accuracy_mean, r.fold_accuracy_std),
+            pct(r.oof_accuracy, 3),
+            oof_change.next(r.oof_accuracy),
+            blend_pct(*runset.submission_score(r)),
+            score_or_state(r.lb_score, r.lb_status),
+            lb_change.next(r.lb_score),
+            ui.styled("best OOF so far", "green") if is_best else "",
+        )
+    return t
+
+
+class Change:
+    """The change of a score from the last earlier run that had one (runs without it are skipped)."""
+
+    def __init__(self) -> None:
+        self.previous: float | None = None
+
+    def next(self, value: float | None) -> Text | str:
+        """The coloured change to `value` ('' for the first score, or when there is none)."""
+        if value is None:
+            return ""
+        delta = None if self.previous is None else value - self.previous
+        self.previous = value
+        return "" if delta is None else ui.change(delta, signed_pct(delta, 3))

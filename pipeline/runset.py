@@ -1,0 +1,171 @@
+"""The runs the read-only commands show, and what else they read from a run folder.
+
+``digits compare``, ``runs`` and ``history`` show many runs at once: a run
+whose report is missing or malformed must not hide the others, so `load`
+keeps one note per such run (the one-line `BadInputError` of
+`pipeline.record.read`, which names the file and the field) and the command
+prints it as a warning.  Only when no run at all can be shown is that an
+error (`RunSet.require_any`).
+
+Besides the records, the readers share the out-of-fold arrays (``oof.npz``:
+McNemar's test, the report's confusion matrix), the current submission's
+hash (which run made ``submissions/submission.csv``) and two derived values
+an old record may lack: when a run started, and how long it took.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline import console, files, runs
+from pipeline.errors import BadInputError
+from pipeline.record import RunRecord, read
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+DEFAULT_LAST = 10  # runs shown when none are named
+OOF = "oof.npz"
+
+
+@dataclass
+class RunSet:
+    """Readable runs (their records and folders, in the same order) and one note per unreadable run."""
+
+    records: list[RunRecord] = field(default_factory=list)
+    dirs: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[tuple[Path, RunRecord]]:
+        return iter(zip(self.dirs, self.records))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def require_any(self) -> None:
+        """Raise `BadInputError` when not one run could be read (the notes say why, one line each)."""
+        if not self.records:
+            n = len(self.notes)
+            raise BadInputError(f"none of the {n} run(s) could be read" if n > 1 else "no run could be read")
+
+
+def load(output_dir: str | Path = ".", refs: Sequence[str] = (), last: int | None = DEFAULT_LAST) -> RunSet:
+    """The runs named by `refs` (ids, unique prefixes, ``latest`` or folders), else the newest `last`.
+
+    A ref that names no run raises `BadInputError`, as does an output
+    directory without runs; a run whose report cannot be read becomes a note.
+    """
+    found = RunSet()
+    for path in _folders(output_dir, refs, last):
+        try:
+            found.records.append(read(path))
+            found.dirs.append(path)
+        except BadInputError as e:
+            found.notes.append(str(e))
+    return found
+
+
+def load_shown(
+    output_dir: str | Path = ".",
+    refs: Sequence[str] = (),
+    last: int | None = DEFAULT_LAST,
+    err: Console | None = None,
+) -> RunSet:
+    """`load`, print one warning line per unreadable run, and raise when none is left to show."""
+    found = load(output_dir, refs, last)
+    console.warn_each(found.notes, err)
+    found.require_any()
+    return found
+
+
+def _folders(output_dir: str | Path, refs: Sequence[str], last: int | None) -> list[Path]:
+    if refs:
+        paths: list[Path] = []
+        for ref in refs:
+            path = runs.resolve(output_dir, ref)
+            if path.resolve() not in [p.resolve() for p in paths]:  # `latest` and its id name one run
+                paths.append(path)
+        return paths
+    ids = runs.list_runs(output_dir)
+    if not ids:
+        raise BadInputError(f"no runs in {runs.runs_root(output_dir)}")
+    if last is not None and last > 0:
+        ids = ids[-last:]
+    return [runs.runs_root(output_dir) / i for i in ids]
+
+
+def started(rec: RunRecord) -> _dt.datetime | None:
+    """When the run started: its record's time, else the time its id was made from (records before schema 2)."""
+    if rec.started is not None:
+        return rec.started
+    try:
+        return _dt.datetime.strptime(rec.run_id[:15], "%Y%m%d-%H%M%S")
+    except ValueError:
+        return None
+
+
+def elapsed(rec: RunRecord) -> float | None:
+    """Seconds the run took: recorded, else from its start and finish times, else None."""
+    if rec.seconds is not None:
+        return rec.seconds
+    begin = started(rec)
+    if begin is None or not rec.finished_at:
+        return None
+    try:
+        end = _dt.datetime.fromisoformat(rec.finished_at)
+        return (end - begin).total_seconds()
+    except (TypeError, ValueError):  # TypeError: one time has a UTC offset and the other not
+        return None
+
+
+def submission_score(rec: RunRecord) -> tuple[float | None, int | None]:
+    """The out-of-fold accuracy of the submission the run wrote, and how many runs that submission blends.
+
+    A run that blended reports its blend; a run from before blending that
+    wrote a submission submitted its own folds (one run); a run that wrote
+    none has no submission score.
+    """
+    if rec.blend is not None:
+        return rec.blend.oof_accuracy, len(rec.blend.members)
+    if rec.submission is not None and rec.oof_accuracy is not None:
+        return rec.oof_accuracy, 1
+    return None, None
+
+
+def current_submission_sha(output_dir: str | Path) -> str | None:
+    """The sha256 of ``submissions/submission.csv``, or None when there is none."""
+    try:
+        return files.sha256(Path(output_dir) / runs.SUBMISSIONS / "submission.csv")
+    except OSError:
+        return None
+
+
+def load_oof(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``labels`` (N,) and ``proba`` (N, 10) of a run's out-of-fold predictions; `BadInputError` if unusable."""
+    path = Path(run_dir) / OOF
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            labels, proba = np.asarray(z["labels"]), np.asarray(z["proba"], dtype=float)
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: missing (the run saved no out-of-fold predictions)") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise BadInputError(f"{path}: unreadable ({e})") from None
+    if labels.ndim != 1 or proba.ndim != 2 or len(labels) != len(proba):
+        raise BadInputError(f"{path}: labels {labels.shape} and proba {proba.shape} do not match")
+    return labels.astype(np.int64), proba
+
+
+def predicted(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted class per row, and the mask of rows that have a prediction at all.
+
+    An interrupted run leaves the rows of folds it never trained as NaN (or zeros).
+    """
+    valid = np.isfinite(proba).all(axis=1) & (np.nan_to_num(proba).sum(axis=1) > 0)
+    return np.nan_to_num(proba, nan=-1.0).argmax(axis=1), valid
