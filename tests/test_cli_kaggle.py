@@ -6,7 +6,7 @@ import zipfile
 import pytest
 from click.testing import CliRunner
 
-from pipeline import runs
+from pipeline import record, runs
 from pipeline.cli import cli
 from tests.fake_kaggle import KEY
 from tests.helpers import ROOT, TINY, digits, error_line, table, write_competition
@@ -69,18 +69,18 @@ def test_nightly_run_downloads_trains_submits_and_records_the_score(fake_kaggle,
     r = runner.invoke(cli, ["run", "--submit", *TINY])
     assert r.exit_code == 0, r.output
     (run_id,) = runs.list_runs(".")
-    report = runs.read_report(tmp_path / "runs" / run_id)
+    board = record.read(tmp_path / "runs" / run_id).leaderboard
     (upload,) = fake_kaggle.uploads
     assert upload["content"] == (tmp_path / "submissions" / "submission.csv").read_bytes()
     assert upload["description"].startswith(f"digits run {run_id}, CV ")
-    board = report["leaderboard"]
-    assert board["status"] == "complete" and board["public_score"] is not None
-    assert float(board["public_score"]) == pytest.approx(
+    assert board is not None and board.status == "complete" and board.public_score is not None
+    assert board.ref in fake_kaggle.submissions
+    assert board.public_score == pytest.approx(
         float(fake_kaggle.score_of(fake_kaggle.competitions[fake_kaggle.competition], upload["content"]))
     )
     shown = runner.invoke(cli, ["compare", "--format", "json"])
     assert shown.exit_code == 0
-    assert str(board["public_score"])[:5] in shown.output
+    assert str(board.public_score)[:5] in shown.output
     # the next night: Kaggle unreachable, but the files are here -> a warning, and the job still runs
     fake_kaggle.refuse_connections()
     offline = runner.invoke(cli, ["run", *TINY])
