@@ -42,11 +42,11 @@ def build_report(
     run_dir = runs.resolve(output_dir, ref)
     page = make_page(run_dir, read(run_dir))
     target = Path(out) if out else run_dir / PAGE
+    files.write_text(target, page.html)  # first: a target that cannot be written is named as the user gave it
     real, regular = files.destination(target)
     if regular:
         for name, png in page.images.items():
             files.write_bytes(real.with_name(f"{real.stem}-{name}.png"), png)
-    files.write_text(target, page.html)
     con = con or ui.console()
     for text in page.notes + page.section_notes:
         con.print(ui.styled(f"note: {text}", "yellow"), soft_wrap=True)

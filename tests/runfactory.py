@@ -296,3 +296,28 @@ def nightly(output_dir: str | Path, count: int, start: dt.datetime | None = None
         kw.update(kwargs)
         out.append(make_run(output_dir, start + dt.timedelta(days=i), **kw))
     return out
+
+
+# ---- running the commands in tests --------------------------------------------------------------
+
+CONSOLE_VARIABLES = ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE")
+
+
+def plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output as in a pipe or a CI log: no terminal, no colour, the default width."""
+    for var in CONSOLE_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+
+
+def invoke(command: Any, *args: object) -> Any:
+    """Run a click command (or the `digits` group) as a user would, in-process; a click `Result`."""
+    from click.testing import CliRunner
+
+    return CliRunner().invoke(command, [str(a) for a in args], catch_exceptions=True)
+
+
+def wrong_at(rows: range | list[int], n: int) -> np.ndarray:
+    """A `correct` mask of `n` rows that is wrong exactly at `rows`."""
+    correct = np.ones(n, dtype=bool)
+    correct[list(rows)] = False
+    return correct

@@ -1,4 +1,4 @@
-"""digits compare / runs / history / gc on synthetic run folders (tests/runfactory.py).
+"""digits compare on synthetic run folders (tests/runfactory.py): the pair test, the four formats, bad reports.
 
 `pipeline.cli` is imported before `pipeline.cli_runs`: the group registers the
 run commands, which use its shared options.
@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import pipeline.cli  # noqa: F401 - first: the group registers cli_runs' commands
-from pipeline import cli_runs, plots, runs, runset, stats
+from pipeline import cli_runs
 from pipeline import config as cfg
 from pipeline.errors import BadInputError
 from tests import runfactory as rf
@@ -28,21 +27,16 @@ T0 = dt.datetime(2026, 11, 20, 23, 30, 0)
 N = 2000  # rows: one row is 0.05 percentage points
 
 
+invoke = rf.invoke
+
+
 @pytest.fixture(autouse=True)
 def plain_console(monkeypatch):
-    """Output as in a pipe or a CI log: no terminal, no colour, the default width."""
-    for var in ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE"):
-        monkeypatch.delenv(var, raising=False)
-
-
-def invoke(command, *args: str):
-    return CliRunner().invoke(command, [str(a) for a in args], catch_exceptions=True)
+    rf.plain_terminal(monkeypatch)
 
 
 def wrong_at(rows: range | list[int], n: int = N) -> np.ndarray:
-    correct = np.ones(n, dtype=bool)
-    correct[list(rows)] = False
-    return correct
+    return rf.wrong_at(rows, n)
 
 
 def pair(out: Path, wrong_a, wrong_b, **b_kwargs) -> tuple[Path, Path]:
@@ -55,45 +49,6 @@ def compare_json(out: Path, *refs: str) -> dict:
     result = invoke(cli_runs.compare, "--output-dir", out, "--format", "json", *refs)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
-
-
-# --------------------------------------------------------------------------- McNemar
-
-
-def test_mcnemar_exact_matches_the_binomial_test():
-    from scipy.stats import binomtest
-
-    labels = np.zeros(100, dtype=int)
-    a = labels.copy()
-    b = labels.copy()
-    a[:10] = 1  # A wrong on 10 rows B gets right
-    b[10:12] = 1  # B wrong on 2 rows A gets right
-    m = stats.mcnemar(labels, a, b)
-    assert (m.a_only, m.b_only, m.both_correct, m.both_wrong) == (2, 10, 88, 0)
-    assert m.method == "exact"
-    assert m.p_value == pytest.approx(binomtest(2, 12, 0.5).pvalue)
-    assert m.p_value == pytest.approx(2 * (1 + 12 + 66) / 4096)
-    assert m.significant and m.better == "b"
-
-
-def test_mcnemar_chi2_with_continuity_correction():
-    from scipy.stats import chi2
-
-    labels = np.zeros(1000, dtype=int)
-    a, b = labels.copy(), labels.copy()
-    a[:60] = 3
-    b[60:90] = 3
-    m = stats.mcnemar(labels, a, b)
-    assert m.method == "chi2" and (m.a_only, m.b_only) == (30, 60)
-    assert m.statistic == pytest.approx((abs(30 - 60) - 1) ** 2 / 90)
-    assert m.p_value == pytest.approx(chi2.sf(m.statistic, 1))
-    assert m.significant and m.better == "b"
-
-
-def test_mcnemar_identical_predictions_are_not_significant():
-    labels = np.arange(50) % 10
-    m = stats.mcnemar(labels, labels, labels)
-    assert m.p_value == 1.0 and not m.significant and m.better is None
 
 
 # --------------------------------------------------------------------------- compare
@@ -260,6 +215,47 @@ def test_markdown_tables_are_well_formed(tmp_path):
     assert "`model.dropout`" in md and "McNemar" in md
 
 
+def test_blend_column_in_every_format(tmp_path):
+    made = rf.nightly(tmp_path, 2)
+    own = rf.make_run(tmp_path, T0 + dt.timedelta(days=20), seed=7, submission=True)
+    blended = rf.make_run(
+        tmp_path,
+        T0 + dt.timedelta(days=21),
+        seed=8,
+        submission=True,
+        blend=rf.blend_of((own, 0.6, 0.97), (made[-1], 0.4, 0.96), oof_accuracy=0.98765),
+    )
+    own_oof = rf.read(own)["oof_accuracy"]
+    rows = {r["run_id"]: r for r in compare_json(tmp_path)["runs"]}
+    assert (rows[blended.name]["blend_oof_accuracy"], rows[blended.name]["blend_runs"]) == (0.98765, 2)
+    assert (rows[own.name]["blend_oof_accuracy"], rows[own.name]["blend_runs"]) == (own_oof, 1)
+    assert (rows[made[0].name]["blend_oof_accuracy"], rows[made[0].name]["blend_runs"]) == (None, None)
+
+    csv_rows = {r["run_id"]: r for r in csv.DictReader(io.StringIO(invoke_ok(tmp_path, "--format", "csv")))}
+    assert (csv_rows[blended.name]["blend_oof_accuracy"], csv_rows[blended.name]["blend_runs"]) == ("0.98765", "2")
+    assert (csv_rows[made[0].name]["blend_oof_accuracy"], csv_rows[made[0].name]["blend_runs"]) == ("", "")
+
+    md = invoke_ok(tmp_path, "--format", "markdown").splitlines()
+    header = [c.strip() for c in md[0].strip("|").split("|")]
+    at = header.index("blend (runs)")
+    assert header[at - 1] == "OOF" and header[at + 1] == "LB"
+    by_run = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in md[2:6]}
+    assert by_run[blended.name][at] == "98.765 (2)"
+    assert by_run[own.name][at] == f"{100 * own_oof:.3f} (1)"
+    assert by_run[made[0].name][at] == "—"
+
+    table = invoke_ok(tmp_path)
+    assert "98.765 (2)" in next(line for line in table.splitlines() if line.startswith(blended.name))
+    assert "blend" in next(line for line in table.splitlines() if line.startswith("run "))
+    assert max(len(line) for line in table.splitlines()) <= 120
+
+
+def invoke_ok(out: Path, *args: str) -> str:
+    result = invoke(cli_runs.compare, "--output-dir", out, *args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
 def test_corrupt_and_missing_reports_cost_one_line_each(tmp_path):
     good = rf.nightly(tmp_path, 3)
     bad = rf.make_run(tmp_path, T0 + dt.timedelta(days=40), seed=7)
@@ -358,159 +354,6 @@ def test_schema0_report_shows_everywhere(tmp_path):
         line = next(line for line in result.stdout.splitlines() if line.startswith(old.name))
         assert "complete" in line and f"{100 * raw['oof_accuracy']:.3f}" in line
         assert new.name in result.stdout
-
-
-# --------------------------------------------------------------------------- runs, history
-
-
-def test_runs_lists_every_run(tmp_path):
-    made = rf.nightly(tmp_path, 12)
-    part = rf.make_run(tmp_path, T0 + dt.timedelta(days=30), folds_done=3, seed=5)
-    sub = rf.make_run(tmp_path, T0 + dt.timedelta(days=31), seed=6, current_submission=True)
-    result = invoke(cli_runs.runs, "--output-dir", tmp_path)
-    assert result.exit_code == 0
-    lines = result.stdout.splitlines()
-    for p in made + [part, sub]:
-        assert any(line.startswith(p.name) for line in lines)
-    row = next(line for line in lines if line.startswith(part.name))
-    assert "interrupted" in row and "3/5" in row
-    row = next(line for line in lines if line.startswith(sub.name))
-    assert "submission.csv" in row and f"{rf.read(sub)['seconds']:.0f}" in row
-    assert max(len(line) for line in lines) <= 120
-
-
-def test_history_table_and_plot(tmp_path):
-    made = rf.nightly(tmp_path, 6)
-    rf.make_run(tmp_path, T0 + dt.timedelta(days=30), schema=0, seed=9)
-    result = invoke(cli_runs.history, "--output-dir", tmp_path)
-    assert result.exit_code == 0, result.output
-    png = tmp_path / "history.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    lines = result.stdout.splitlines()
-    assert all(any(line.startswith(p.name) for line in lines) for p in made)
-    second = next(line for line in lines if line.startswith(made[1].name))
-    r0, r1 = rf.read(made[0]), rf.read(made[1])
-    assert f"{100 * (r1['oof_accuracy'] - r0['oof_accuracy']):+.3f}" in second
-    assert f"{100 * r1['leaderboard']['public_score']:.3f}" in second
-    custom = tmp_path / "plots" / "trend.png"
-    assert invoke(cli_runs.history, "--output-dir", tmp_path, "--plot", custom).exit_code == 0
-    assert custom.read_bytes()[:4] == b"\x89PNG"
-
-
-def _rgb(color: str) -> np.ndarray:
-    return np.array([int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)])
-
-
-def _pixel(img: np.ndarray, ax, x: float, y: float) -> np.ndarray:
-    """The colour of the saved image where the data point (x, y) of `ax` was drawn."""
-    px, py = ax.transData.transform((x, y))
-    return img[int(round(img.shape[0] - py)), int(round(px)), :3]
-
-
-def test_history_png_draws_each_score_where_it_belongs(tmp_path):
-    import matplotlib.image as mpimg
-
-    rows = 600
-    made = [  # out-of-fold 95.0, 95.5, ... 97.5 %, leaderboard 1.5 points lower
-        rf.make_run(
-            tmp_path,
-            T0 + dt.timedelta(days=i),
-            seed=i,
-            correct=wrong_at(range(30 - 3 * i), rows),
-            leaderboard=(rows - 30 + 3 * i) / rows - 0.015,
-        )
-        for i in range(6)
-    ]
-    blended = rf.make_run(
-        tmp_path,
-        T0 + dt.timedelta(days=30),
-        seed=9,
-        correct=wrong_at(range(36), rows),  # 94.0 % alone, 98.5 % blended
-        blend=rf.blend_of((made[-1], 0.5, 0.975), (made[-2], 0.5, 0.97), oof_accuracy=0.985),
-    )
-    records = runset.load(tmp_path, last=None).records
-    assert [r.oof_accuracy for r in records] == pytest.approx([0.95, 0.955, 0.96, 0.965, 0.97, 0.975, 0.94])
-    fig = plots.history_figure(records)
-    img = mpimg.imread(io.BytesIO(plots.png(fig)), format="png")
-    ax = fig.axes[0]
-    oof, blend, lb = _rgb(plots.OOF_COLOR), _rgb(plots.BLEND_COLOR), _rgb(plots.LB_COLOR)
-    for i, r in enumerate(records):  # each run's OOF dot, in the OOF colour, at its accuracy, and nothing below it
-        assert np.allclose(_pixel(img, ax, i, 100 * r.oof_accuracy), oof, atol=0.03), r.run_id
-        assert not np.allclose(_pixel(img, ax, i, 100 * r.oof_accuracy - 0.3), oof, atol=0.03), r.run_id
-    for i, r in enumerate(records[:-1]):
-        assert np.allclose(_pixel(img, ax, i, 100 * r.lb_score), lb, atol=0.03), r.run_id
-    assert records[-1].run_id == blended.name
-    assert np.allclose(_pixel(img, ax, 6, 98.5), blend, atol=0.03)  # the blend, far above its run's own OOF
-    assert not np.allclose(_pixel(img, ax, 5, 98.5), blend, atol=0.03)  # and only where a run blended
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert "blend of runs (submission)" in labels and "public leaderboard" in labels
-
-
-def test_history_png_without_blends_has_no_blend_line(tmp_path):
-    import matplotlib.image as mpimg
-
-    rf.nightly(tmp_path, 4)
-    rf.make_run(tmp_path, T0 + dt.timedelta(days=30), folds_done=2, seed=9)
-    fig = plots.history_figure(runset.load(tmp_path, last=None).records)
-    img = mpimg.imread(io.BytesIO(plots.png(fig)), format="png")[..., :3]
-    blend_pixels = np.isclose(img, _rgb(plots.BLEND_COLOR), atol=0.03).all(axis=2).sum()
-    oof_pixels = np.isclose(img, _rgb(plots.OOF_COLOR), atol=0.03).all(axis=2).sum()
-    assert blend_pixels == 0 and oof_pixels > 200
-    assert "blend of runs (submission)" not in [t.get_text() for t in fig.legends[0].get_texts()]
-
-
-# --------------------------------------------------------------------------- gc
-
-
-def _ids(out: Path) -> list[str]:
-    return runs.list_runs(out)
-
-
-def test_gc_keeps_newest_and_the_submission_run(tmp_path):
-    made = rf.nightly(tmp_path, 6)
-    sub = rf.make_run(tmp_path, T0 - dt.timedelta(days=30), seed=20, current_submission=True)  # the oldest run
-    before = _ids(tmp_path)
-    dry = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 2, "--dry-run")
-    assert dry.exit_code == 0 and "would remove" in dry.stdout and _ids(tmp_path) == before
-    result = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 2)
-    assert result.exit_code == 0, result.output
-    assert _ids(tmp_path) == [sub.name] + [p.name for p in made[-2:]]
-    assert "made the current submissions/submission.csv" in result.stdout
-    assert (tmp_path / "submissions" / "submission.csv").exists()
-    assert (tmp_path / "submissions" / f"{sub.name}.csv").exists()
-    assert not [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]  # no half-deleted leftovers
-
-
-def test_gc_keeps_the_submission_run_even_if_its_report_is_broken(tmp_path):
-    sub = rf.make_run(tmp_path, T0, current_submission=True)
-    rf.corrupt_report(sub)
-    rf.nightly(tmp_path, 3, start=T0 + dt.timedelta(days=1))
-    invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 1)
-    assert sub.name in _ids(tmp_path) and len(_ids(tmp_path)) == 2
-
-
-def test_gc_spares_a_running_run_while_the_lock_is_held(tmp_path):
-    live = rf.make_run(tmp_path, T0, status="running", seed=1)
-    starting = rf.make_run(tmp_path, T0 + dt.timedelta(hours=1), seed=2)
-    rf.remove_report(starting)
-    rf.nightly(tmp_path, 3, start=T0 + dt.timedelta(days=1))
-    with runs.Lock(tmp_path):
-        result = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 1)
-    assert result.exit_code == 0, result.output
-    assert live.name in _ids(tmp_path) and starting.name in _ids(tmp_path) and len(_ids(tmp_path)) == 3
-    assert "running" in result.stdout
-    # once nobody holds the lock, the stale "running" run goes like any other
-    result = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 1)
-    assert live.name not in _ids(tmp_path) and "stale" in result.stdout
-    assert len(_ids(tmp_path)) == 1
-
-
-def test_gc_keep_zero_and_negative(tmp_path):
-    rf.nightly(tmp_path, 2)
-    assert invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", -1).exit_code == 2  # usage error
-    assert invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 0).exit_code == 0
-    assert _ids(tmp_path) == []
-    assert "nothing to remove" in invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 0).stdout
 
 
 # --------------------------------------------------------------------------- startup
