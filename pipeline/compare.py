@@ -97,6 +97,7 @@ def print_table(comp: Comparison, con: Console) -> None:
 
 
 def _runs_table(comp: Comparison, fold_columns: bool, tight: bool = False) -> Table:
+    """One row per run; the best OOF, blend and LB in bold green when there are several runs."""
     folds = comp.fold_indices()
     t = ui.table([("run", "left"), ("date", "left"), ("status", "left")], tight=tight)
     if fold_columns:

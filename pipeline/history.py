@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from pipeline import console as ui
 from pipeline import files, runs, runset
+from pipeline.plots import history_png
 from pipeline.record import RunRecord
 from pipeline.runset import RunSet
 from pipeline.text import blend_pct, mean_std, number, pct, score_or_state, signed_pct, when
@@ -83,8 +84,6 @@ def history(
     )
     con.print(ui.first_fitting(con, (lambda: history_table(found.records), lambda: history_table(found.records, True))))
     if draw:
-        from pipeline.plots import history_png
-
         target = Path(plot) if plot else Path(output_dir) / HISTORY_PNG
         files.write_bytes(target, history_png(found.records))
         con.print(f"plot: {target}", soft_wrap=True)

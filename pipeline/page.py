@@ -242,7 +242,7 @@ def _folds_section(rec: RunRecord) -> str:
                 str(f.epochs_run),
                 number(f.seconds, 1),
                 number(f.samples_per_second),
-            ]  # fmt: skip
+            ]
             for f in rec.folds
         ]
         body = _table("folds", head, rows)
@@ -332,7 +332,7 @@ def _mistakes_table(m: Mistakes, shown: int) -> str:
             str(int(m.true[i])),
             str(int(m.pred[i])),
             f"{m.confidence[i]:.3f}" if np.isfinite(m.confidence[i]) else "—",
-        ]  # fmt: skip
+        ]
         for i in range(shown)
     ]
     head = ["#", "train.csv row", "true", "predicted", "confidence"]

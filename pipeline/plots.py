@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline import runset
 from pipeline.record import FoldRecord, RunRecord
+from pipeline.text import pct
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -91,9 +92,16 @@ def history_figure(records: Sequence[RunRecord]) -> Figure:
     lb = _percent([r.lb_score for r in records])
     if np.isfinite(mean).any():
         ax.errorbar(
-            x, mean, yerr=np.nan_to_num(std), fmt="none", ecolor="#9aa5b1", elinewidth=1.2, capsize=3,
-            label="fold mean ± std", zorder=1,
-        )  # fmt: skip
+            x,
+            mean,
+            yerr=np.nan_to_num(std),
+            fmt="none",
+            ecolor="#9aa5b1",
+            elinewidth=1.2,
+            capsize=3,
+            label="fold mean ± std",
+            zorder=1,
+        )
     if np.isfinite(oof).any():
         _oof_series(ax, x, oof, np.array([r.status == "complete" for r in records]))
     if np.isfinite(blend).any():
@@ -129,9 +137,14 @@ def _oof_series(ax: Axes, x: np.ndarray, oof: np.ndarray, complete: np.ndarray) 
         )
     best = int(np.nanargmax(oof))
     ax.annotate(
-        f"best {oof[best]:.3f}", (x[best], oof[best]), xytext=(0, 10), textcoords="offset points",
-        ha="center", fontsize=8, color=OOF_COLOR,
-    )  # fmt: skip
+        f"best {oof[best]:.3f}",
+        (x[best], oof[best]),
+        xytext=(0, 10),
+        textcoords="offset points",
+        ha="center",
+        fontsize=8,
+        color=OOF_COLOR,
+    )
 
 
 # ---- folds ----------------------------------------------------------------------------------
@@ -148,15 +161,17 @@ def fold_accuracy_figure(
     x = np.arange(len(folds))
     y = np.array([100 * f.val_accuracy for f in folds])
     ax.bar(x, y, color=[FOLD_COLORS[i % len(FOLD_COLORS)] for i in range(len(folds))], width=0.6, zorder=2)
-    for xi, yi in zip(x, y):
-        ax.annotate(f"{yi:.2f}", (xi, yi), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=8)
+    for xi, yi, fold in zip(x, y, folds):
+        ax.annotate(
+            pct(fold.val_accuracy), (xi, yi), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=8
+        )
     if mean is not None:
-        ax.axhline(mean * 100, color="#333", lw=1, zorder=3, label=f"mean {mean * 100:.2f}")
+        ax.axhline(mean * 100, color="#333", lw=1, zorder=3, label=f"mean {pct(mean)}")
         if std:
             low, high = (mean - std) * 100, (mean + std) * 100
-            ax.axhspan(low, high, color="#999", alpha=0.18, zorder=1, label=f"± std {std * 100:.2f}")
+            ax.axhspan(low, high, color="#999", alpha=0.18, zorder=1, label=f"± std {pct(std)}")
     if oof is not None:
-        ax.axhline(oof * 100, color=OOF_COLOR, lw=1, ls="--", zorder=3, label=f"out-of-fold {oof * 100:.3f}")
+        ax.axhline(oof * 100, color=OOF_COLOR, lw=1, ls="--", zorder=3, label=f"out-of-fold {pct(oof, 3)}")
     low = min(y.min(), (mean or 1) * 100, (oof or 1) * 100)
     ax.set_ylim(max(0.0, low - 1.0), min(100.5, y.max() + 0.6))  # zoom on the differences between folds
     ax.set_xticks(x, [f"fold {f.index}" for f in folds], fontsize=8)
@@ -307,7 +322,7 @@ def per_class_figure(accuracy: Sequence[float | None], cm: np.ndarray | None) ->
     for c in range(10):
         if np.isfinite(values[c]):
             rows = f"  (n={int(cm[c].sum())})" if cm is not None else ""
-            ax.text(values[c] + 0.05, c, f" {values[c]:.2f}{rows}", va="center", fontsize=7.5)
+            ax.text(values[c] + 0.05, c, f" {pct(accuracy[c])}{rows}", va="center", fontsize=7.5)
     ax.set_xlim(low, 100 + (100 - low) * 0.35)  # room for the labels right of the bars
     ax.set_xticks([t for t in ax.get_xticks() if low <= t <= 100])
     ax.set_yticks(y, [str(c) for c in range(10)])
