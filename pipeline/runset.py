@@ -78,8 +78,14 @@ def load_shown(
     last: int | None = DEFAULT_LAST,
     err: Console | None = None,
 ) -> RunSet:
-    """`load`, print one warning line per unreadable run, and raise when none is left to show."""
+    """`load`, print one warning line per unreadable run, and raise when none is left to show.
+
+    When the only run asked for cannot be read, its reason is the error
+    itself: one line, rather than a warning and a vaguer error.
+    """
     found = load(output_dir, refs, last)
+    if not found.records and len(found.notes) == 1:
+        raise BadInputError(found.notes[0])
     console.warn_each(found.notes, err)
     found.require_any()
     return found
