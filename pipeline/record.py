@@ -260,7 +260,8 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     if version < 2:
         if data.get("status") == "unknown":
             data["status"] = "failed"
-        for f in data.get("folds") or []:
+        folds = data.get("folds")
+        for f in folds if isinstance(folds, list) else []:
             if isinstance(f, dict):
                 f.pop("model_path", None)  # fold files are found by index; a stored path went stale on a move
         data.setdefault("started_at", "")

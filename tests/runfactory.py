@@ -28,9 +28,6 @@ TEST_SHA = "9e2b" + "0" * 60
 # `record.migrate` (pipeline/record.py) iterates ``folds`` of a pre-2 report without checking that it is
 # a list, so ``"folds": 7`` raises TypeError instead of the one-line BadInputError.  Strict: when
 # record.py is fixed these tests pass, the xfail fails, and this mark is to be deleted.
-MIGRATE_NON_LIST_FOLDS = pytest.mark.xfail(
-    strict=True, reason="pipeline/record.py migrate(): `for f in data.get('folds') or []` on a non-list"
-)
 SEED = 20261125  # every factory run has this recorded seed (so the same folds), unless overridden
 
 # Seven-segment glyphs, so misclassified "digits" look like digits in the report.

@@ -292,7 +292,7 @@ def test_report_of_the_wrong_shape_is_a_note_not_a_crash(tmp_path):
 
 WRONG_TYPES = [
     pytest.param({"run_id": 5, "folds": "seven", "status": 3}, id="strings-for-lists"),
-    pytest.param({"run_id": 5, "folds": 7}, id="number-for-folds", marks=rf.MIGRATE_NON_LIST_FOLDS),
+    pytest.param({"run_id": 5, "folds": 7}, id="number-for-folds"),
 ]
 
 

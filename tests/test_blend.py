@@ -1,0 +1,130 @@
+"""Blend selection on synthetic probabilities where the right answer is known, and which runs may be blended."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from pipeline import blend, files, record
+from pipeline import config as cfg
+
+
+def _proba(labels: np.ndarray, correct: np.ndarray, seed: int, confidence: float = 0.6) -> np.ndarray:
+    """Probabilities whose argmax is the label exactly where `correct` is true."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    wrong = (labels + rng.integers(1, 10, n)) % 10
+    top = np.where(correct, labels, wrong)
+    p = rng.dirichlet(np.ones(10), n) * (1 - confidence)
+    p[np.arange(n), top] += confidence
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def labels() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 10, 2000)
+
+
+def test_a_useless_run_gets_no_weight(labels):
+    rng = np.random.default_rng(1)
+    good = _proba(labels, rng.random(2000) < 0.95, 2)
+    useless = np.full_like(good, 0.1) + rng.random(good.shape).astype(np.float32) * 0.01  # noise, no signal
+    counts = blend.select(labels, [useless, good])
+    assert counts[0] == 0 and counts[1] >= 1
+
+
+def test_a_duplicate_run_adds_nothing(labels):
+    rng = np.random.default_rng(3)
+    a = _proba(labels, rng.random(2000) < 0.9, 4)
+    b = _proba(labels, rng.random(2000) < 0.9, 5)
+    alone = blend.select(labels, [a, b])
+    with_copy = blend.select(labels, [a, b, a.copy()])
+    assert with_copy[2] == 0 and list(with_copy[:2]) == list(alone)
+
+
+def test_complementary_runs_are_combined_and_beat_each_alone(labels):
+    # each run is right on the rows the other gets wrong, and unsure where it is wrong
+    half = np.arange(2000) < 1000
+    a = _proba(labels, half | (np.arange(2000) % 3 == 0), 6, confidence=0.9)
+    b = _proba(labels, ~half | (np.arange(2000) % 3 == 0), 7, confidence=0.9)
+    a[~half & (np.arange(2000) % 3 != 0)] = 0.1  # unsure where wrong
+    b[half & (np.arange(2000) % 3 != 0)] = 0.1
+    counts = blend.select(labels, [a, b])
+    assert counts[0] >= 1 and counts[1] >= 1
+    mixed = blend.score(labels, counts[0] * a + counts[1] * b)[0]
+    assert mixed > max(blend.score(labels, a)[0], blend.score(labels, b)[0])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_blend_is_never_below_its_best_member(labels, seed):
+    rng = np.random.default_rng(seed)
+    runs = [_proba(labels, rng.random(2000) < rng.uniform(0.6, 0.97), 100 + k, rng.uniform(0.2, 0.9)) for k in range(6)]
+    counts = blend.select(labels, runs)
+    best_single = max(blend.score(labels, r)[0] for r in runs)
+    blended = blend.score(labels, sum(c * r.astype(np.float64) for c, r in zip(counts, runs)))[0]
+    assert blended >= best_single
+    best = max(range(len(runs)), key=lambda k: blend.score(labels, runs[k]))
+    assert counts[best] >= 1  # it starts from the best
+
+
+TRAIN_SHA, TEST_SHA = "3f" * 32, "9e" * 32
+
+
+def _blendable(out, run_id, *, seed=0, labels=None, correct=None, folds_done=5, train_sha=TRAIN_SHA, test_sha=TEST_SHA):
+    """A finished (or unfinished) run folder as the job leaves it: record, oof.npz, test_proba.npy."""
+    rng = np.random.default_rng(seed)
+    labels = np.random.default_rng(0).integers(0, 10, 600) if labels is None else labels
+    correct = rng.random(len(labels)) < 0.9 if correct is None else correct
+    run_dir = out / "runs" / run_id
+    run_dir.mkdir(parents=True)
+    config = cfg.build(named={"train": {"seed": seed, "folds": 5}})
+    fold = record.FoldRecord(0, 480, 120, 0.9, 0.3, 3, 3, 1.0, 100.0)
+    rec = record.RunRecord(
+        run_id=run_id,
+        status="complete" if folds_done == 5 else "interrupted",
+        config=config,
+        started_at=record.now(),
+        data={"train.csv": record.DataFile(train_sha, len(labels)), "test.csv": record.DataFile(test_sha, 50)},
+        folds=[dataclasses.replace(fold, index=k) for k in range(folds_done)],
+    )
+    record.write(run_dir, rec)
+    files.write_npz(run_dir / "oof.npz", labels=labels, proba=_proba(labels, correct, seed))
+    files.write_npy(run_dir / "test_proba.npy", rng.dirichlet(np.ones(10), 50).astype(np.float32))
+    return run_dir
+
+
+def test_incompatible_runs_are_never_candidates(tmp_path):
+    anchor = _blendable(tmp_path, "20261101-010000")
+    same = _blendable(tmp_path, "20261102-010000", seed=1)
+    _blendable(tmp_path, "20261103-010000", seed=2, train_sha="ab" * 32)  # another train.csv
+    _blendable(tmp_path, "20261104-010000", seed=3, folds_done=3)  # unfinished: 3 of 5 folds
+    _blendable(tmp_path, "20261105-010000", seed=4, test_sha="cd" * 32)  # another test.csv
+    _, found = blend.candidates(tmp_path, anchor, limit=10)
+    assert [c.run_id for c in found] == [anchor.name, same.name]
+
+
+def test_the_limit_keeps_the_anchor_and_the_newest(tmp_path):
+    dirs = [_blendable(tmp_path, f"2026110{k}-010000", seed=k) for k in range(1, 6)]
+    _, found = blend.candidates(tmp_path, dirs[1], limit=3)
+    assert [c.run_id for c in found] == [dirs[1].name, dirs[4].name, dirs[3].name]
+    _, alone = blend.candidates(tmp_path, dirs[1], limit=1)
+    assert [c.run_id for c in alone] == [dirs[1].name]
+
+
+def test_choose_records_members_weights_and_the_best_single_run(tmp_path):
+    labels = np.random.default_rng(9).integers(0, 10, 600)
+    rng = np.random.default_rng(10)
+    dirs = [
+        _blendable(tmp_path, f"2026110{k}-010000", seed=k, labels=labels, correct=rng.random(600) < acc)
+        for k, acc in ((1, 0.9), (2, 0.93), (3, 0.5))
+    ]
+    got_labels, found = blend.candidates(tmp_path, dirs[0], limit=5)
+    assert np.array_equal(got_labels, labels)
+    info, chosen = blend.choose(got_labels, found)
+    assert isinstance(info, record.Blend) and info.candidates == [d.name for d in (dirs[0], dirs[2], dirs[1])]
+    assert info.best_single_run == dirs[1].name
+    assert info.oof_accuracy >= info.best_single_oof_accuracy
+    assert dirs[2].name not in [m.run_id for m in info.members]  # 50% accurate: no help
+    assert sum(w for _, w in chosen) == pytest.approx(1.0)
