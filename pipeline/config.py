@@ -1,12 +1,11 @@
 """The typed configuration: every default of the job lives in this file.
 
-A `Config` is built in layers, each overriding the one before: the
-dataclass defaults below (or the demo's, `demo_base`), a TOML file
-(``--config FILE``), ``--set section.key=value``, then the named options
-(``--epochs``...).  A value given both by ``--set`` and by a named option is
-an error rather than a silent winner.  The config is frozen, so a run cannot
-change it half-way, and the resolved config (the drawn seed and the model
-kind's defaults filled in) is recorded in every run report.
+Frozen dataclasses, one per section, with their defaults; the defaults that
+depend on the model kind; the demo's; and the checks that name the option at
+fault.  `pipeline.config_build` builds a `Config` from a file and the command
+line.  The config is frozen, so a run cannot change it half-way, and the
+resolved config (the drawn seed and the model kind's defaults filled in) is
+recorded in every run report.
 
 Some defaults depend on the model: a field left ``None`` below takes its value
 from `KIND_DEFAULTS` for ``model.kind`` when the config is built, so
@@ -17,14 +16,10 @@ batch size and widths unless they are set explicitly.
 from __future__ import annotations
 
 import dataclasses
-import math
-import tomllib
-from dataclasses import dataclass, field, fields, is_dataclass
-from pathlib import Path
-from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from pipeline.errors import BadInputError, UsageError
-from pipeline.text import quoted
+from pipeline.errors import BadInputError
 
 
 @dataclass(frozen=True)
@@ -142,11 +137,6 @@ def resolved(value: T | None) -> T:
     return value
 
 
-def demo_base() -> Config:
-    """The demo's small data and short training; the user's options still override it."""
-    return _replace(Config(), DEMO, "")
-
-
 def to_dict(config: Config) -> dict[str, Any]:
     """The config as plain JSON-friendly data (tuples become lists)."""
     return dataclasses.asdict(
@@ -188,90 +178,15 @@ def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     return out
 
 
-def _coerce(value: Any, typ: Any, name: str) -> Any:
-    """Turn a TOML or command-line value into the field's type, or say which option is wrong."""
-    origin = get_origin(typ)
-    args = get_args(typ)
-    if args and type(None) in args and origin is not tuple:  # X | None
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        typ = next(a for a in args if a is not type(None))
-        origin = get_origin(typ)
-    try:
-        if origin is tuple:
-            inner = get_args(typ)[0]
-            if isinstance(value, str):
-                value = [v for v in value.replace(" ", "").split(",") if v]
-            if not isinstance(value, (list, tuple)):
-                raise ValueError
-            return tuple(_coerce(v, inner, name) for v in value)
-        if typ is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
-                return True
-            if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
-                return False
-            raise ValueError
-        if typ is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if typ is float:
-            if isinstance(value, bool):
-                raise ValueError
-            number = float(value)
-            if not math.isfinite(number):  # inf passes float(); no option means anything with it
-                raise ValueError
-            return number
-        if typ is str:
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise ValueError
-            text = str(value)
-            text.encode("utf-8")  # a name with undecodable bytes cannot be recorded in report.json or TOML
-            return text
-    except (TypeError, ValueError, OverflowError, UnicodeEncodeError):
-        pass
-    else:
-        raise BadInputError(f"option {name}: unsupported type {typ}")
-    kind = {int: "an integer", float: "a finite number", bool: "true or false", str: "UTF-8 text"}.get(
-        typ, "a comma-separated list of integers"
-    )
-    shown = value if isinstance(value, (str, int, float)) else str(value)
-    raise BadInputError(f"option {name}: expected {kind}, got {quoted(shown)}")
-
-
-def _replace(obj: Any, updates: dict[str, Any], where: str) -> Any:
-    hints = get_type_hints(type(obj))
-    known = {f.name for f in fields(obj)}
-    changes = {}
-    for key, value in updates.items():
-        name = f"{where}{key}"
-        if key not in known:
-            raise BadInputError(f"unknown option {name} (known: {', '.join(sorted(where + k for k in known))})")
-        current = getattr(obj, key)
-        if is_dataclass(current):
-            if not isinstance(value, dict):
-                raise BadInputError(f"option {name}: expected a [{name}] table, got {quoted(str(value))}")
-            changes[key] = _replace(current, value, name + ".")
-        elif isinstance(value, dict):
-            raise BadInputError(f"option {name}.{next(iter(value), '')}: {name} is a value, not a section")
-        else:
-            changes[key] = _coerce(value, hints[key], name)
-    return dataclasses.replace(obj, **changes)
-
-
 def resolve(config: Config) -> Config:
     """Fill the fields left None with the model kind's defaults."""
-    if config.model.kind not in KIND_DEFAULTS:
-        return config
-    fill: dict[str, dict[str, Any]] = {}
-    for section, values in KIND_DEFAULTS[config.model.kind].items():
+    changes = {}
+    for section, values in KIND_DEFAULTS.get(config.model.kind, {}).items():
         current = getattr(config, section)
         unset = {k: v for k, v in values.items() if getattr(current, k) is None}
         if unset:
-            fill[section] = unset
-    return _replace(config, fill, "") if fill else config
+            changes[section] = dataclasses.replace(current, **unset)
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def validate(config: Config) -> Config:
@@ -323,106 +238,6 @@ def validate(config: Config) -> Config:
         if not ok:
             raise BadInputError(f"option {name}: {message}")
     return config
-
-
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a config file; a syntax error names the file and line."""
-    path = Path(path)
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: config file not found") from None
-    except UnicodeDecodeError:
-        raise BadInputError(f"{path}: not a UTF-8 text file (TOML must be UTF-8)") from None
-    except tomllib.TOMLDecodeError as e:
-        raise BadInputError(f"{path}: not valid TOML: {e}") from None
-    except OSError as e:
-        raise BadInputError(f"{path}: cannot read config file: {e.strerror}") from None
-
-
-def parse_set(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """``["train.epochs=3", "model.hidden=256,128"]`` -> nested dict of strings."""
-    nested: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"option --set {quoted(item)}: expected SECTION.KEY=VALUE")
-        node = nested
-        *parents, leaf = key.strip().split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise UsageError(f"option --set {quoted(item)}: {p} is given both as a value and as a section")
-        if isinstance(node.get(leaf), dict):
-            raise UsageError(f"option --set {quoted(item)}: {key.strip()} is given both as a value and as a section")
-        node[leaf] = value.strip()
-    return nested
-
-
-def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge two nested dicts, `top` winning."""
-    out = dict(base)
-    for k, v in top.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _value_at(config: Config, dotted: str) -> Any:
-    value: Any = config
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
-
-
-def build(
-    file: str | Path | None = None,
-    sets: dict[str, Any] | None = None,
-    named: dict[str, Any] | None = None,
-    base: Config | None = None,
-) -> Config:
-    """Defaults (or `base`) < the TOML `file` < `sets` (``--set``) < `named` options; resolved and validated.
-
-    A bad value in the file is a `BadInputError` naming the file (exit 1); a
-    bad value on the command line a `UsageError` (exit 2), like any other bad
-    option.  The same key given by ``--set`` and a named option with different
-    values is a `UsageError` too.
-    """
-    config = base or Config()
-    if file is not None:
-        try:
-            config = validate(_replace(config, load_toml(file), ""))
-        except BadInputError as e:
-            message = str(e)
-            raise BadInputError(message if message.startswith(str(file)) else f"{file}: {message}") from None
-    try:
-        with_sets = _replace(config, sets or {}, "")
-        for key, value in flatten(named or {}).items():
-            if key in flatten(sets or {}):
-                given = _value_at(_replace(config, _nest(key, value), ""), key)
-                if given != _value_at(with_sets, key):
-                    raise UsageError(
-                        f"option {key} is given twice, as {given!r} by its own option and as "
-                        f"{_value_at(with_sets, key)!r} by --set; give it once"
-                    )
-        return validate(resolve(_replace(with_sets, named or {}, "")))
-    except UsageError:
-        raise
-    except BadInputError as e:
-        raise UsageError(str(e)) from None
-
-
-def _nest(dotted: str, value: Any) -> dict[str, Any]:
-    *parents, leaf = dotted.split(".")
-    out: dict[str, Any] = {leaf: value}
-    for p in reversed(parents):
-        out = {p: out}
-    return out
-
-
-def from_record(data: dict[str, Any]) -> Config:
-    """The config a run report recorded (resolved: every field set); a `BadInputError` if it is not one."""
-    return validate(resolve(_replace(Config(), data, "")))
 
 
 def result_part(config: Config) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, PlainSerializer, TypeAdapter, ValidationError
 
 from pipeline import config as cfg
-from pipeline import files
+from pipeline import config_build, files
 from pipeline.errors import BadInputError
 
 SCHEMA_VERSION = 2
@@ -56,7 +56,7 @@ def _config(value: Any) -> cfg.Config:
     if not isinstance(value, dict):
         raise ValueError("expected a table of config sections")
     try:
-        return cfg.from_record(value)
+        return config_build.from_record(value)
     except BadInputError as e:
         raise ValueError(str(e)) from None
 
@@ -226,7 +226,7 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The record as plain JSON data (what report.json holds)."""
-        return _adapter().dump_python(self, mode="json")  # type: ignore[no-any-return]
+        return _adapter().dump_python(self, mode="json")
 
 
 def now() -> str:
@@ -252,8 +252,8 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         data.setdefault("leaderboard", None)
         data.setdefault("submission", None)
         folds = data.get("folds")
-        accs = [f.get("val_accuracy") for f in folds if isinstance(f, dict)] if isinstance(folds, list) else []
-        accs = [a for a in accs if isinstance(a, (int, float))]
+        given = [f.get("val_accuracy") for f in folds if isinstance(f, dict)] if isinstance(folds, list) else []
+        accs: list[float] = [float(a) for a in given if isinstance(a, (int, float))]
         if accs and "fold_accuracy_mean" not in data:
             data["fold_accuracy_mean"] = statistics.fmean(accs)
             data["fold_accuracy_std"] = statistics.pstdev(accs)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from pipeline import config as cfg
-from pipeline import files, record, runs
+from pipeline import config_build, files, record, runs
 from pipeline.record import Blend, BlendMember
 
 TRAIN_SHA = "3f1c" + "0" * 60
@@ -149,7 +149,7 @@ def make_run(
 
     conf = cfg.to_dict(cfg.resolve(cfg.Config()))
     conf["train"]["seed"] = SEED
-    conf = cfg.merge(conf, config_overrides or {})
+    conf = config_build.merge(conf, config_overrides or {})
     conf["train"]["folds"] = folds
 
     fold_reports = []

@@ -7,8 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pipeline import blend, files, record
-from pipeline import config as cfg
+from pipeline import blend, config_build, files, record
 
 
 def _proba(labels: np.ndarray, correct: np.ndarray, seed: int, confidence: float = 0.6) -> np.ndarray:
@@ -79,7 +78,7 @@ def _blendable(out, run_id, *, seed=0, labels=None, correct=None, folds_done=5, 
     correct = rng.random(len(labels)) < 0.9 if correct is None else correct
     run_dir = out / "runs" / run_id
     run_dir.mkdir(parents=True)
-    config = cfg.build(named={"train": {"seed": seed, "folds": 5}})
+    config = config_build.build(named={"train": {"seed": seed, "folds": 5}})
     fold = record.FoldRecord(0, 480, 120, 0.9, 0.3, 3, 3, 1.0, 100.0)
     rec = record.RunRecord(
         run_id=run_id,

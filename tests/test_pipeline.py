@@ -8,8 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from pipeline import config as cfg
-from pipeline import record, runs, submission
+from pipeline import config_build, record, runs, submission
 from tests.helpers import SHARED_ZIP, TINY, digits, error_line, start, write_competition
 
 
@@ -185,7 +184,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
 def test_resume_refuses_a_different_config(tmp_path):
     write_competition(tmp_path / "data")
     run_id, run_dir = runs.new_run(tmp_path)
-    config = cfg.build(named={"train": {"epochs": 99, "seed": 1}})
+    config = config_build.build(named={"train": {"epochs": 99, "seed": 1}})
     record.write(run_dir, record.RunRecord(run_id=run_id, status="interrupted", config=config, started_at=record.now()))
     r = digits("train", "--resume", run_id, "--data-dir", "data", *TINY, cwd=tmp_path)
     assert r.returncode == 1 and "used a different config or data" in error_line(r)
