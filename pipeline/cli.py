@@ -1,12 +1,10 @@
 """The `digits` command group: thin commands over the library, as in Click's own examples.
 
-The options every command shares (``--output-dir``, ``--log-file``,
-``--quiet``) are defined once, with one default (the config's), and travel
-in an `App` context object handed to each command by `pass_app`.  A command
-builds a `Config` where it trains (defaults < ``--config FILE`` < ``--set`` <
-named options), calls one library function, and lets `DigitsGroup` turn a
-`DigitsError` into one line on stderr and its exit code.  Nothing here
-imports TensorFlow, Ray or kaggle at start-up.
+A command builds a `Config` where it trains (defaults < ``--config FILE`` <
+``--set`` < named options), calls one library function, and lets
+`DigitsGroup` (in `pipeline.cli_shared`, with the shared options and the
+context object) turn a `DigitsError` into one line on stderr and its exit
+code.  Nothing here imports TensorFlow, Ray or kaggle at start-up.
 """
 
 from __future__ import annotations
@@ -15,8 +13,6 @@ import errno
 import os
 import signal
 import sys
-from collections.abc import Callable
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,172 +20,8 @@ import click
 
 from pipeline import __version__
 from pipeline import config as cfg
-from pipeline.errors import INTERRUPTED, STORAGE, DigitsError, UsageError
-from pipeline.text import one_line
-
-EXIT_CODES = """\b
-Exit codes: 0 ok, 1 bad input (data, config file, run folder), 2 usage (a bad
-or conflicting option), 3 Kaggle, 4 interrupted, 5 output dir busy, 6 cannot
-write output."""
-
-
-class App:
-    """What every command shares: where outputs go, and how progress is reported."""
-
-    def __init__(self) -> None:
-        self.output_dir: str | None = None  # None: the config's default
-        self.log_file: str | None = None
-        self.quiet = False
-
-    @property
-    def out(self) -> str:
-        return self.output_dir or cfg.Config().output_dir
-
-    @cached_property
-    def progress(self) -> Any:
-        from pipeline.progress import setup
-
-        return setup(verbose=not self.quiet, log_file=self.log_file)
-
-
-pass_app = click.make_pass_decorator(App, ensure=True)
-
-
-class DigitsGroup(click.Group):
-    """Maps library errors to one line on stderr and a documented exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except DigitsError as e:
-            click.echo(f"digits: {one_line(e)}", err=True)
-            ctx.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("digits: interrupted (SIGINT/SIGTERM); nothing half-written was kept", err=True)
-            ctx.exit(INTERRUPTED)
-        except OSError as e:
-            if not _stdout_failed():
-                raise
-            reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
-            click.echo(f"digits: cannot write to standard output: {reason}", err=True)
-            ctx.exit(STORAGE)
-
-
-def _stdout_failed() -> bool:
-    """Whether standard output is what failed (a full disk, a closed pipe); it is then set aside."""
-    try:
-        sys.stdout.flush()
-        return False
-    except OSError:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
-        return True
-
-
-def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if value not in (None, False):
-            setattr(ctx.ensure_object(App), name, value)
-        return value
-
-    return callback
-
-
-SHARED = [
-    click.option(
-        "--output-dir",
-        type=click.Path(file_okay=False),
-        expose_value=False,
-        callback=_store("output_dir"),
-        help="Where runs/ and submissions/ are (default: the current folder; --demo: demo/).",
-    ),
-    click.option(
-        "--log-file",
-        type=click.Path(dir_okay=False),
-        expose_value=False,
-        callback=_store("log_file"),
-        help="Also write a plain log here.",
-    ),
-    click.option(
-        "-q", "--quiet", is_flag=True, expose_value=False, callback=_store("quiet"), help="Only warnings and errors."
-    ),
-]
-
-
-def shared(f: Callable) -> Callable:
-    """--output-dir, --log-file, --quiet: on the group and on every command."""
-    for option in reversed(SHARED):
-        f = option(f)
-    return f
-
-
-CONFIG_OPTIONS = [
-    click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False),
-        help="TOML file with [data] [model] [augment] [train] [blend] [executor] tables.",
-    ),
-    click.option("--data-dir", help="Competition files (default: data/)."),
-    click.option("--model", type=click.Choice(cfg.KINDS), help="mlp (default) or cnn."),
-    click.option("--folds", type=int, help="Stratified folds (default 5)."),
-    click.option("--epochs", type=int, help="Epochs per fold (default: the model's)."),
-    click.option(
-        "--seed",
-        type=int,
-        help="The one seed behind folds, weights, shuffling and augmentation (default: a fresh one each run).",
-    ),
-    click.option("--batch-size", type=int, help="Training batch size."),
-    click.option("--hidden", help="Dense layer widths, e.g. 512,256."),
-    click.option("--ensemble-runs", type=int, help="Blend at most this many compatible runs (1: this run alone)."),
-    click.option("--executor", type=click.Choice(cfg.EXECUTORS), help="Where folds train: local (default) or ray."),
-    click.option("--ray-address", help="Attach to this Ray cluster (auto, ray://host:10001, host:6379)."),
-    click.option(
-        "--set",
-        "sets",
-        multiple=True,
-        metavar="SECTION.KEY=VALUE",
-        help="Any config value, e.g. --set augment.rotation=10 (repeatable).",
-    ),
-]
-
-
-def config_options(f: Callable) -> Callable:
-    for option in reversed(CONFIG_OPTIONS):
-        f = option(f)
-    return f
-
-
-def build_config(app: App, opts: dict[str, Any], demo: bool = False) -> cfg.Config:
-    """The command's config: defaults (or the demo's) < --config < --set < named options."""
-    named: dict[str, Any] = {
-        "data": {"dir": opts.get("data_dir")},
-        "model": {"kind": opts.get("model"), "hidden": opts.get("hidden")},
-        "train": {k: opts.get(k) for k in ("folds", "epochs", "seed", "batch_size")},
-        "blend": {"runs": opts.get("ensemble_runs")},
-        "executor": {"kind": opts.get("executor"), "address": opts.get("ray_address")},
-        "output_dir": app.output_dir,
-    }
-    if demo:
-        named["output_dir"] = named["output_dir"] or "demo"
-        named["data"]["dir"] = named["data"]["dir"] or str(Path(named["output_dir"]) / "data")
-    return cfg.build(
-        opts.get("config_file"),
-        cfg.parse_set(opts.get("sets") or ()),
-        _drop_none(named),
-        base=cfg.demo_base() if demo else None,
-    )
-
-
-def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            v = _drop_none(v)
-            if v:
-                out[k] = v
-        elif v is not None:
-            out[k] = v
-    return out
+from pipeline.cli_shared import EXIT_CODES, App, DigitsGroup, build_config, config_options, pass_app, shared
+from pipeline.errors import STORAGE, UsageError
 
 
 @click.group(cls=DigitsGroup, epilog=EXIT_CODES)
@@ -329,15 +161,15 @@ def submit(app: App, target: str, message: str | None, competition: str | None, 
 @shared
 @pass_app
 def sweep(app: App, variants: str, resume: bool, **opts: Any) -> None:
-    """Train several variants of the config (VARIANTS.toml) as one pool of folds; then compare them.
+    """Train the variants in VARIANTS (a TOML file) as one pool of folds; then compare them.
 
-    Each [[variant]] has a name and config overrides in the keys of --set,
-    e.g. { name = "wide", set = { "model.hidden" = "2048,1024" } }.  Every
-    variant becomes an ordinary run; all share one sweep id.
+    Each [variants.NAME] table holds config overrides in the keys of --set,
+    e.g. `model.hidden = [2048, 1024]`; the command line still applies on
+    top.  Every variant becomes an ordinary run; all share one sweep id.
     """
     from pipeline import sweep as sweep_mod
 
-    sweep_mod.sweep(build_config(app, opts), variants, app.progress, resume=resume)
+    sweep_mod.sweep(lambda variant: build_config(app, opts, variant=variant), variants, app.progress, resume=resume)
 
 
 def _register_run_commands() -> None:

@@ -1,0 +1,193 @@
+"""What every `digits` command shares: the context object, the shared options, the error contract.
+
+As in Click's own examples: the options every command takes (``--output-dir``,
+``--log-file``, ``--quiet``) are defined once, with one default (the
+config's), and travel in an `App` context object that `pass_app` hands to
+each command.  `DigitsGroup` turns a `DigitsError` into one line on stderr
+and its documented exit code.  `build_config` layers a command's options
+over the defaults for the commands that train.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline import config as cfg
+from pipeline import config_build
+from pipeline.errors import INTERRUPTED, STORAGE, DigitsError
+from pipeline.text import one_line
+
+EXIT_CODES = """\b
+Exit codes: 0 ok, 1 bad input (data, config file, run folder), 2 usage (a bad
+or conflicting option), 3 Kaggle, 4 interrupted, 5 output dir busy, 6 cannot
+write output, 7 Ray cluster unreachable or failing."""
+
+
+class App:
+    """What every command shares: where outputs go, and how progress is reported."""
+
+    def __init__(self) -> None:
+        self.output_dir: str | None = None  # None: the config's default
+        self.log_file: str | None = None
+        self.quiet = False
+
+    @property
+    def out(self) -> str:
+        return self.output_dir or cfg.Config().output_dir
+
+    @cached_property
+    def progress(self) -> Any:
+        from pipeline.progress import setup
+
+        return setup(verbose=not self.quiet, log_file=self.log_file)
+
+
+pass_app = click.make_pass_decorator(App, ensure=True)
+
+
+class DigitsGroup(click.Group):
+    """Maps library errors to one line on stderr and a documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DigitsError as e:
+            click.echo(f"digits: {one_line(e)}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("digits: interrupted (SIGINT/SIGTERM); nothing half-written was kept", err=True)
+            ctx.exit(INTERRUPTED)
+        except OSError as e:
+            if not _stdout_failed():
+                raise
+            reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+            click.echo(f"digits: cannot write to standard output: {reason}", err=True)
+            ctx.exit(STORAGE)
+
+
+def _stdout_failed() -> bool:
+    """Whether standard output is what failed (a full disk, a closed pipe); it is then set aside."""
+    try:
+        sys.stdout.flush()
+        return False
+    except OSError:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
+        return True
+
+
+def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value not in (None, False):
+            setattr(ctx.ensure_object(App), name, value)
+        return value
+
+    return callback
+
+
+SHARED = [
+    click.option(
+        "--output-dir",
+        type=click.Path(file_okay=False),
+        expose_value=False,
+        callback=_store("output_dir"),
+        help="Where runs/ and submissions/ are (default: the current folder; --demo: demo/).",
+    ),
+    click.option(
+        "--log-file",
+        type=click.Path(dir_okay=False),
+        expose_value=False,
+        callback=_store("log_file"),
+        help="Also write a plain log here.",
+    ),
+    click.option(
+        "-q", "--quiet", is_flag=True, expose_value=False, callback=_store("quiet"), help="Only warnings and errors."
+    ),
+]
+
+
+def shared(f: Callable) -> Callable:
+    """--output-dir, --log-file, --quiet: on the group and on every command."""
+    for option in reversed(SHARED):
+        f = option(f)
+    return f
+
+
+CONFIG_OPTIONS = [
+    click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        help="TOML file with [data] [model] [augment] [train] [blend] [executor] tables.",
+    ),
+    click.option("--data-dir", help="Competition files (default: data/)."),
+    click.option("--model", type=click.Choice(cfg.KINDS), help="mlp (default) or cnn."),
+    click.option("--folds", type=int, help="Stratified folds (default 5)."),
+    click.option("--epochs", type=int, help="Epochs per fold (default: the model's)."),
+    click.option(
+        "--seed",
+        type=int,
+        help="The one seed behind folds, weights, shuffling and augmentation (default: a fresh one each run).",
+    ),
+    click.option("--batch-size", type=int, help="Training batch size."),
+    click.option("--hidden", help="Dense layer widths, e.g. 512,256."),
+    click.option("--ensemble-runs", type=int, help="Blend at most this many compatible runs (1: this run alone)."),
+    click.option("--executor", type=click.Choice(cfg.EXECUTORS), help="Where folds train: local (default) or ray."),
+    click.option("--ray-address", help="Attach to this Ray cluster (auto, ray://host:10001, host:6379)."),
+    click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="SECTION.KEY=VALUE",
+        help="Any config value, e.g. --set augment.rotation=10 (repeatable).",
+    ),
+]
+
+
+def config_options(f: Callable) -> Callable:
+    for option in reversed(CONFIG_OPTIONS):
+        f = option(f)
+    return f
+
+
+def build_config(
+    app: App, opts: dict[str, Any], demo: bool = False, variant: tuple[str, dict[str, Any]] | None = None
+) -> cfg.Config:
+    """The command's config: defaults (or the demo's) < --config < --set < named options."""
+    named: dict[str, Any] = {
+        "data": {"dir": opts.get("data_dir")},
+        "model": {"kind": opts.get("model"), "hidden": opts.get("hidden")},
+        "train": {k: opts.get(k) for k in ("folds", "epochs", "seed", "batch_size")},
+        "blend": {"runs": opts.get("ensemble_runs")},
+        "executor": {"kind": opts.get("executor"), "address": opts.get("ray_address")},
+        "output_dir": app.output_dir,
+    }
+    if demo:
+        named["output_dir"] = named["output_dir"] or "demo"
+        named["data"]["dir"] = named["data"]["dir"] or str(Path(named["output_dir"]) / "data")
+    return config_build.build(
+        opts.get("config_file"),
+        config_build.parse_set(opts.get("sets") or ()),
+        _drop_none(named),
+        base=config_build.demo_base() if demo else None,
+        variant=variant,
+    )
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = _drop_none(v)
+            if v:
+                out[k] = v
+        elif v is not None:
+            out[k] = v
+    return out
