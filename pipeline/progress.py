@@ -68,7 +68,7 @@ class LiveProgress(Progress):
             console=console,
             transient=True,
         )
-        self.task = None
+        self.task: Any = None  # rich's TaskID of the fold in training
 
     def epoch(self, fold: int, epoch: int, epochs: int, logs: dict[str, Any]) -> None:
         metrics = f"loss {logs.get('loss', 0):.4f} val acc {logs.get('val_accuracy', 0):.4f}"
@@ -94,7 +94,9 @@ class LiveProgress(Progress):
 _NATIVE_NOISE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
     rb"|[IW]\d{4} [\d:.]+ +\d+ \S+\] "
-    rb"|E\d{4} [\d:.]+ +\d+ node_def_util\.cc:\d+\] NodeDef mentions attribute)"
+    rb"|E\d{4} [\d:.]+ +\d+ node_def_util\.cc:\d+\] NodeDef mentions attribute"
+    # the GPU build of TensorFlow on a machine without a GPU: expected, not an error of the job
+    rb"|E\d{4} [\d:.]+ +\d+ cuda_(?:platform|driver|executor)\.cc:\d+\] failed call to cuInit)"
 )
 _filtered = False
 
