@@ -12,6 +12,7 @@ KAGGLE = 3
 INTERRUPTED = 4
 BUSY = 5
 STORAGE = 6
+CLUSTER = 7
 
 
 class DigitsError(Exception):
@@ -54,3 +55,9 @@ class StorageError(DigitsError):
     """An output could not be written: disk full, read-only or missing folder."""
 
     exit_code = STORAGE
+
+
+class ClusterError(DigitsError):
+    """The Ray cluster could not be reached, or a fold failed on it for a reason of its own."""
+
+    exit_code = CLUSTER

@@ -48,11 +48,11 @@ def stop_on_signals() -> Iterator[StopRequest]:
 
     previous = {}
     try:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread (a test runner's worker): signals stay as they were
-        pass
-    try:
+        try:  # installing sits inside the try: a signal between the two calls still restores the first
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread (a test runner's worker): signals stay as they were
+            pass
         yield stop
     finally:
         for sig, old in previous.items():

@@ -1,0 +1,277 @@
+"""`--executor ray` with a real Ray (no mocks), kept on loopback: the same bytes as the local executor.
+
+Every test runs `digits` in a subprocess, as cron would, with Ray told to
+stay on 127.0.0.1 (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 makes `ray start` and
+`ray.init()` bind loopback on Linux) and not to send usage statistics.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import record, runs
+from tests.helpers import ROOT, error_line
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' (CI installs it)")
+
+pytestmark = pytest.mark.slow
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+# The demo competition, 2 folds of a small MLP: seconds per fold, but a real training.
+SMALL = ["--demo", "--seed", "5", "--folds", "2", "--epochs", "3", "--hidden", "64", "--ensemble-runs", "1"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    return {**env, **LOOPBACK_ENV, **extra}
+
+
+def digits(*args: str, cwd: Path, timeout: float = 600, **extra_env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(**extra_env),
+    )
+
+
+def _outputs(out: Path) -> tuple[bytes, bytes]:
+    (run_id,) = runs.list_runs(out)
+    return (out / "submissions" / "submission.csv").read_bytes(), (
+        out / "runs" / run_id / "test_proba.npy"
+    ).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def local_result(tmp_path_factory) -> tuple[bytes, bytes]:
+    cwd = tmp_path_factory.mktemp("local")
+    r = digits("run", *SMALL, "--output-dir", "out", cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    return _outputs(cwd / "out")
+
+
+def test_a_local_ray_gives_the_same_bytes_as_the_local_executor(tmp_path, local_result):
+    r = digits("run", *SMALL, "--executor", "ray", "--output-dir", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert _outputs(tmp_path / "out") == local_result
+    assert "Traceback" not in r.stderr and r.stderr.count("val accuracy") == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A Ray head started separately with `ray start --head`, on loopback; stopped afterwards."""
+    port = _free_port()
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    temp = tmp_path / "ray-tmp"
+    temp.mkdir()
+    start = subprocess.run(
+        [
+            ray_bin,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={temp}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=_env(),
+    )
+    assert start.returncode == 0, start.stderr
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=120, env=_env())
+
+
+def test_a_separately_started_cluster_gives_the_same_bytes(tmp_path, local_result, cluster):
+    r = digits("run", *SMALL, "--executor", "ray", "--ray-address", cluster, "--output-dir", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert _outputs(tmp_path / "out") == local_result
+
+
+def test_a_fold_that_raises_is_one_line_and_resume_finishes_the_run(tmp_path, local_result):
+    site = str(ROOT / "tests" / "ray_site")
+    failed = digits(
+        "run",
+        *SMALL,
+        "--executor",
+        "ray",
+        "--output-dir",
+        "out",
+        cwd=tmp_path,
+        DIGITS_TEST_FAIL_FOLD="1",
+        PYTHONPATH=site,
+    )
+    assert failed.returncode == 7
+    line = error_line(failed)
+    assert "fold 1" in line and "RuntimeError: injected failure in fold 1" in line
+    (run_id,) = runs.list_runs(tmp_path / "out")
+    rec = record.read(tmp_path / "out" / "runs" / run_id)
+    assert rec.status == "failed" and "injected failure" in (rec.error or "")
+    assert [f.index for f in rec.folds] == [0]  # the fold that finished is kept
+    resumed = digits("run", *SMALL, "--executor", "ray", "--resume", "--output-dir", "out", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming: 1 of 2 folds already finished" in resumed.stderr
+    assert _outputs(tmp_path / "out") == local_result
+
+
+def _fold_workers() -> list[int]:
+    """Pids of Ray workers running a fold (Ray titles them after the task's function)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if b"_train_fold_task" in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_a_worker_killed_mid_fold_is_retried_to_the_same_bytes(tmp_path, local_result):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", *SMALL, "--executor", "ray", "--output-dir", "out"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    deadline = time.time() + 300
+    killed = None
+    while killed is None and time.time() < deadline and proc.poll() is None:
+        workers = _fold_workers()
+        if workers:
+            time.sleep(1.5)  # inside the fold's training
+            os.kill(workers[0], signal.SIGKILL)
+            killed = workers[0]
+        time.sleep(0.1)
+    out, err = proc.communicate(timeout=600)
+    assert killed is not None, "no fold worker was ever seen"
+    assert proc.returncode == 0, err
+    assert _outputs(tmp_path / "out") == local_result
+
+
+def test_sigterm_cancels_the_folds_keeps_what_finished_and_exits_4(tmp_path):
+    args = [
+        "run",
+        "--demo",
+        "--folds",
+        "3",
+        "--epochs",
+        "40",
+        "--hidden",
+        "64",
+        "--executor",
+        "ray",
+        "--set",
+        "executor.cpus_per_fold=2",
+        "--output-dir",
+        "out",
+    ]  # one fold at a time on 2 CPUs
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    deadline = time.time() + 300
+    while not list((tmp_path / "out").glob("runs/*/folds/fold-0.json")):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 4 and "Traceback" not in err
+    (run_id,) = runs.list_runs(tmp_path / "out")
+    rec = record.read(tmp_path / "out" / "runs" / run_id)
+    assert rec.status == "interrupted" and 0 in [f.index for f in rec.folds]
+    assert f"digits train --resume {run_id}" in err
+    time.sleep(2)
+    assert not _fold_workers(), "a fold kept training after the driver stopped"
+
+
+def test_an_unreachable_cluster_is_one_line_within_the_timeout(tmp_path):
+    port = _free_port()  # nothing listens there
+    t = time.monotonic()
+    r = digits(
+        "run",
+        *SMALL,
+        "--executor",
+        "ray",
+        "--ray-address",
+        f"127.0.0.1:{port}",
+        "--output-dir",
+        "out",
+        "--set",
+        "executor.connect_timeout=5",
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert r.returncode == 7 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in error_line(r)
+    assert time.monotonic() - t < 60
+
+
+def test_sweep_trains_two_variants_on_ray_and_prints_the_comparison(tmp_path):
+    variants = tmp_path / "variants.toml"
+    variants.write_text("[variants.narrow]\nmodel.hidden = [32]\n\n[variants.wide]\nmodel.hidden = [96]\n")
+    data = digits(
+        "run", "--demo", "--folds", "2", "--epochs", "1", "--hidden", "16", "--output-dir", "out", cwd=tmp_path
+    )
+    assert data.returncode == 0, data.stderr  # writes the demo competition into out/data
+    r = digits(
+        "sweep",
+        str(variants),
+        "--data-dir",
+        "out/data",
+        "--output-dir",
+        "out",
+        "--folds",
+        "2",
+        "--epochs",
+        "2",
+        "--executor",
+        "ray",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    ids = runs.list_runs(tmp_path / "out")[1:]
+    recs = [record.read(tmp_path / "out" / "runs" / i) for i in ids]
+    assert [r.variant for r in recs] == ["narrow", "wide"] and len({r.sweep for r in recs}) == 1
+    assert [r.config.model.hidden for r in recs] == [(32,), (96,)] and all(r.status == "complete" for r in recs)
+    assert all(i in r.stdout for i in ids) and "model.hidden" in r.stdout
+
+
+@pytest.mark.skipif(shutil.which("ps") is None, reason="needs ps")
+def test_nothing_of_ray_is_left_running_after_a_local_run(tmp_path, local_result):
+    before = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.count("raylet")
+    r = digits("run", *SMALL, "--executor", "ray", "--output-dir", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    time.sleep(2)
+    assert subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.count("raylet") <= before
+    np.testing.assert_array_equal(
+        np.frombuffer(_outputs(tmp_path / "out")[1], np.uint8), np.frombuffer(local_result[1], np.uint8)
+    )
