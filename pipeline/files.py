@@ -37,7 +37,7 @@ _REASONS = {
 
 def storage_error(path: str | Path, error: OSError) -> StorageError:
     """One line naming the path and the reason an OS call failed."""
-    reason = _REASONS.get(error.errno, error.strerror or str(error))
+    reason = _REASONS.get(error.errno or 0, error.strerror or str(error))
     return StorageError(f"cannot write {path}: {reason}")
 
 
@@ -144,7 +144,7 @@ def write_npy(path: str | Path, array: np.ndarray) -> None:
 
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub takes the first ** as allow_pickle
     write_bytes(path, buf.getvalue())
 
 
