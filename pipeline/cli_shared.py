@@ -66,21 +66,19 @@ class DigitsGroup(click.Group):
             click.echo("digits: interrupted (SIGINT/SIGTERM); nothing half-written was kept", err=True)
             ctx.exit(INTERRUPTED)
         except OSError as e:
-            if not _stdout_failed():
+            # Every file the library writes goes through pipeline.files, which turns OS errors into
+            # StorageError; an OSError of these kinds reaching here is standard output failing.
+            if e.errno not in OUTPUT_ERRNOS:
                 raise
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
+            if e.errno == errno.EPIPE:  # `digits runs | head`: the reader has what it wanted
+                ctx.exit(0)
             reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
             click.echo(f"digits: cannot write to standard output: {reason}", err=True)
             ctx.exit(STORAGE)
 
 
-def _stdout_failed() -> bool:
-    """Whether standard output is what failed (a full disk, a closed pipe); it is then set aside."""
-    try:
-        sys.stdout.flush()
-        return False
-    except OSError:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
-        return True
+OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EPIPE)
 
 
 def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:

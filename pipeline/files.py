@@ -26,6 +26,8 @@ import numpy as np
 from pipeline.errors import StorageError
 
 _REASONS = {
+    errno.EEXIST: "not a directory (a file is in the way where a folder should be)",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
     errno.ENOSPC: "no space left on device",
     errno.EDQUOT: "disk quota exceeded",
     errno.EROFS: "read-only file system",

@@ -136,7 +136,13 @@ def submit(
     test_csv = data_dir / "test.csv"
     expected = len(data_mod.load_array(test_csv, data_mod.TEST_COLUMNS)[0]) if test_csv.is_file() else None
     submission.validate_file(path, expected_rows=expected)
-    result = fetch.submit(path, competition, message, wait=wait, log=progress.info)
+    try:
+        result = fetch.submit(path, competition, message, wait=wait, log=progress.info)
+    except KaggleError as e:
+        refused = getattr(e, "submission", None)  # Kaggle took the file but failed to score it
+        if run_dir is not None and isinstance(refused, dict):
+            record.update(run_dir, leaderboard=record.Leaderboard(**{**refused, "file": str(path)}))
+        raise
     if run_dir is not None:
         record.update(run_dir, leaderboard=record.Leaderboard(**{**result, "file": str(path)}))
     score = result.get("public_score")

@@ -98,6 +98,9 @@ class Lock:
     def __enter__(self) -> Lock:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise files.storage_error(self.dir, e) from None
+        try:
             self._lock.acquire()
         except self._timeout:
             holder = self._holder()

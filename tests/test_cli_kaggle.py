@@ -63,6 +63,7 @@ def test_bad_credentials_exit_3_without_leaking_the_key(fake_kaggle, runner, tmp
     assert not (tmp_path / "d" / "train.csv").exists()
 
 
+@pytest.mark.slow
 def test_nightly_run_downloads_trains_submits_and_records_the_score(fake_kaggle, runner, tmp_path, monkeypatch):
     _serve_learnable_competition(fake_kaggle, tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -97,6 +98,7 @@ def test_invalid_submission_is_refused_before_upload(fake_kaggle, runner, tmp_pa
     assert fake_kaggle.uploads == []
 
 
+@pytest.mark.slow
 def test_submit_reports_kaggle_errors_with_exit_3(fake_kaggle, runner, tmp_path, monkeypatch):
     _serve_learnable_competition(fake_kaggle, tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -104,3 +106,48 @@ def test_submit_reports_kaggle_errors_with_exit_3(fake_kaggle, runner, tmp_path,
     fake_kaggle.submission_error = "Submission file has wrong number of rows"
     r = runner.invoke(cli, ["submit", "latest"])
     assert r.exit_code == 3 and "wrong number of rows" in r.output
+
+
+@pytest.mark.slow
+def test_submit_only_when_the_blend_beats_the_last_accepted_submission(fake_kaggle, runner, tmp_path, monkeypatch):
+    _serve_learnable_competition(fake_kaggle, tmp_path)
+    monkeypatch.chdir(tmp_path)
+
+    def night(*args: str) -> record.RunRecord:
+        r = runner.invoke(cli, ["run", *TINY, *args])
+        assert r.exit_code == 0, r.output
+        return record.read(tmp_path / "runs" / runs.list_runs(".")[-1])
+
+    first = night("--submit", "--seed", "1", "--epochs", "1")
+    assert first.submit_decision.submitted and "no earlier submission" in first.submit_decision.reason
+    assert len(fake_kaggle.uploads) == 1 and first.leaderboard.accepted
+
+    better = night("--submit", "--seed", "2", "--epochs", "12")
+    assert better.blend_oof_accuracy > first.blend_oof_accuracy
+    assert better.submit_decision.submitted and better.submit_decision.previous_run == first.run_id
+    assert len(fake_kaggle.uploads) == 2
+
+    worse = night("--submit", "--seed", "3", "--epochs", "1", "--ensemble-runs", "1")
+    assert worse.blend_oof_accuracy <= better.blend_oof_accuracy
+    decision = worse.submit_decision
+    assert not decision.submitted and decision.previous_run == better.run_id
+    assert decision.previous_oof_accuracy == better.blend_oof_accuracy and "is not higher than" in decision.reason
+    assert len(fake_kaggle.uploads) == 2 and worse.leaderboard is None  # nothing went to Kaggle
+
+    forced = night("--submit", "always", "--seed", "3", "--epochs", "1", "--ensemble-runs", "1")
+    assert forced.submit_decision.submitted and forced.submit_decision.mode == "always"
+    assert len(fake_kaggle.uploads) == 3
+
+
+@pytest.mark.slow
+def test_a_refused_submission_is_not_the_one_to_beat(fake_kaggle, runner, tmp_path, monkeypatch):
+    _serve_learnable_competition(fake_kaggle, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    fake_kaggle.submission_error = "Submission file has wrong number of rows"
+    failed = runner.invoke(cli, ["run", "--submit", *TINY, "--seed", "2", "--epochs", "12"])
+    assert failed.exit_code == 3
+    fake_kaggle.submission_error = None
+    r = runner.invoke(cli, ["run", "--submit", *TINY, "--seed", "3", "--epochs", "1", "--ensemble-runs", "1"])
+    assert r.exit_code == 0, r.output
+    rec = record.read(tmp_path / "runs" / runs.list_runs(".")[-1])
+    assert rec.submit_decision.submitted and "no earlier submission was accepted" in rec.submit_decision.reason

@@ -8,8 +8,15 @@ def test_soft_vote_averages_probabilities():
     b = np.array([[0.3, 0.7] + [0] * 8, [0.4, 0.6] + [0] * 8])
     vote = ensemble.soft_vote([a, b])
     assert np.allclose(vote[:, :2], [[0.6, 0.4], [0.3, 0.7]])
-    # soft, not hard: row 0 goes to class 0 although the folds disagree
-    assert vote.argmax(1).tolist() == [0, 1]
+
+
+def test_soft_vote_is_not_a_majority_vote():
+    # one confident fold against two that lean the other way: a majority vote says 1, the mean says 0
+    sure = np.array([[0.9, 0.1] + [0] * 8])
+    lean = np.array([[0.45, 0.55] + [0] * 8])
+    hard = np.bincount([p.argmax() for p in (sure, lean, lean)], minlength=10).argmax()
+    assert hard == 1
+    assert ensemble.soft_vote([sure, lean, lean]).argmax(1).tolist() == [0]
 
 
 def test_out_of_fold_and_summary():
