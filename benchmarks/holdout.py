@@ -167,11 +167,16 @@ def digits_system(x_tr, y_tr, x_ho, y_ho, workdir: Path, extra: list[str]) -> di
 
 
 def versions() -> str:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    libs = ", ".join(
-        f"{n} {version(n)}" for n in ("tensorflow-cpu", "keras", "numpy", "scikit-learn", "pandas", "pyarrow")
-    )
+    def installed(name: str) -> str | None:
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            return None
+
+    names = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn", "pyarrow", "ray")
+    libs = ", ".join(v for v in map(installed, names) if v)
     cpu = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -121,8 +121,6 @@ def run(
 
     if demo and submit_mode:
         raise UsageError("--demo makes a practice competition; it cannot be submitted to Kaggle")
-    if offline and submit_mode:
-        raise UsageError("--offline never contacts Kaggle, so it cannot --submit; drop one of them")
     config = build_config(app, opts, demo=demo)
     click.echo(
         nightly.nightly(

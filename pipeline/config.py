@@ -36,7 +36,7 @@ class ModelConfig:
 
     kind: str = "mlp"  # mlp | cnn
     hidden: tuple[int, ...] | None = None  # dense widths (the CNN's head); None: the kind's default
-    filters: tuple[int, ...] = (32, 64)  # CNN only: one block of two 3x3 convolutions and a 2x2 pool per entry
+    filters: tuple[int, ...] = (16, 32)  # CNN only: one block of two 3x3 convolutions and a 2x2 pool per entry
     dropout: float | None = None
     input_dropout: float = 0.0
     batch_norm: bool = True
@@ -117,7 +117,7 @@ KIND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "cnn": {
         "model": {"hidden": (256,), "dropout": 0.25},
-        "train": {"epochs": 15, "batch_size": 256, "learning_rate": 2e-3},
+        "train": {"epochs": 20, "batch_size": 256, "learning_rate": 2e-3},
     },
 }
 DEMO = {"train": {"folds": 3, "epochs": 30, "batch_size": 64, "early_stopping": 0}, "model": {"hidden": (256, 128)}}
@@ -216,9 +216,9 @@ def validate(config: Config) -> Config:
             "must list at least one positive width",
         ),
         (
-            all(f >= 1 for f in m.filters) and (m.kind != "cnn" or len(m.filters) in (1, 2)),
+            all(f >= 1 for f in m.filters) and (m.kind != "cnn" or len(m.filters) in (1, 2, 3)),
             "model.filters",
-            "must list one or two positive widths (each block halves the 28x28 image)",
+            "must list one to three positive widths (each block halves the image: 28, 14, 7, 3)",
         ),
         (unset_or(m.dropout, 0 <= (m.dropout or 0) < 1), "model.dropout", "must be in [0, 1)"),
         (0 <= m.input_dropout < 1, "model.input_dropout", "must be in [0, 1)"),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,12 +29,12 @@ from urllib.parse import urlsplit
 from pipeline.config import ExecutorConfig
 from pipeline.data import Dataset
 from pipeline.errors import ClusterError, DigitsError
-from pipeline.executor import OnResult
 from pipeline.folds import FoldTask
 from pipeline.interrupt import StopRequest
 from pipeline.text import one_line
 from pipeline.train import EpochCallback, FoldResult
 
+OnResult = Callable[[FoldTask, FoldResult], None]  # as in pipeline.executor, which imports this module
 WAIT_SECONDS = 0.5  # how often the driver looks at the stop flag while folds train
 
 
@@ -105,7 +105,13 @@ class RayExecutor:
             )
         except Exception as e:  # ConnectionError, RuntimeError, ValueError, grpc errors... one line for all
             where = f"at {self.address}" if self.address else "locally"
-            raise ClusterError(f"cannot start or reach Ray {where}: {type(e).__name__}: {one_line(e)}") from None
+            hint = ""
+            if self.address and isinstance(e, ConnectionError) and os.environ.get("RAY_AUTH_MODE") != "token":
+                hint = (
+                    "; if the cluster uses token authentication (the default of `ray start`), set "
+                    "RAY_AUTH_MODE=token and give the token (RAY_AUTH_TOKEN, or ~/.ray/auth_token)"
+                )
+            raise ClusterError(f"cannot start or reach Ray {where}: {type(e).__name__}: {one_line(e)}{hint}") from None
         finally:
             if signal.getsignal(signal.SIGTERM) is not sigterm:
                 signal.signal(signal.SIGTERM, sigterm)  # ray.init replaces the driver's handler; ours stops cleanly

@@ -27,7 +27,7 @@ from pipeline import ensemble, files, foldfiles, folds, record, runs
 from pipeline import executor as executor_mod
 from pipeline.errors import BadInputError, DigitsError, InterruptedRun
 from pipeline.folds import FoldTask
-from pipeline.interrupt import stop_on_signals
+from pipeline.interrupt import StopRequest, stop_on_signals
 from pipeline.progress import Progress
 from pipeline.record import RunRecord
 from pipeline.text import one_line
@@ -89,37 +89,52 @@ def train_runs(
         load_seconds = round(time.perf_counter() - t, 3)
         progress.info(f"data: {len(data.y):,} training rows, {len(data.x_test):,} test rows from {first.data.dir}")
         opened: list[OpenRun] = []
-        with _recorded(opened), stop_on_signals() as stop:
-            for i, config in enumerate(configs):
-                label = labels[i] if i < len(labels) else ""
-                run = open_run(config, data, resume, progress, label=label, sweep=sweep)
-                run.record.stage_seconds["load"] = load_seconds
-                opened.append(run)
-            todo = [t for run in opened for t in run.todo]
-            progress.start_folds(sum(len(r.tasks) for r in opened), skipped=sum(len(r.done) for r in opened))
-            by_id = {run.record.run_id: run for run in opened}
-
-            def on_result(task: FoldTask, result: FoldResult) -> None:
-                run = by_id[task.run_id]
-                foldfiles.save_fold(run.dir, result)
-                run.done[result.index] = result
-                run.record.folds = [run.done[k].record for k in sorted(run.done)]
-                record.write(run.dir, run.record)
-                progress.fold_done(result, label=run.label)
-
-            t = time.perf_counter()
-            executor = executor_mod.create(first.executor)
+        with stop_on_signals() as stop:
+            executor = executor_mod.create(first.executor)  # a cluster that cannot be reached costs no run folder
             try:
-                executor.run(todo, data, on_result, stop, on_epoch=progress.epoch)
+                with _recorded(opened):
+                    for i, config in enumerate(configs):
+                        label = labels[i] if i < len(labels) else ""
+                        run = open_run(config, data, resume, progress, label=label, sweep=sweep)
+                        run.record.stage_seconds["load"] = load_seconds
+                        opened.append(run)
+                    _train_pool(opened, data, executor, stop, progress)
+                    for run in opened:
+                        finish(run, data, progress)
             finally:
                 executor.close()
-                progress.close()
-            spent = time.perf_counter() - t
-            for run in opened:
-                share = spent * len(run.tasks) / max(1, len(todo)) if todo else 0.0
-                run.record.stage_seconds["train"] = round(run.record.stage_seconds.get("train", 0) + share, 3)
-                finish(run, data, progress)
         return [run.dir for run in opened]
+
+
+def _train_pool(
+    opened: list[OpenRun],
+    data: data_mod.Dataset,
+    executor: executor_mod.Executor,
+    stop: StopRequest,
+    progress: Progress,
+) -> None:
+    """Every unfinished fold of every run to the executor; each result saved, and recorded, as it arrives."""
+    todo = [t for run in opened for t in run.todo]
+    progress.start_folds(sum(len(r.tasks) for r in opened), skipped=sum(len(r.done) for r in opened))
+    by_id = {run.record.run_id: run for run in opened}
+
+    def on_result(task: FoldTask, result: FoldResult) -> None:
+        run = by_id[task.run_id]
+        foldfiles.save_fold(run.dir, result)
+        run.done[result.index] = result
+        run.record.folds = [run.done[k].record for k in sorted(run.done)]
+        record.write(run.dir, run.record)
+        progress.fold_done(result, label=run.label)
+
+    t = time.perf_counter()
+    try:
+        executor.run(todo, data, on_result, stop, on_epoch=progress.epoch)
+    finally:
+        progress.close()
+        spent = time.perf_counter() - t
+        for run in opened:  # a pool's time, shared by the runs' numbers of folds trained
+            share = spent * sum(task.run_id == run.record.run_id for task in todo) / max(1, len(todo))
+            run.record.stage_seconds["train"] = round(run.record.stage_seconds.get("train", 0) + share, 3)
 
 
 @contextlib.contextmanager

@@ -95,6 +95,8 @@ _NATIVE_NOISE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
     rb"|[IW]\d{4} [\d:.]+ +\d+ \S+\] "
     rb"|E\d{4} [\d:.]+ +\d+ node_def_util\.cc:\d+\] NodeDef mentions attribute"
+    # Ray's native info and warning lines (its retries while it connects, for one): the job says what failed
+    rb"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [IW] \d+ \d+\] "
     # the GPU build of TensorFlow on a machine without a GPU: expected, not an error of the job
     rb"|E\d{4} [\d:.]+ +\d+ cuda_(?:platform|driver|executor)\.cc:\d+\] failed call to cuInit)"
 )

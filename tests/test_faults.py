@@ -48,6 +48,7 @@ def test_read_only_output_dir_exits_6_and_touches_nothing(tmp_path, read_only):
     assert (read_only / "submissions" / "submission.csv").read_text() == "ImageId,Label\n1,4\n"
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing_the_submission(trained, monkeypatch):
     monkeypatch.chdir(trained)
     before = (trained / "submissions" / "submission.csv").read_bytes()
@@ -65,6 +66,7 @@ def test_disk_full_while_writing_the_submission(trained, monkeypatch):
     assert not [p for p in (trained / "submissions").iterdir() if ".tmp" in p.name]
 
 
+@pytest.mark.slow
 def test_test_file_deleted_before_predict(trained, monkeypatch):
     monkeypatch.chdir(trained)
     before = (trained / "submissions" / "submission.csv").read_bytes()
@@ -79,6 +81,7 @@ def test_test_file_deleted_before_predict(trained, monkeypatch):
         test_csv.write_bytes(saved)
 
 
+@pytest.mark.slow
 def test_log_file_keeps_one_plain_line_per_fold(tmp_path):
     write_competition(tmp_path / "data")
     r = digits("run", "--offline", "--data-dir", "data", "--log-file", "night.log", *TINY, cwd=tmp_path)

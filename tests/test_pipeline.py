@@ -19,6 +19,7 @@ def demo_run(tmp_path_factory):
     return cwd, result
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_job(demo_run):
     cwd, result = demo_run
     assert result.returncode == 0, result.stderr
@@ -44,6 +45,7 @@ def test_demo_runs_the_whole_job(demo_run):
     assert sum("fold " in line and "val accuracy" in line for line in result.stderr.splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_submission(tmp_path):
     write_competition(tmp_path / "data")
     outs = []
@@ -58,6 +60,7 @@ def test_same_seed_gives_byte_identical_submission(tmp_path):
     assert not np.array_equal(outs[1], outs[5])  # another seed, another ensemble
 
 
+@pytest.mark.slow
 def test_predict_from_fold_models_matches_saved_probabilities(tmp_path):
     write_competition(tmp_path / "data")
     assert digits("train", "--data-dir", "data", *TINY, cwd=tmp_path).returncode == 0
@@ -136,6 +139,7 @@ def _wait_for(path, proc, timeout=120):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
     write_competition(tmp_path / "data", n_train=300)
@@ -190,6 +194,7 @@ def test_resume_refuses_a_different_config(tmp_path):
     assert r.returncode == 1 and "used a different config or data" in error_line(r)
 
 
+@pytest.mark.slow
 def test_second_run_on_the_same_output_dir_is_refused(tmp_path):
     write_competition(tmp_path / "data", n_train=300)
     proc = start("train", "--data-dir", "data", *SLOW, cwd=tmp_path)
@@ -203,6 +208,7 @@ def test_second_run_on_the_same_output_dir_is_refused(tmp_path):
         proc.communicate(timeout=60)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_ZIP.is_file(), reason=f"real competition data not found at {SHARED_ZIP}")
 def test_real_data_end_to_end_with_a_short_config(tmp_path, monkeypatch):
     with zipfile.ZipFile(SHARED_ZIP) as z:

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,12 +76,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def cluster(tmp_path):
+def cluster():
     """A Ray head started separately with `ray start --head`, on loopback; stopped afterwards."""
     port = _free_port()
     ray_bin = str(Path(sys.executable).with_name("ray"))
-    temp = tmp_path / "ray-tmp"
-    temp.mkdir()
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # Ray's socket paths must stay under 108 bytes
     start = subprocess.run(
         [
             ray_bin,
@@ -103,12 +103,37 @@ def cluster(tmp_path):
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=120, env=_env())
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_a_separately_started_cluster_gives_the_same_bytes(tmp_path, local_result, cluster):
-    r = digits("run", *SMALL, "--executor", "ray", "--ray-address", cluster, "--output-dir", "out", cwd=tmp_path)
+    # `ray start` turns on Ray's token authentication and keeps the token in ~/.ray/auth_token; a driver
+    # attaching by address says it uses the token, as Ray's documentation asks
+    r = digits(
+        "run",
+        *SMALL,
+        "--executor",
+        "ray",
+        "--ray-address",
+        cluster,
+        "--output-dir",
+        "out",
+        cwd=tmp_path,
+        RAY_AUTH_MODE="token",
+    )
     assert r.returncode == 0, r.stderr
     assert _outputs(tmp_path / "out") == local_result
+    assert "Traceback" not in r.stderr
+
+
+def test_attaching_without_the_clusters_token_is_one_line_that_says_so(tmp_path, cluster):
+    r = digits(
+        "run", *SMALL, "--executor", "ray", "--ray-address", cluster, "--output-dir", "out", cwd=tmp_path, timeout=300
+    )
+    assert r.returncode == 7
+    assert "RAY_AUTH_MODE=token" in error_line(r)
+    assert not [line for line in r.stderr.splitlines() if line.startswith("[")], r.stderr  # no Ray retry chatter
+    assert runs.list_runs(tmp_path / "out") == []  # no run folder for a night that never reached its cluster
 
 
 def test_a_fold_that_raises_is_one_line_and_resume_finishes_the_run(tmp_path, local_result):
