@@ -46,7 +46,18 @@ CNN_SEED = 2001
 def run_night(data_dir: Path, out: Path, args: list[str]) -> dict:
     """One `digits run --offline` in a subprocess; wall seconds and seconds until its first fold was saved."""
     before = set((out / "runs").glob("*")) if (out / "runs").is_dir() else set()
-    cmd = [sys.executable, "-m", "pipeline", "run", "--offline", "--data-dir", str(data_dir), "--output-dir", str(out), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "run",
+        "--offline",
+        "--data-dir",
+        str(data_dir),
+        "--output-dir",
+        str(out),
+        *args,
+    ]
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first: list[float] = []
@@ -140,7 +151,9 @@ def main() -> None:
         ray_row = None
         if a.ray:
             ray_out = work / "out-ray"
-            night = run_night(work / "split", ray_out, ["--seed", str(MLP_SEED + 1), "--executor", "ray", *a.digits_args])
+            night = run_night(
+                work / "split", ray_out, ["--seed", str(MLP_SEED + 1), "--executor", "ray", *a.digits_args]
+            )
             ray_row = measure(night, ray_out, y_ho, "MLP night 1 on a local Ray")
             local_dir = out / "runs" / rows[0]["run_id"] if rows else None
             same = local_dir is not None and (

@@ -43,7 +43,10 @@ def test_an_output_dir_that_is_a_file_says_not_a_directory(tmp_path, monkeypatch
     assert r.exit_code == 2 and "'afile' is a file" in r.output
     with pytest.raises(StorageError) as e, runs.Lock(tmp_path / "afile"):  # where Click cannot check
         pass
-    assert str(e.value) == f"cannot write {tmp_path / 'afile'}: not a directory (a file is in the way where a folder should be)"
+    assert (
+        str(e.value)
+        == f"cannot write {tmp_path / 'afile'}: not a directory (a file is in the way where a folder should be)"
+    )
     with pytest.raises(StorageError, match=r"x\.json: not a directory \(a file is in the way"):
         files.write_text(tmp_path / "afile" / "x.json", "{}")
 

@@ -109,8 +109,21 @@ def test_sigterm_during_predict_exits_4_and_keeps_the_old_submission(tmp_path):
 
 
 def test_the_cnn_runs_end_to_end_on_the_demo(tmp_path):
-    r = digits("run", "--demo", "--model", "cnn", "--folds", "2", "--epochs", "6", "--batch-size", "64",
-               "--set", "train.warmup_epochs=0", cwd=tmp_path)
+    r = digits(
+        "run",
+        "--demo",
+        "--model",
+        "cnn",
+        "--folds",
+        "2",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "64",
+        "--set",
+        "train.warmup_epochs=0",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     (run_id,) = runs.list_runs(tmp_path / "demo")
     rec = record.read(tmp_path / "demo" / "runs" / run_id)
