@@ -17,7 +17,13 @@ into one output folder:
 For each: holdout accuracy of the run's own folds and of the submission
 (the blend), out-of-fold accuracy of both, and minutes.
 
-    python benchmarks/nights.py [--mlp-nights 3] [--cnn] [--ray] [--json OUT.json] [-- extra digits options]
+    python benchmarks/nights.py [--mlp-nights 3] [--cnn] [--ray] [--keep DIR] [--json OUT.json] [-- extra digits options]
+
+With --keep, a second call into the same folder measures the runs that
+already finished there instead of training them again (their minutes are
+the ones their report.json recorded), and finishes an interrupted one with
+`digits run --resume`. "fold minutes" (the sum of the folds' own training
+times) is the figure that stays honest across a resume.
 """
 
 from __future__ import annotations
@@ -43,8 +49,43 @@ MLP_SEED = 1000  # night k trains with seed MLP_SEED + k
 CNN_SEED = 2001
 
 
-def run_night(data_dir: Path, out: Path, args: list[str]) -> dict:
-    """One `digits run --offline` in a subprocess; wall seconds and seconds until its first fold was saved."""
+def earlier(out: Path, seed: int, model: str) -> tuple[Path, str] | None:
+    """A run already in `out` with this seed and model, and its status."""
+    for run_dir in sorted((out / "runs").glob("*")) if (out / "runs").is_dir() else []:
+        try:
+            report = json.loads((run_dir / "report.json").read_text())
+        except (OSError, ValueError):
+            continue
+        cfg = report.get("config", {})
+        if cfg.get("train", {}).get("seed") == seed and cfg.get("model", {}).get("kind", "mlp") == model:
+            return run_dir, report.get("status", "")
+    return None
+
+
+def run_night(data_dir: Path, out: Path, args: list[str], seed: int, model: str = "mlp") -> dict:
+    """One `digits run --offline` in a subprocess; wall seconds and seconds until its first fold was saved.
+
+    A run that already finished in `out` is measured, not trained again; an
+    interrupted one is finished with --resume.
+    """
+    args = ["--seed", str(seed), *args]
+    found = earlier(out, seed, model)
+    if found and found[1] == "complete":
+        run_dir = found[0]
+        report = json.loads((run_dir / "report.json").read_text())
+        fold0 = json.loads((run_dir / "folds" / "fold-0.json").read_text())
+        print(f"{run_dir.name}: finished earlier, measured again", flush=True)
+        return {
+            "run_dir": run_dir,
+            "wall": report["seconds"],
+            "first_fold": fold0["seconds"],
+            "log": "",
+            "how": "earlier",
+        }
+    how = "resumed" if found else "trained"
+    if found:
+        args.append("--resume")
+        print(f"{found[0].name}: interrupted earlier, resuming", flush=True)
     before = set((out / "runs").glob("*")) if (out / "runs").is_dir() else set()
     cmd = [
         sys.executable,
@@ -75,8 +116,8 @@ def run_night(data_dir: Path, out: Path, args: list[str]) -> dict:
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         sys.exit(f"digits run failed ({proc.returncode}):\n{err[-3000:]}")
-    (run_dir,) = [p for p in (out / "runs").glob("*") if p not in before]
-    return {"run_dir": run_dir, "wall": wall, "first_fold": first[0] if first else None, "log": err}
+    (run_dir,) = [found[0]] if found else [p for p in (out / "runs").glob("*") if p not in before]
+    return {"run_dir": run_dir, "wall": wall, "first_fold": first[0] if first else None, "log": err, "how": how}
 
 
 def measure(night: dict, out: Path, y_ho: np.ndarray, name: str) -> dict:
@@ -94,7 +135,9 @@ def measure(night: dict, out: Path, y_ho: np.ndarray, name: str) -> dict:
         "oof_run": report["oof_accuracy"],
         "oof_blend": blend.get("oof_accuracy"),
         "members": [(m["run_id"], m["weight"]) for m in blend.get("members", [])],
+        "how": night["how"],
         "minutes": night["wall"] / 60,
+        "fold_minutes": sum(f["seconds"] for f in report["folds"]) / 60,
         "train_minutes": report["stage_seconds"]["train"] / 60,
         "first_fold_minutes": None if night["first_fold"] is None else night["first_fold"] / 60,
         "blend_seconds": blend.get("seconds"),
@@ -106,15 +149,16 @@ def measure(night: dict, out: Path, y_ho: np.ndarray, name: str) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| night | holdout, the run's own folds | holdout, the submission (blend) | OOF run | OOF blend | blend members | minutes |",
-        "| --- | ---: | ---: | ---: | ---: | --- | ---: |",
+        "| night | holdout, the run's own folds | holdout, the submission (blend) | OOF run | OOF blend "
+        "| blend members | minutes | fold minutes | run |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
     ]
     for r in rows:
         members = ", ".join(f"{m[0][-6:]} x{m[1]:.2f}" for m in r["members"])
         blend = "—" if r["oof_blend"] is None else f"{r['oof_blend']:.2%}"
         lines.append(
             f"| {r['name']} | {r['holdout_run']:.2%} | {r['holdout_submission']:.2%} | {r['oof_run']:.2%} | {blend} "
-            f"| {members} | {r['minutes']:.1f} |"
+            f"| {members} | {r['minutes']:.1f} | {r['fold_minutes']:.1f} | {r['how']} |"
         )
     return "\n".join(lines)
 
@@ -141,19 +185,17 @@ def main() -> None:
         out = work / "out"
         rows: list[dict] = []
         for k in range(1, a.mlp_nights + 1):
-            night = run_night(work / "split", out, ["--seed", str(MLP_SEED + k), *a.digits_args])
+            night = run_night(work / "split", out, a.digits_args, MLP_SEED + k)
             rows.append(measure(night, out, y_ho, f"MLP night {k}"))
             print(json.dumps(rows[-1]), flush=True)
         if a.cnn:
-            night = run_night(work / "split", out, ["--model", "cnn", "--seed", str(CNN_SEED), *a.digits_args])
+            night = run_night(work / "split", out, ["--model", "cnn", *a.digits_args], CNN_SEED, "cnn")
             rows.append(measure(night, out, y_ho, "CNN run (+ the MLP nights in the blend)"))
             print(json.dumps(rows[-1]), flush=True)
         ray_row = None
         if a.ray:
             ray_out = work / "out-ray"
-            night = run_night(
-                work / "split", ray_out, ["--seed", str(MLP_SEED + 1), "--executor", "ray", *a.digits_args]
-            )
+            night = run_night(work / "split", ray_out, ["--executor", "ray", *a.digits_args], MLP_SEED + 1)
             ray_row = measure(night, ray_out, y_ho, "MLP night 1 on a local Ray")
             local_dir = out / "runs" / rows[0]["run_id"] if rows else None
             same = local_dir is not None and (

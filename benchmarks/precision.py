@@ -7,6 +7,10 @@ Random data, one epoch after a warm-up epoch, TensorFlow's op determinism on
     python benchmarks/precision.py mlp 1024,512 512 mixed_bfloat16
     python benchmarks/precision.py cnn 16,32 256 mixed_bfloat16
     python benchmarks/precision.py cnn 32,64 256 float32 --threads 1
+    python benchmarks/precision.py matmul 2048 0 bfloat16     # one 2048x2048 product: GFLOP/s
+
+Also prints whether the CPU advertises native bfloat16 (avx512_bf16 or amx_bf16
+in /proc/cpuinfo); without it TensorFlow emulates bfloat16 and is slow.
 """
 
 from __future__ import annotations
@@ -14,16 +18,17 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("kind", choices=("mlp", "cnn"))
+    p.add_argument("kind", choices=("mlp", "cnn", "matmul"))
     p.add_argument("widths", help="MLP hidden widths, or CNN filters per block (two 3x3 convolutions each)")
     p.add_argument("batch", type=int)
-    p.add_argument("precision", choices=("float32", "mixed_bfloat16"))
+    p.add_argument("precision", choices=("float32", "mixed_bfloat16", "bfloat16"))
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     import keras
@@ -33,6 +38,21 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(a.threads)
     tf.config.threading.set_inter_op_parallelism_threads(a.threads)
     tf.config.experimental.enable_op_determinism()
+    flags = Path("/proc/cpuinfo").read_text().split()
+    native = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    print(f"native bfloat16 on this CPU: {', '.join(native) or 'none'}")
+    if a.kind == "matmul":
+        size = int(a.widths)
+        dtype = tf.bfloat16 if "bfloat16" in a.precision else tf.float32
+        m = tf.cast(tf.random.stateless_normal((size, size), seed=(1, 2)), dtype)
+        tf.matmul(m, m).numpy()
+        reps = 10
+        t = time.perf_counter()
+        for _ in range(reps):
+            tf.matmul(m, m).numpy()
+        gflops = 2 * size**3 * reps / (time.perf_counter() - t) / 1e9
+        print(f"matmul {size}x{size} {dtype.name} threads {a.threads}: {gflops:,.1f} GFLOP/s")
+        return
     keras.mixed_precision.set_global_policy(a.precision)
     keras.utils.set_random_seed(1)
     widths = [int(w) for w in a.widths.split(",")]
