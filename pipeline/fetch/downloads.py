@@ -92,7 +92,7 @@ def _list_files(conn: Connection, competition: str) -> list[dict]:
 
     found: list[dict] = []
     token = ""
-    for _ in range(100):  # pages
+    for _ in range(100):  # 20,000 files at most: a server that always sends a next-page token cannot loop us for ever
         request = ApiListDataFilesRequest()
         request.competition_name = competition
         request.page_size = PAGE_SIZE
