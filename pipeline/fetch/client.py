@@ -64,6 +64,7 @@ class Connection:
         self.retries = max(0, int(retries))
         self._log = log
         self.client: Any = None
+        self._stack = contextlib.ExitStack()  # holds the kagglesdk client open from open() to close()
         self.endpoint = "http://localhost" if "--local" in api.args else "https://api.kaggle.com"
         self.proxy = config_proxy(api)
         self._plain: Any = None
@@ -76,17 +77,15 @@ class Connection:
     def open(self) -> None:
         """Build the kagglesdk client (no network yet) with the credentials authenticate() found."""
         try:
-            self.client = self.api.build_kaggle_client()
-            self.client.__enter__()
+            self.client = self._stack.enter_context(self.api.build_kaggle_client())
         except Exception as e:  # noqa: BLE001
             raise self.fail(f"cannot start the kaggle client: {type(e).__name__}: {e}") from None
         self.endpoint = getattr(self.client.http_client(), "_endpoint", self.endpoint)
         self.proxy = config_proxy(self.api)
 
     def close(self) -> None:
-        if self.client is not None:
-            with contextlib.suppress(Exception):
-                self.client.__exit__(None, None, None)
+        with contextlib.suppress(Exception):
+            self._stack.close()
         if self._plain is not None:
             with contextlib.suppress(Exception):
                 self._plain.close()
