@@ -122,9 +122,9 @@ def write_competition(x, y, x_test, data_dir: Path) -> None:
     np.savetxt(data_dir / "test.csv", x_test, fmt="%d", delimiter=",", header=header, comments="")
 
 
-def digits_run(data_dir: Path, out_dir: Path, extra: list[str]) -> tuple[dict, float, np.ndarray]:
-    """`digits run --offline` in a subprocess; returns its report, wall seconds and submitted labels."""
-    cmd = [
+def digits_command(data_dir: Path, out_dir: Path, extra: list[str]) -> list[str]:
+    """The `digits run --offline` command line that cron would run, for a subprocess."""
+    return [
         sys.executable,
         "-m",
         "pipeline",
@@ -136,8 +136,12 @@ def digits_run(data_dir: Path, out_dir: Path, extra: list[str]) -> tuple[dict, f
         str(out_dir),
         *extra,
     ]
+
+
+def digits_run(data_dir: Path, out_dir: Path, extra: list[str]) -> tuple[dict, float, np.ndarray]:
+    """`digits run --offline` in a subprocess; returns its report, wall seconds and submitted labels."""
     t = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(digits_command(data_dir, out_dir, extra), cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         sys.exit(f"digits run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from holdout import DEFAULT_ZIP, load_real, split, versions, write_competition  # noqa: E402
+from holdout import DEFAULT_ZIP, digits_command, load_real, split, versions, write_competition  # noqa: E402
 
 MLP_SEED = 1000  # night k trains with seed MLP_SEED + k
 CNN_SEED = 2001
@@ -87,20 +87,10 @@ def run_night(data_dir: Path, out: Path, args: list[str], seed: int, model: str 
         args.append("--resume")
         print(f"{found[0].name}: interrupted earlier, resuming", flush=True)
     before = set((out / "runs").glob("*")) if (out / "runs").is_dir() else set()
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipeline",
-        "run",
-        "--offline",
-        "--data-dir",
-        str(data_dir),
-        "--output-dir",
-        str(out),
-        *args,
-    ]
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        digits_command(data_dir, out, args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     first: list[float] = []
 
     def watch() -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,12 +29,12 @@ from urllib.parse import urlsplit
 from pipeline.config import ExecutorConfig
 from pipeline.data import Dataset
 from pipeline.errors import ClusterError, DigitsError
+from pipeline.executor import OnResult
 from pipeline.folds import FoldTask
 from pipeline.interrupt import StopRequest
 from pipeline.text import one_line
 from pipeline.train import EpochCallback, FoldResult
 
-OnResult = Callable[[FoldTask, FoldResult], None]  # as in pipeline.executor, which imports this module
 WAIT_SECONDS = 0.5  # how often the driver looks at the stop flag while folds train
 
 
