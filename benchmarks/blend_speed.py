@@ -21,7 +21,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import blend, config_build, files, record  # noqa: E402
+from pipeline import blend  # noqa: E402
+from pipeline.core import atomic_files, config_layers  # noqa: E402
+from pipeline.store import record  # noqa: E402
 
 ROWS, TEST_ROWS = 42_000, 28_000
 
@@ -35,7 +37,7 @@ def write_run(out: Path, k: int, labels: np.ndarray) -> Path:
     top = np.where(correct, labels, (labels + rng.integers(1, 10, ROWS)) % 10)
     oof = rng.dirichlet(np.ones(10), ROWS).astype(np.float32) * 0.2
     oof[np.arange(ROWS), top] += 0.8
-    config = config_build.build(named={"train": {"seed": k}})
+    config = config_layers.build(named={"train": {"seed": k}})
     fold = record.FoldRecord(0, 33_600, 8_400, 0.99, 0.1, 30, 40, 100.0, 10_000.0)
     rec = record.RunRecord(
         run_id=run_id,
@@ -46,8 +48,8 @@ def write_run(out: Path, k: int, labels: np.ndarray) -> Path:
         folds=[record.FoldRecord(**{**fold.__dict__, "index": i}) for i in range(5)],
     )
     record.write(run_dir, rec)
-    files.write_npz(run_dir / "oof.npz", labels=labels, proba=oof)
-    files.write_npy(run_dir / "test_proba.npy", rng.dirichlet(np.ones(10), TEST_ROWS).astype(np.float32))
+    atomic_files.write_npz(run_dir / "oof.npz", labels=labels, proba=oof)
+    atomic_files.write_npy(run_dir / "test_proba.npy", rng.dirichlet(np.ones(10), TEST_ROWS).astype(np.float32))
     return run_dir
 
 

@@ -41,9 +41,9 @@ def load_real(zip_path: Path, workdir: Path) -> tuple[np.ndarray, np.ndarray, Pa
     with zipfile.ZipFile(zip_path) as z:
         z.extractall(workdir / "full")
     sys.path.insert(0, str(ROOT))
-    from pipeline import data
+    from pipeline.competition import dataset
 
-    train = data.read_csv(workdir / "full" / "train.csv", data.TRAIN_COLUMNS).astype(np.uint8)
+    train = dataset.read_csv(workdir / "full" / "train.csv", dataset.TRAIN_COLUMNS).astype(np.uint8)
     return train[:, 1:], train[:, 0].astype(np.int64), workdir / "full"
 
 
@@ -112,7 +112,7 @@ def sklearn_mlp(x_tr, y_tr, x_ho, y_ho) -> dict:
 
 
 def write_competition(x, y, x_test, data_dir: Path) -> None:
-    from pipeline.data import PIXEL_COLUMNS
+    from pipeline.competition.dataset import PIXEL_COLUMNS
 
     data_dir.mkdir(parents=True, exist_ok=True)
     header = ",".join(PIXEL_COLUMNS)
@@ -208,7 +208,7 @@ def main() -> None:
     p.add_argument("digits_args", nargs="*", help="Extra options for `digits run` (after --), e.g. -- --epochs 10.")
     a = p.parse_args()
     sys.path.insert(0, str(ROOT))
-    from pipeline.progress import filter_native_stderr
+    from pipeline.core.progress import filter_native_stderr
 
     filter_native_stderr()  # TensorFlow's native start-up chatter
     if not a.zip.is_file():
@@ -230,10 +230,10 @@ def main() -> None:
         full = None
         if a.full_run:
             report, wall, _ = digits_run(full_dir, work / "out-full", a.digits_args)
-            from pipeline import data
+            from pipeline.competition import dataset
 
             t = time.perf_counter()
-            data.load(full_dir)
+            dataset.load(full_dir)
             warm = time.perf_counter() - t
             full = {
                 "wall": wall,

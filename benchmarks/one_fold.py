@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from holdout import DEFAULT_ZIP, load_real, split  # noqa: E402
 
-from pipeline import config_build  # noqa: E402
-from pipeline.data import Dataset  # noqa: E402
+from pipeline.competition.dataset import Dataset  # noqa: E402
+from pipeline.core import config_layers  # noqa: E402
 from pipeline.folds import make_tasks  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="digits-fold-") as tmp:
         x, y, _ = load_real(DEFAULT_ZIP, Path(tmp))
     x_tr, x_ho, y_tr, y_ho = split(x, y)
-    config = config_build.build(sets=config_build.parse_set(sys.argv[1:]), named={"train": {"seed": 7}})
+    config = config_layers.build(sets=config_layers.parse_set(sys.argv[1:]), named={"train": {"seed": 7}})
     task = make_tasks(config, y_tr)[0]
     t = time.perf_counter()
 

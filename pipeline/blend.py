@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import record, runs
-from pipeline.errors import BadInputError, DigitsError
-from pipeline.record import Blend, BlendMember, RunRecord
+from pipeline.core.errors import BadInputError, DigitsError
+from pipeline.store import record, run_folders
+from pipeline.store.record import Blend, BlendMember, RunRecord
 
 MAX_ROUNDS = 100
 EPS = 1e-7
@@ -89,10 +89,10 @@ def candidates(
     except UNREADABLE:
         test = None
     found = [Candidate(anchor_dir, anchor, oof, test)]
-    for run_id in reversed(runs.list_runs(output_dir)):
+    for run_id in reversed(run_folders.list_runs(output_dir)):
         if len(found) >= limit:
             break
-        run_dir = runs.runs_root(output_dir) / run_id
+        run_dir = run_folders.runs_root(output_dir) / run_id
         if run_id == anchor.run_id:
             continue
         try:

@@ -19,9 +19,9 @@ from typing import Any
 import click
 
 from pipeline import __version__
-from pipeline import config as cfg
 from pipeline.cli_shared import EXIT_CODES, App, DigitsGroup, build_config, config_options, pass_app, shared
-from pipeline.errors import STORAGE, UsageError
+from pipeline.core import config as cfg
+from pipeline.core.errors import STORAGE, UsageError
 
 
 @click.group(cls=DigitsGroup, epilog=EXIT_CODES)
@@ -183,7 +183,7 @@ _register_run_commands()
 
 def main() -> None:
     """The console script (and ``python -m pipeline``)."""
-    from pipeline.progress import filter_native_stderr
+    from pipeline.core.progress import filter_native_stderr
 
     for stream in (sys.stdout, sys.stderr):  # a path that is not UTF-8 is escaped, never a crash
         reconfigure = getattr(stream, "reconfigure", None)

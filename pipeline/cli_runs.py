@@ -12,10 +12,10 @@ from __future__ import annotations
 import click
 
 from pipeline import compare as _compare
-from pipeline import gc as _gc
 from pipeline import history as _history
 from pipeline import report as _report
 from pipeline.cli_shared import App, pass_app, shared
+from pipeline.store import gc as _gc
 
 
 @click.command(short_help="Compare runs side by side (McNemar for two).")

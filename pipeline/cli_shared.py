@@ -20,10 +20,10 @@ from typing import Any
 
 import click
 
-from pipeline import config as cfg
-from pipeline import config_build
-from pipeline.errors import INTERRUPTED, STORAGE, DigitsError
-from pipeline.text import one_line
+from pipeline.core import config as cfg
+from pipeline.core import config_layers
+from pipeline.core.errors import INTERRUPTED, STORAGE, DigitsError
+from pipeline.core.text import one_line
 
 EXIT_CODES = """\b
 Exit codes: 0 ok, 1 bad input (data, config file, run folder), 2 usage (a bad
@@ -45,7 +45,7 @@ class App:
 
     @cached_property
     def progress(self) -> Any:
-        from pipeline.progress import setup
+        from pipeline.core.progress import setup
 
         return setup(verbose=not self.quiet, log_file=self.log_file)
 
@@ -66,7 +66,7 @@ class DigitsGroup(click.Group):
             click.echo("digits: interrupted (SIGINT/SIGTERM); nothing half-written was kept", err=True)
             ctx.exit(INTERRUPTED)
         except OSError as e:
-            # Every file the library writes goes through pipeline.files, which turns OS errors into
+            # Every file the library writes goes through pipeline.core.atomic_files, which turns OS errors into
             # StorageError; an OSError of these kinds reaching here is standard output failing.
             if e.errno not in OUTPUT_ERRNOS:
                 raise
@@ -170,11 +170,11 @@ def build_config(
     if demo:
         named["output_dir"] = named["output_dir"] or "demo"
         named["data"]["dir"] = named["data"]["dir"] or str(Path(named["output_dir"]) / "data")
-    return config_build.build(
+    return config_layers.build(
         opts.get("config_file"),
-        config_build.parse_set(opts.get("sets") or ()),
+        config_layers.parse_set(opts.get("sets") or ()),
         _drop_none(named),
-        base=config_build.demo_base() if demo else None,
+        base=config_layers.demo_base() if demo else None,
         variant=variant,
     )
 

@@ -21,12 +21,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline import comparison, files, runset
-from pipeline import console as ui
+from pipeline import comparison, runset
 from pipeline.comparison import Comparison, verdict
-from pipeline.errors import BadInputError
-from pipeline.record import RunRecord
-from pipeline.text import blend_pct, duration, mean_std, pct, score_or_state, signed_pct, toml_value, when
+from pipeline.core import atomic_files
+from pipeline.core import console as ui
+from pipeline.core.errors import BadInputError
+from pipeline.core.text import blend_pct, duration, mean_std, pct, score_or_state, signed_pct, toml_value, when
+from pipeline.store.record import RunRecord
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -201,7 +202,7 @@ def _print_pair(pair: dict[str, Any], con: Console) -> None:
 
 
 def to_json(comp: Comparison) -> str:
-    return json.dumps(comp.as_dict(), indent=2, default=files.json_default) + "\n"
+    return json.dumps(comp.as_dict(), indent=2, default=atomic_files.json_default) + "\n"
 
 
 CSV_RUN_COLUMNS = (

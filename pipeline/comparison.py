@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import config as cfg
 from pipeline import runset
-from pipeline.errors import BadInputError
-from pipeline.record import RunRecord
-from pipeline.stats import ALPHA, mcnemar
-from pipeline.text import signed_pct
+from pipeline.core import config as cfg
+from pipeline.core.errors import BadInputError
+from pipeline.core.mcnemar import ALPHA, mcnemar
+from pipeline.core.text import signed_pct
+from pipeline.store.record import RunRecord
 
 SECTIONS = ("config", "data", "code")  # what `config_diff` compares, in this order
 
@@ -99,7 +99,7 @@ def config_diff(records: Sequence[RunRecord]) -> dict[str, dict[str, list[Any]]]
 
     Returns ``{"config": {"train.epochs": [40, 30, ...]}, "data": {...}, "code": {...}}``
     with one value per run, in run order (None where a record lacks the key).
-    For two runs the config part equals `pipeline.config.diff`.
+    For two runs the config part equals `pipeline.core.config.diff`.
     """
     configs = [cfg.flatten(cfg.to_dict(r.config)) for r in records]
     data = [{f"{name} sha256": entry.sha256 for name, entry in r.data.items()} for r in records]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from pipeline.config import ExecutorConfig
-from pipeline.data import Dataset
+from pipeline.competition.dataset import Dataset
+from pipeline.core.config import ExecutorConfig
 from pipeline.folds import FoldTask
 from pipeline.interrupt import StopRequest
 from pipeline.train import EpochCallback, FoldResult

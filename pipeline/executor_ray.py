@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.config import ExecutorConfig
-from pipeline.data import Dataset
-from pipeline.errors import ClusterError, DigitsError
+from pipeline.competition.dataset import Dataset
+from pipeline.core.config import ExecutorConfig
+from pipeline.core.errors import ClusterError, DigitsError
+from pipeline.core.text import one_line
 from pipeline.executor import OnResult
 from pipeline.folds import FoldTask
 from pipeline.interrupt import StopRequest
-from pipeline.text import one_line
 from pipeline.train import EpochCallback, FoldResult
 
 WAIT_SECONDS = 0.5  # how often the driver looks at the stop flag while folds train

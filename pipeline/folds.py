@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from pipeline.config import Config, resolved
+from pipeline.core.config import Config, resolved
 
 
 @dataclass(frozen=True)

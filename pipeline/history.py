@@ -15,12 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import console as ui
-from pipeline import files, runs, runset
+from pipeline import runset
+from pipeline.core import atomic_files
+from pipeline.core import console as ui
+from pipeline.core.text import blend_pct, mean_std, number, pct, score_or_state, signed_pct, when
 from pipeline.plots import history_png
-from pipeline.record import RunRecord
 from pipeline.runset import RunSet
-from pipeline.text import blend_pct, mean_std, number, pct, score_or_state, signed_pct, when
+from pipeline.store import run_folders
+from pipeline.store.record import RunRecord
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,7 +37,7 @@ def list_runs(output_dir: str | Path = ".", out: Console | None = None, err: Con
     found = runset.load_shown(output_dir, last=None, err=err)
     current = runset.current_submission_sha(output_dir)
     con = out or ui.console()
-    ui.heading(con, f"{len(found)} run(s) in {runs.runs_root(output_dir)}: accuracy in %")
+    ui.heading(con, f"{len(found)} run(s) in {run_folders.runs_root(output_dir)}: accuracy in %")
     t = ui.table(
         [
             ("run", "left"),
@@ -74,7 +76,7 @@ def history(
     """``digits history``: the accuracy trend over all runs, as a table and (unless `draw` is off) a PNG.
 
     The PNG goes to `plot`, default ``OUTPUT_DIR/history.png``, through
-    `pipeline.files` (so a symlink, a FIFO or a device is written through).
+    `pipeline.core.atomic_files` (so a symlink, a FIFO or a device is written through).
     """
     found = runset.load_shown(output_dir, last=None, err=err)
     con = out or ui.console()
@@ -85,7 +87,7 @@ def history(
     con.print(ui.first_fitting(con, (lambda: history_table(found.records), lambda: history_table(found.records, True))))
     if draw:
         target = Path(plot) if plot else Path(output_dir) / HISTORY_PNG
-        files.write_bytes(target, history_png(found.records))
+        atomic_files.write_bytes(target, history_png(found.records))
         con.print(f"plot: {target}", soft_wrap=True)
     return found
 

@@ -21,16 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import config as cfg
-from pipeline import data as data_mod
-from pipeline import ensemble, files, foldfiles, folds, record, runs
 from pipeline import executor as executor_mod
-from pipeline.errors import BadInputError, DigitsError, InterruptedRun
+from pipeline import folds
+from pipeline.competition import dataset as data_mod
+from pipeline.core import atomic_files, predictions
+from pipeline.core import config as cfg
+from pipeline.core.errors import BadInputError, DigitsError, InterruptedRun
+from pipeline.core.progress import Progress
+from pipeline.core.text import one_line
 from pipeline.folds import FoldTask
 from pipeline.interrupt import StopRequest, stop_on_signals
-from pipeline.progress import Progress
-from pipeline.record import RunRecord
-from pipeline.text import one_line
+from pipeline.store import fold_files, record, run_folders
+from pipeline.store.record import RunRecord
 from pipeline.train import FoldResult
 
 
@@ -82,7 +84,7 @@ def train_runs(
     first = configs[0]
     if any(c.data.dir != first.data.dir for c in configs):
         raise BadInputError("option data.dir: every run trained together must use the same data")
-    lock = runs.Lock(first.output_dir) if hold_lock else contextlib.nullcontext()
+    lock = run_folders.Lock(first.output_dir) if hold_lock else contextlib.nullcontext()
     with lock:
         t = time.perf_counter()
         data = data_mod.load(first.data.dir, max(c.train.folds for c in configs), log=progress.warn)
@@ -120,7 +122,7 @@ def _train_pool(
 
     def on_result(task: FoldTask, result: FoldResult) -> None:
         run = by_id[task.run_id]
-        foldfiles.save_fold(run.dir, result)
+        fold_files.save_fold(run.dir, result)
         run.done[result.index] = result
         run.record.folds = [run.done[k].record for k in sorted(run.done)]
         record.write(run.dir, run.record)
@@ -187,7 +189,7 @@ def open_run(
     run_dir = _resume_target(config, data, resume, progress)
     if run_dir is None:
         seeded = config if config.train.seed is not None else _with_seed(config, draw_seed())
-        run_id, run_dir = runs.new_run(config.output_dir)
+        run_id, run_dir = run_folders.new_run(config.output_dir)
         rec = RunRecord(
             run_id=run_id,
             status="running",
@@ -200,20 +202,20 @@ def open_run(
             variant=label or None,
         )
         record.write(run_dir, rec)
-        files.write_text(
+        atomic_files.write_text(
             run_dir / "config.toml", "# the config this run used; reuse it with --config\n" + cfg.to_toml(seeded)
         )
         progress.info(f"run {run_id}: {describe(seeded)}" + (f" ({label})" if label else ""))
     else:
         rec = record.read(run_dir)
-        removed = foldfiles.remove_leftovers(run_dir)
+        removed = fold_files.remove_leftovers(run_dir)
         if removed:
             progress.warn(f"removed {len(removed)} temporary file(s) a killed run left in {run_dir}")
         rec.status, rec.error, rec.finished_at = "running", None, None
         record.write(run_dir, rec)
     run = OpenRun(run_dir, rec, folds.make_tasks(rec.config, data.y, rec.run_id), label=label)
     for task in run.tasks:
-        loaded = foldfiles.load_fold(run_dir, task, len(data.x_test), warn=progress.warn)
+        loaded = fold_files.load_fold(run_dir, task, len(data.x_test), warn=progress.warn)
         if loaded is not None:
             run.done[task.index] = loaded
     return run
@@ -249,8 +251,8 @@ def _resume_target(
     if not resume:
         return None
     if resume is True:
-        for run_id in reversed(runs.list_runs(config.output_dir)):
-            run_dir = runs.runs_root(config.output_dir) / run_id
+        for run_id in reversed(run_folders.list_runs(config.output_dir)):
+            run_dir = run_folders.runs_root(config.output_dir) / run_id
             try:
                 rec = record.read(run_dir)
             except DigitsError:
@@ -259,7 +261,7 @@ def _resume_target(
                 return run_dir
         progress.info("no unfinished run with this config and data; starting a new run")
         return None
-    run_dir = runs.resolve(config.output_dir, str(resume))
+    run_dir = run_folders.resolve(config.output_dir, str(resume))
     rec = record.read(run_dir)
     if rec.status == "complete":
         raise BadInputError(f"run {rec.run_id} is already complete; nothing to resume")
@@ -277,15 +279,15 @@ def finish(run: OpenRun, data: data_mod.Dataset, progress: Progress) -> None:
     """Soft-vote the folds; save out-of-fold and test probabilities; complete the record."""
     t = time.perf_counter()
     results = [run.done[k] for k in sorted(run.done)]
-    oof = ensemble.out_of_fold(len(data.y), [(r.val_idx, r.val_proba) for r in results])
+    oof = predictions.out_of_fold(len(data.y), [(r.val_idx, r.val_proba) for r in results])
     pred = oof.argmax(axis=1)
     wrong = np.flatnonzero(pred != data.y)
-    files.write_npz(run.dir / "oof.npz", labels=data.y, proba=oof)
-    files.write_npz(
+    atomic_files.write_npz(run.dir / "oof.npz", labels=data.y, proba=oof)
+    atomic_files.write_npz(
         run.dir / "misclassified.npz", images=data.x[wrong], true=data.y[wrong], pred=pred[wrong], index=wrong
     )
-    files.write_npy(run.dir / "test_proba.npy", ensemble.soft_vote([r.test_proba for r in results]))
-    summary = ensemble.summarise(data.y, oof)
+    atomic_files.write_npy(run.dir / "test_proba.npy", predictions.soft_vote([r.test_proba for r in results]))
+    summary = predictions.summarise(data.y, oof)
     rec = run.record
     rec.stage_seconds["ensemble"] = round(time.perf_counter() - t, 3)
     rec.folds = [r.record for r in results]

@@ -18,7 +18,7 @@ import math
 import keras
 import tensorflow as tf
 
-from pipeline.config import AugmentConfig, Config, TrainConfig, resolved
+from pipeline.core.config import AugmentConfig, Config, TrainConfig, resolved
 
 _CENTRE = 13.5  # pixel centres run 0..27
 BN_MOMENTUM_CNN = 0.9

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import config as cfg
-from pipeline import data as data_mod
-from pipeline import job, record, runs, submission
-from pipeline.errors import BadInputError, DigitsError, KaggleError, UsageError
+from pipeline import job
+from pipeline.competition import dataset as data_mod
+from pipeline.competition import submission_file
+from pipeline.core import config as cfg
+from pipeline.core.errors import BadInputError, DigitsError, KaggleError, UsageError
+from pipeline.core.progress import Progress
+from pipeline.core.text import pct
 from pipeline.predict import predict
-from pipeline.progress import Progress
-from pipeline.record import RunRecord, SubmitDecision
-from pipeline.text import pct
+from pipeline.store import record, run_folders
+from pipeline.store.record import RunRecord, SubmitDecision
 
 SUBMIT_MODES = ("better", "always")
 
@@ -52,7 +54,7 @@ def nightly(
             if force_download or not fetch.have_data(data_dir):
                 raise
             progress.warn(f"{e}; continuing with the files already in {data_dir}")
-    with runs.Lock(config.output_dir):
+    with run_folders.Lock(config.output_dir):
         run_dir = job.train(config, progress, resume=resume or None, hold_lock=False)
         path = predict(config.output_dir, str(run_dir), config.data.dir, progress, hold_lock=False)
     if submit_mode:
@@ -70,11 +72,11 @@ def nightly(
 
 def last_accepted(output_dir: str | Path, competition: str, exclude: str = "") -> RunRecord | None:
     """The newest run whose submission Kaggle accepted for `competition` (unreadable reports are skipped)."""
-    for run_id in reversed(runs.list_runs(output_dir)):
+    for run_id in reversed(run_folders.list_runs(output_dir)):
         if run_id == exclude:
             continue
         try:
-            rec = record.read(runs.runs_root(output_dir) / run_id)
+            rec = record.read(run_folders.runs_root(output_dir) / run_id)
         except DigitsError:
             continue
         board = rec.leaderboard
@@ -123,7 +125,7 @@ def submit(
         data_dir = Path(cfg.DataConfig().dir)
         message = message or f"digits submission {path.name}"
     else:
-        run_dir = runs.resolve(output_dir, target)
+        run_dir = run_folders.resolve(output_dir, target)
         rec = record.read(run_dir)
         if rec.submission is None:
             raise BadInputError(f"run {rec.run_id} has no submission yet; run `digits predict {rec.run_id}` first")
@@ -135,7 +137,7 @@ def submit(
     competition = competition or cfg.DataConfig().competition
     test_csv = data_dir / "test.csv"
     expected = len(data_mod.load_array(test_csv, data_mod.TEST_COLUMNS)[0]) if test_csv.is_file() else None
-    submission.validate_file(path, expected_rows=expected)
+    submission_file.validate_file(path, expected_rows=expected)
     try:
         result = fetch.submit(path, competition, message, wait=wait, log=progress.info)
     except KaggleError as e:

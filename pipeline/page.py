@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import config as cfg
 from pipeline import plots, runset
+from pipeline.core import config as cfg
+from pipeline.core.text import duration, mean_std, number, pct, toml_value, when
 from pipeline.page_style import CSS, TEMPLATE
-from pipeline.record import RunRecord, now
-from pipeline.text import duration, mean_std, number, pct, toml_value, when
+from pipeline.store.record import RunRecord, now
 
 MAX_MISCLASSIFIED = 100  # digits shown in the grid
 

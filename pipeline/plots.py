@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline import runset
-from pipeline.record import FoldRecord, RunRecord
-from pipeline.text import pct
+from pipeline.core.text import pct
+from pipeline.store.record import FoldRecord, RunRecord
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

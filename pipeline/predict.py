@@ -17,11 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import blend, files, foldfiles, record, runs, submission
-from pipeline import data as data_mod
-from pipeline.errors import BadInputError
-from pipeline.progress import Progress
-from pipeline.text import pct
+from pipeline import blend
+from pipeline.competition import dataset as data_mod
+from pipeline.competition import submission_file
+from pipeline.core import atomic_files
+from pipeline.core.errors import BadInputError
+from pipeline.core.progress import Progress
+from pipeline.core.text import pct
+from pipeline.store import fold_files, record, run_folders
 
 
 def predict(
@@ -38,9 +41,9 @@ def predict(
     compatible runs); default: the anchor's ``blend.runs``; 1 is the anchor alone.
     """
     progress = progress or Progress()
-    lock = runs.Lock(output_dir) if hold_lock else contextlib.nullcontext()
+    lock = run_folders.Lock(output_dir) if hold_lock else contextlib.nullcontext()
     with lock:
-        run_dir = runs.resolve(output_dir, run)
+        run_dir = run_folders.resolve(output_dir, run)
         rec = record.read(run_dir)
         if rec.status != "complete":
             raise BadInputError(
@@ -65,12 +68,12 @@ def predict(
             test = member.test if member.test is not None and not changed else _from_models(member, x_test)
             proba += weight * test
         labels_out = proba.argmax(axis=1)
-        out_dir = Path(output_dir) / runs.SUBMISSIONS
+        out_dir = Path(output_dir) / run_folders.SUBMISSIONS
         own = out_dir / f"{rec.run_id}.csv"
-        sha = submission.write(own, labels_out)
-        submission.validate_file(own, expected_rows=len(x_test))
+        sha = submission_file.write(own, labels_out)
+        submission_file.validate_file(own, expected_rows=len(x_test))
         latest = out_dir / "submission.csv"
-        files.write_bytes(latest, own.read_bytes())
+        atomic_files.write_bytes(latest, own.read_bytes())
         rec.stage_seconds["predict"] = round(time.perf_counter() - t, 3)
         rec.submission = record.Submission(path=str(own), sha256=sha, rows=int(len(labels_out)))
         rec.blend = info
@@ -93,7 +96,7 @@ def _from_models(member: blend.Candidate, x_test: np.ndarray) -> np.ndarray:
     """The member's soft vote on `x_test`, from its saved fold models."""
     from pipeline.train import predict_models
 
-    models = [foldfiles.fold_paths(member.dir, f.index)["keras"] for f in member.record.folds]
+    models = [fold_files.fold_paths(member.dir, f.index)["keras"] for f in member.record.folds]
     missing = [str(m) for m in models if not m.is_file()]
     if missing or not models:
         raise BadInputError(

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline import console as ui
-from pipeline import files, runs, runset
-from pipeline.errors import BadInputError
+from pipeline import runset
+from pipeline.core import atomic_files
+from pipeline.core import console as ui
+from pipeline.core.errors import BadInputError
 from pipeline.page import Evidence, Mistakes, Page, render
-from pipeline.record import RunRecord, read
+from pipeline.store import run_folders
+from pipeline.store.record import RunRecord, read
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,14 +41,14 @@ def build_report(
     beside a page file: never next to a device or a FIFO such as
     /dev/stdout.  Returns the page's path.
     """
-    run_dir = runs.resolve(output_dir, ref)
+    run_dir = run_folders.resolve(output_dir, ref)
     page = make_page(run_dir, read(run_dir))
     target = Path(out) if out else run_dir / PAGE
-    files.write_text(target, page.html)  # first: a target that cannot be written is named as the user gave it
-    real, regular = files.destination(target)
+    atomic_files.write_text(target, page.html)  # first: a target that cannot be written is named as the user gave it
+    real, regular = atomic_files.destination(target)
     if regular:
         for name, png in page.images.items():
-            files.write_bytes(real.with_name(f"{real.stem}-{name}.png"), png)
+            atomic_files.write_bytes(real.with_name(f"{real.stem}-{name}.png"), png)
     con = con or ui.console()
     for text in page.notes + page.section_notes:
         con.print(ui.styled(f"note: {text}", "yellow"), soft_wrap=True)

@@ -3,7 +3,7 @@
 ``digits compare``, ``runs`` and ``history`` show many runs at once: a run
 whose report is missing or malformed must not hide the others, so `load`
 keeps one note per such run (the one-line `BadInputError` of
-`pipeline.record.read`, which names the file and the field) and the command
+`pipeline.store.record.read`, which names the file and the field) and the command
 prints it as a warning.  Only when no run at all can be shown is that an
 error (`RunSet.require_any`).
 
@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline import console, files, runs
-from pipeline.errors import BadInputError
-from pipeline.record import RunRecord, read
+from pipeline.core import atomic_files, console
+from pipeline.core.errors import BadInputError
+from pipeline.store import run_folders
+from pipeline.store.record import RunRecord, read
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -95,16 +96,16 @@ def _folders(output_dir: str | Path, refs: Sequence[str], last: int | None) -> l
     if refs:
         paths: list[Path] = []
         for ref in refs:
-            path = runs.resolve(output_dir, ref)
+            path = run_folders.resolve(output_dir, ref)
             if path.resolve() not in [p.resolve() for p in paths]:  # `latest` and its id name one run
                 paths.append(path)
         return paths
-    ids = runs.list_runs(output_dir)
+    ids = run_folders.list_runs(output_dir)
     if not ids:
-        raise BadInputError(f"no runs in {runs.runs_root(output_dir)}")
+        raise BadInputError(f"no runs in {run_folders.runs_root(output_dir)}")
     if last is not None and last > 0:
         ids = ids[-last:]
-    return [runs.runs_root(output_dir) / i for i in ids]
+    return [run_folders.runs_root(output_dir) / i for i in ids]
 
 
 def started(rec: RunRecord) -> _dt.datetime | None:
@@ -148,7 +149,7 @@ def submission_score(rec: RunRecord) -> tuple[float | None, int | None]:
 def current_submission_sha(output_dir: str | Path) -> str | None:
     """The sha256 of ``submissions/submission.csv``, or None when there is none."""
     try:
-        return files.sha256(Path(output_dir) / runs.SUBMISSIONS / "submission.csv")
+        return atomic_files.sha256(Path(output_dir) / run_folders.SUBMISSIONS / "submission.csv")
     except OSError:
         return None
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import compare, job
-from pipeline import config as cfg
-from pipeline.config_build import load_toml
-from pipeline.errors import BadInputError
-from pipeline.progress import Progress
+from pipeline.core import config as cfg
+from pipeline.core.config_layers import load_toml
+from pipeline.core.errors import BadInputError
+from pipeline.core.progress import Progress
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 Builder = Callable[[tuple[str, dict[str, Any]] | None], cfg.Config]

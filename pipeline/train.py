@@ -6,7 +6,7 @@ and its thread count is fixed by the config (the arithmetic depends on it),
 so the same task on the same data gives the same bytes on any machine with
 the same CPU kernels.  Nothing here writes into the run folder: the result,
 the saved model included as bytes, goes back to the driver, which writes it
-(`pipeline.foldfiles`), so an executor can run a fold anywhere.
+(`pipeline.store.fold_files`), so an executor can run a fold anywhere.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from pipeline.config import Config, resolved
-from pipeline.data import Dataset
-from pipeline.errors import BadInputError
+from pipeline.competition.dataset import Dataset
+from pipeline.core.config import Config, resolved
+from pipeline.core.errors import BadInputError
 from pipeline.folds import FoldTask
-from pipeline.record import FoldRecord
+from pipeline.store.record import FoldRecord
 
 EpochCallback = Callable[[int, int, int, dict], None]  # (fold, epoch, epochs, logs)
 StopCheck = Callable[[], bool]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data import PIXEL_COLUMNS
+from pipeline.competition.dataset import PIXEL_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ZIP = ROOT.parent / "shared" / "data" / "digit-recognizer.zip"

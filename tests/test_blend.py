@@ -7,7 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pipeline import blend, config_build, files, record
+from pipeline import blend
+from pipeline.core import atomic_files, config_layers
+from pipeline.store import record
 
 
 def _proba(labels: np.ndarray, correct: np.ndarray, seed: int, confidence: float = 0.6) -> np.ndarray:
@@ -78,7 +80,7 @@ def _blendable(out, run_id, *, seed=0, labels=None, correct=None, folds_done=5, 
     correct = rng.random(len(labels)) < 0.9 if correct is None else correct
     run_dir = out / "runs" / run_id
     run_dir.mkdir(parents=True)
-    config = config_build.build(named={"train": {"seed": seed, "folds": 5}})
+    config = config_layers.build(named={"train": {"seed": seed, "folds": 5}})
     fold = record.FoldRecord(0, 480, 120, 0.9, 0.3, 3, 3, 1.0, 100.0)
     rec = record.RunRecord(
         run_id=run_id,
@@ -89,8 +91,8 @@ def _blendable(out, run_id, *, seed=0, labels=None, correct=None, folds_done=5, 
         folds=[dataclasses.replace(fold, index=k) for k in range(folds_done)],
     )
     record.write(run_dir, rec)
-    files.write_npz(run_dir / "oof.npz", labels=labels, proba=_proba(labels, correct, seed))
-    files.write_npy(run_dir / "test_proba.npy", rng.dirichlet(np.ones(10), 50).astype(np.float32))
+    atomic_files.write_npz(run_dir / "oof.npz", labels=labels, proba=_proba(labels, correct, seed))
+    atomic_files.write_npy(run_dir / "test_proba.npy", rng.dirichlet(np.ones(10), 50).astype(np.float32))
     return run_dir
 
 

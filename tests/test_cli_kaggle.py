@@ -6,8 +6,8 @@ import zipfile
 import pytest
 from click.testing import CliRunner
 
-from pipeline import record, runs
 from pipeline.cli import cli
+from pipeline.store import record, run_folders
 from tests.fake_kaggle import KEY
 from tests.helpers import ROOT, TINY, digits, error_line, table, write_competition
 
@@ -69,7 +69,7 @@ def test_nightly_run_downloads_trains_submits_and_records_the_score(fake_kaggle,
     monkeypatch.chdir(tmp_path)
     r = runner.invoke(cli, ["run", "--submit", *TINY])
     assert r.exit_code == 0, r.output
-    (run_id,) = runs.list_runs(".")
+    (run_id,) = run_folders.list_runs(".")
     board = record.read(tmp_path / "runs" / run_id).leaderboard
     (upload,) = fake_kaggle.uploads
     assert upload["content"] == (tmp_path / "submissions" / "submission.csv").read_bytes()
@@ -116,7 +116,7 @@ def test_submit_only_when_the_blend_beats_the_last_accepted_submission(fake_kagg
     def night(*args: str) -> record.RunRecord:
         r = runner.invoke(cli, ["run", *TINY, *args])
         assert r.exit_code == 0, r.output
-        return record.read(tmp_path / "runs" / runs.list_runs(".")[-1])
+        return record.read(tmp_path / "runs" / run_folders.list_runs(".")[-1])
 
     first = night("--submit", "--seed", "1", "--epochs", "1")
     assert first.submit_decision.submitted and "no earlier submission" in first.submit_decision.reason
@@ -149,5 +149,5 @@ def test_a_refused_submission_is_not_the_one_to_beat(fake_kaggle, runner, tmp_pa
     fake_kaggle.submission_error = None
     r = runner.invoke(cli, ["run", "--submit", *TINY, "--seed", "3", "--epochs", "1", "--ensemble-runs", "1"])
     assert r.exit_code == 0, r.output
-    rec = record.read(tmp_path / "runs" / runs.list_runs(".")[-1])
+    rec = record.read(tmp_path / "runs" / run_folders.list_runs(".")[-1])
     assert rec.submit_decision.submitted and "no earlier submission was accepted" in rec.submit_decision.reason

@@ -1,15 +1,15 @@
 import pytest
 
-from pipeline import config as cfg
-from pipeline import config_build
-from pipeline.errors import BadInputError, UsageError
+from pipeline.core import config as cfg
+from pipeline.core import config_layers
+from pipeline.core.errors import BadInputError, UsageError
 
 
 def test_defaults_are_valid_and_resolved_by_the_model_kind():
-    c = config_build.build()
+    c = config_layers.build()
     assert c.model.kind == "mlp" and c.model.hidden == (1024, 512) and c.train.epochs == 40
     assert c.train.seed is None  # drawn by each run
-    cnn = config_build.build(named={"model": {"kind": "cnn"}})
+    cnn = config_layers.build(named={"model": {"kind": "cnn"}})
     assert cnn.model.hidden == cfg.KIND_DEFAULTS["cnn"]["model"]["hidden"]
     assert cnn.train.epochs == cfg.KIND_DEFAULTS["cnn"]["train"]["epochs"]
     flat = cfg.flatten(cfg.to_dict(c))
@@ -19,7 +19,7 @@ def test_defaults_are_valid_and_resolved_by_the_model_kind():
 def test_a_kind_in_a_file_brings_its_defaults_but_not_over_explicit_values(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text('[model]\nkind = "cnn"\n[train]\nepochs = 3\n')
-    c = config_build.build(f)
+    c = config_layers.build(f)
     assert c.model.kind == "cnn" and c.train.epochs == 3
     assert c.train.batch_size == cfg.KIND_DEFAULTS["cnn"]["train"]["batch_size"]
 
@@ -27,21 +27,21 @@ def test_a_kind_in_a_file_brings_its_defaults_but_not_over_explicit_values(tmp_p
 def test_precedence_file_then_set_then_named_options(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text("[train]\nepochs = 7\nseed = 3\nfolds = 4\n[model]\nhidden = [64, 32]\n[augment]\nenabled = false\n")
-    c = config_build.build(f, sets={"train": {"epochs": "9", "seed": "5"}}, named={"train": {"seed": 5, "folds": 3}})
+    c = config_layers.build(f, sets={"train": {"epochs": "9", "seed": "5"}}, named={"train": {"seed": 5, "folds": 3}})
     assert (c.train.epochs, c.train.seed, c.train.folds) == (9, 5, 3)
     assert c.model.hidden == (64, 32) and c.augment.enabled is False
 
 
 def test_demo_base_yields_to_what_the_user_sets():
-    c = config_build.build(named={"train": {"epochs": 5}}, base=config_build.demo_base())
+    c = config_layers.build(named={"train": {"epochs": 5}}, base=config_layers.demo_base())
     assert c.train.epochs == 5 and c.train.folds == 3 and c.model.hidden == (256, 128)
 
 
 def test_set_strings_are_coerced_to_field_types():
-    sets = config_build.parse_set(
+    sets = config_layers.parse_set(
         ["model.hidden=128, 64", "augment.enabled=no", "train.learning_rate=1e-3", "train.optimizer=adam"]
     )
-    c = config_build.build(sets=sets)
+    c = config_layers.build(sets=sets)
     assert c.model.hidden == (128, 64) and c.augment.enabled is False
     assert c.train.learning_rate == 0.001 and c.train.optimizer == "adam"
 
@@ -69,7 +69,7 @@ def test_set_strings_are_coerced_to_field_types():
 )
 def test_bad_command_line_values_are_usage_errors_naming_the_option(sets, message):
     with pytest.raises(UsageError) as e:
-        config_build.build(sets=sets)
+        config_layers.build(sets=sets)
     assert message in str(e.value) and e.value.exit_code == 2
 
 
@@ -77,7 +77,7 @@ def test_bad_values_in_a_file_are_bad_input_naming_the_file(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text("[train]\nfolds = 1\n")
     with pytest.raises(BadInputError) as e:
-        config_build.build(f)
+        config_layers.build(f)
     assert str(e.value) == f"{f}: option train.folds: must be at least 2" and e.value.exit_code == 1
 
 
@@ -90,48 +90,48 @@ def test_bad_values_in_a_file_are_bad_input_naming_the_file(tmp_path):
 )
 def test_the_same_value_from_set_and_a_named_option_is_refused(sets, named):
     with pytest.raises(UsageError, match="is given twice"):
-        config_build.build(sets=sets, named=named)
+        config_layers.build(sets=sets, named=named)
 
 
 def test_the_same_value_twice_with_the_same_meaning_is_fine():
-    assert config_build.build(sets={"train": {"folds": "3"}}, named={"train": {"folds": 3}}).train.folds == 3
+    assert config_layers.build(sets={"train": {"folds": "3"}}, named={"train": {"folds": 3}}).train.folds == 3
 
 
 def test_bad_toml_names_the_file(tmp_path):
     f = tmp_path / "bad.toml"
     f.write_text("[train\nepochs=3\n")
     with pytest.raises(BadInputError, match=r"bad\.toml: not valid TOML"):
-        config_build.build(f)
+        config_layers.build(f)
     with pytest.raises(BadInputError, match="config file not found"):
-        config_build.build(tmp_path / "missing.toml")
+        config_layers.build(tmp_path / "missing.toml")
     latin = tmp_path / "latin.toml"
     latin.write_bytes('[data]\ndir = "caf\xe9"\n'.encode("latin-1"))
     with pytest.raises(BadInputError, match=r"latin\.toml: not a UTF-8 text file"):
-        config_build.build(latin)
+        config_layers.build(latin)
 
 
 def test_a_path_that_is_not_utf8_is_refused_with_its_option():
     with pytest.raises(UsageError, match="option data.dir: expected UTF-8 text"):
-        config_build.build(named={"data": {"dir": "caf\udce9"}})
+        config_layers.build(named={"data": {"dir": "caf\udce9"}})
 
 
 def test_parse_set_rejects_malformed_items():
     with pytest.raises(UsageError, match="expected SECTION.KEY=VALUE"):
-        config_build.parse_set(["train.epochs"])
+        config_layers.parse_set(["train.epochs"])
     with pytest.raises(UsageError, match="both as a value and as a section"):
-        config_build.parse_set(["train=3", "train.folds=2"])
+        config_layers.parse_set(["train=3", "train.folds=2"])
 
 
 def test_the_toml_of_a_resolved_config_builds_the_same_config(tmp_path):
-    c = config_build.build(named={"train": {"seed": 11}, "model": {"kind": "cnn"}})
+    c = config_layers.build(named={"train": {"seed": 11}, "model": {"kind": "cnn"}})
     f = tmp_path / "again.toml"
     f.write_text(cfg.to_toml(c))
-    assert config_build.build(f) == c
+    assert config_layers.build(f) == c
 
 
 def test_diff_lists_exactly_the_changed_values():
-    a = cfg.to_dict(config_build.build())
-    b = cfg.to_dict(config_build.build(sets={"train": {"epochs": "3"}, "model": {"hidden": "8"}}))
+    a = cfg.to_dict(config_layers.build())
+    b = cfg.to_dict(config_layers.build(sets={"train": {"epochs": "3"}, "model": {"hidden": "8"}}))
     assert cfg.diff(a, b) == {"model.hidden": (a["model"]["hidden"], [8]), "train.epochs": (a["train"]["epochs"], 3)}
     old = {k: v for k, v in a.items() if k != "augment"}  # a report from before augmentation existed
     assert set(cfg.diff(old, a)) == {f"augment.{k}" for k in a["augment"]}

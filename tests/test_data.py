@@ -3,15 +3,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import data
-from pipeline.data import PIXEL_COLUMNS, TEST_COLUMNS, TRAIN_COLUMNS
-from pipeline.errors import BadInputError
+from pipeline.competition import dataset
+from pipeline.competition.dataset import PIXEL_COLUMNS, TEST_COLUMNS, TRAIN_COLUMNS
+from pipeline.core.errors import BadInputError
 from tests.helpers import table, write_competition, write_csv
 
 
 def test_load_returns_validated_arrays(tmp_path):
     write_competition(tmp_path, 120, 30)
-    ds = data.load(tmp_path, folds=5)
+    ds = dataset.load(tmp_path, folds=5)
     assert ds.x.shape == (120, 784) and ds.x.dtype == np.uint8
     assert ds.x_test.shape == (30, 784)
     assert sorted(set(ds.y.tolist())) == list(range(10))
@@ -22,28 +22,28 @@ def test_load_returns_validated_arrays(tmp_path):
 
 def test_second_load_uses_cache_without_parsing(tmp_path, monkeypatch):
     write_competition(tmp_path)
-    first = data.load(tmp_path)
-    monkeypatch.setattr(data, "read_csv", lambda *a, **k: pytest.fail("parsed again"))
-    second = data.load(tmp_path)
+    first = dataset.load(tmp_path)
+    monkeypatch.setattr(dataset, "read_csv", lambda *a, **k: pytest.fail("parsed again"))
+    second = dataset.load(tmp_path)
     assert np.array_equal(first.x, second.x) and first.files == second.files
 
 
 def test_changed_file_invalidates_cache(tmp_path):
     write_competition(tmp_path, seed=0)
-    first = data.load(tmp_path)
+    first = dataset.load(tmp_path)
     write_competition(tmp_path, seed=5)
-    second = data.load(tmp_path)
+    second = dataset.load(tmp_path)
     assert first.files["train.csv"]["sha256"] != second.files["train.csv"]["sha256"]
     assert not np.array_equal(first.x, second.x)
 
 
 def test_corrupt_cache_is_rebuilt(tmp_path):
     write_competition(tmp_path)
-    first = data.load(tmp_path)
+    first = dataset.load(tmp_path)
     for cached in (tmp_path / ".cache").iterdir():
         cached.write_bytes(b"garbage")
     warnings = []
-    second = data.load(tmp_path, log=warnings.append)
+    second = dataset.load(tmp_path, log=warnings.append)
     assert np.array_equal(first.x, second.x)
     assert any("corrupt" in w for w in warnings)
 
@@ -88,7 +88,7 @@ def test_each_bad_train_file_names_file_line_and_column(tmp_path, mutate, expect
     path = write_csv(tmp_path / "train.csv", header, rows)
     write_csv(tmp_path / "test.csv", list(TEST_COLUMNS), table(5, 1, labels=False))
     with pytest.raises(BadInputError) as e:
-        data.load(tmp_path)
+        dataset.load(tmp_path)
     message = str(e.value)
     assert message.startswith(str(path)) and expected in message, message
     assert "\n" not in message
@@ -96,21 +96,21 @@ def test_each_bad_train_file_names_file_line_and_column(tmp_path, mutate, expect
 
 def test_missing_and_empty_files(tmp_path):
     with pytest.raises(BadInputError, match="data directory not found"):
-        data.load(tmp_path / "nowhere")
+        dataset.load(tmp_path / "nowhere")
     write_competition(tmp_path)
     (tmp_path / "test.csv").unlink()
     with pytest.raises(BadInputError, match=r"test\.csv: file not found"):
-        data.load(tmp_path)
+        dataset.load(tmp_path)
     (tmp_path / "test.csv").write_text("")
     with pytest.raises(BadInputError, match=r"test\.csv: file is empty"):
-        data.load(tmp_path)
+        dataset.load(tmp_path)
 
 
 def test_test_file_with_a_label_column_is_refused(tmp_path):
     write_competition(tmp_path)
     write_csv(tmp_path / "test.csv", list(TRAIN_COLUMNS), table(5, 1))
     with pytest.raises(BadInputError, match=r"test\.csv: line 1, column 1: header is 'label', expected 'pixel0'"):
-        data.load(tmp_path)
+        dataset.load(tmp_path)
 
 
 def test_too_few_rows_of_a_class_for_the_folds(tmp_path):
@@ -118,9 +118,9 @@ def test_too_few_rows_of_a_class_for_the_folds(tmp_path):
     rows = rows[(rows[:, 0] != 7) | (np.cumsum(rows[:, 0] == 7) <= 3)]  # keep three 7s
     write_csv(tmp_path / "train.csv", list(TRAIN_COLUMNS), rows)
     write_csv(tmp_path / "test.csv", list(TEST_COLUMNS), table(5, 1, labels=False))
-    data.load(tmp_path, folds=3)
+    dataset.load(tmp_path, folds=3)
     with pytest.raises(BadInputError, match="label 7 has 3 rows; 5 folds need at least 5"):
-        data.load(tmp_path, folds=5)
+        dataset.load(tmp_path, folds=5)
 
 
 BAD_CELLS = st.one_of(
@@ -143,7 +143,7 @@ def test_any_single_bad_cell_is_named_exactly(tmp_path_factory, row, col, bad):
     rows[row][col] = bad
     write_csv(d / "train.csv", list(TRAIN_COLUMNS), rows)
     with pytest.raises(BadInputError) as e:
-        data.read_csv(d / "train.csv", TRAIN_COLUMNS)
+        dataset.read_csv(d / "train.csv", TRAIN_COLUMNS)
     assert f"line {row + 2}, column {TRAIN_COLUMNS[col]}:" in str(e.value), str(e.value)
 
 
@@ -153,12 +153,12 @@ def test_any_valid_table_round_trips(tmp_path_factory, n, seed):
     d = tmp_path_factory.mktemp("ok")
     rows = np.random.default_rng(seed).integers(0, 256, size=(n, 784))
     write_csv(d / "test.csv", list(PIXEL_COLUMNS), rows)
-    assert np.array_equal(data.read_csv(d / "test.csv", TEST_COLUMNS), rows)
+    assert np.array_equal(dataset.read_csv(d / "test.csv", TEST_COLUMNS), rows)
 
 
 def test_demo_competition_has_the_competition_format(tmp_path):
-    data.write_demo(tmp_path, test_rows=100)
-    ds = data.load(tmp_path, folds=5)
+    dataset.write_demo(tmp_path, test_rows=100)
+    ds = dataset.load(tmp_path, folds=5)
     assert ds.x_test.shape == (100, 784) and len(ds.y) == 1797 - 100
     assert ds.x.max() == 255 and ds.x[:, :28].max() == 0  # centred: top row blank
     assert (tmp_path / "sample_submission.csv").read_text().startswith("ImageId,Label\n1,0\n")
@@ -264,7 +264,7 @@ def test_each_malformed_train_file_names_line_and_column(tmp_path, make, expecte
     path = tmp_path / "train.csv"
     path.write_bytes(make(_lines()))
     with pytest.raises(BadInputError) as e:
-        data.read_csv(path, TRAIN_COLUMNS)
+        dataset.read_csv(path, TRAIN_COLUMNS)
     message = str(e.value)
     assert message.startswith(f"{path}: ") and expected in message, message
     assert "\n" not in message and len(message) < 300, message
@@ -293,4 +293,4 @@ def test_what_the_fast_reader_accepts_is_read_exactly(tmp_path, make):
     """Variants pyarrow reads without complaint give the same table; the locator is never asked."""
     path = tmp_path / "train.csv"
     path.write_bytes(make(_lines()))
-    assert np.array_equal(data.read_csv(path, TRAIN_COLUMNS), table(300, 3))
+    assert np.array_equal(dataset.read_csv(path, TRAIN_COLUMNS), table(300, 3))

@@ -8,8 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from pipeline import data, files
-from pipeline.errors import BadInputError
+from pipeline.competition import dataset
+from pipeline.core import atomic_files
+from pipeline.core.errors import BadInputError
 from tests.helpers import write_competition
 
 
@@ -25,10 +26,10 @@ def _edit_in_place(path, old: bytes, new: bytes) -> None:
 
 def test_a_file_edited_in_place_with_same_size_and_mtime_is_read_again(tmp_path):
     write_competition(tmp_path)
-    first = data.load(tmp_path)
+    first = dataset.load(tmp_path)
     _edit_in_place(tmp_path / "train.csv", b"\n0,", b"\n1,")  # the first row labelled 0 becomes a 1
-    second = data.load(tmp_path)
-    assert second.files["train.csv"]["sha256"] == files.sha256(tmp_path / "train.csv")
+    second = dataset.load(tmp_path)
+    assert second.files["train.csv"]["sha256"] == atomic_files.sha256(tmp_path / "train.csv")
     assert second.files["train.csv"]["sha256"] != first.files["train.csv"]["sha256"]
     assert (second.y == 1).sum() == (first.y == 1).sum() + 1
 
@@ -37,14 +38,14 @@ def test_a_file_edited_in_place_with_same_size_and_mtime_is_read_again(tmp_path)
 def test_a_hash_index_left_by_an_older_version_is_ignored(tmp_path, index):
     """Older versions remembered hashes in .cache/hashes.json against size and mtime; nothing reads it now."""
     write_competition(tmp_path)
-    first = data.load(tmp_path)
+    first = dataset.load(tmp_path)
     st = (tmp_path / "train.csv").stat()
     if index is None:  # a well-formed entry that lies: right size and mtime, another file's hash
         index = {"train.csv": {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": "0" * 64}}
     (tmp_path / ".cache" / "hashes.json").write_text(json.dumps(index))
-    again = data.load(tmp_path)
+    again = dataset.load(tmp_path)
     assert again.files == first.files
-    assert again.files["train.csv"]["sha256"] == files.sha256(tmp_path / "train.csv")
+    assert again.files["train.csv"]["sha256"] == atomic_files.sha256(tmp_path / "train.csv")
 
 
 def _zero_cached_arrays(cache_dir) -> int:
@@ -68,46 +69,46 @@ def _zero_cached_arrays(cache_dir) -> int:
 
 def test_a_cached_array_changed_after_it_was_written_is_not_used(tmp_path):
     write_competition(tmp_path)
-    first = data.load(tmp_path)
+    first = dataset.load(tmp_path)
     assert _zero_cached_arrays(tmp_path / ".cache") == 2
     warnings: list[str] = []
-    second = data.load(tmp_path, log=warnings.append)
+    second = dataset.load(tmp_path, log=warnings.append)
     assert np.array_equal(second.x, first.x) and np.array_equal(second.x_test, first.x_test)
     assert len(warnings) == 2, warnings  # one line per file
     assert all("does not match what was written" in w and "parsing" in w and "\n" not in w for w in warnings)
     warnings.clear()
-    data.load(tmp_path, log=warnings.append)
+    dataset.load(tmp_path, log=warnings.append)
     assert warnings == []  # the re-parse rewrote a good cache
 
 
 def test_a_cache_from_another_csv_under_the_same_name_is_not_used(tmp_path):
     """The cache file name holds only a prefix of the CSV's hash; the full hash inside is checked."""
     write_competition(tmp_path, seed=0)
-    data.load(tmp_path)
+    dataset.load(tmp_path)
     cached = next((tmp_path / ".cache").glob("train-*"))
     keep = cached.read_bytes()
     write_competition(tmp_path, seed=4)
-    digest = files.sha256(tmp_path / "train.csv")
+    digest = atomic_files.sha256(tmp_path / "train.csv")
     for old in (tmp_path / ".cache").glob("train-*"):
         old.unlink()
     (tmp_path / ".cache" / cached.name.replace(cached.name.split("-")[2][:20], digest[:20])).write_bytes(keep)
     warnings: list[str] = []
-    ds = data.load(tmp_path, log=warnings.append)
+    ds = dataset.load(tmp_path, log=warnings.append)
     assert ds.files["train.csv"]["sha256"] == digest and any("does not match" in w for w in warnings), warnings
 
 
 def test_an_unreadable_csv_is_one_line_when_hashing(tmp_path, monkeypatch):
     write_competition(tmp_path)
-    real = files.sha256
+    real = atomic_files.sha256
 
     def sha256(path, *a, **k):
         if os.path.basename(path) == "train.csv":
             raise PermissionError(13, "Permission denied", str(path))
         return real(path, *a, **k)
 
-    monkeypatch.setattr(files, "sha256", sha256)
+    monkeypatch.setattr(atomic_files, "sha256", sha256)
     with pytest.raises(BadInputError) as e:
-        data.load(tmp_path)
+        dataset.load(tmp_path)
     assert str(e.value) == f"{tmp_path / 'train.csv'}: cannot read the file: permission denied"
 
 
@@ -121,7 +122,7 @@ def test_an_unreadable_csv_is_one_line_when_parsing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pacsv, "read_csv", read_csv)
     with pytest.raises(BadInputError) as e:
-        data.read_csv(tmp_path / "train.csv", data.TRAIN_COLUMNS)
+        dataset.read_csv(tmp_path / "train.csv", dataset.TRAIN_COLUMNS)
     assert str(e.value) == f"{tmp_path / 'train.csv'}: cannot read the file: permission denied"
 
 
@@ -139,7 +140,7 @@ def test_an_unreadable_csv_for_the_locator_is_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "open", deny)
     with pytest.raises(BadInputError) as e:
-        data.read_csv(tmp_path / "train.csv", ("label",))
+        dataset.read_csv(tmp_path / "train.csv", ("label",))
     assert str(e.value) == f"{tmp_path / 'train.csv'}: cannot read the file: permission denied"
 
 
@@ -149,7 +150,7 @@ def test_a_chmod_000_csv_is_one_line(tmp_path):
     (tmp_path / "train.csv").chmod(0)
     try:
         with pytest.raises(BadInputError) as e:
-            data.load(tmp_path)
+            dataset.load(tmp_path)
     finally:
         (tmp_path / "train.csv").chmod(0o644)
     assert str(e.value) == f"{tmp_path / 'train.csv'}: cannot read the file: permission denied"
@@ -161,7 +162,7 @@ def test_a_csv_in_an_unsearchable_folder_is_not_called_missing(tmp_path):
     (tmp_path / "data").chmod(0o600)  # readable listing, but no stat or open inside
     try:
         with pytest.raises(BadInputError) as e:
-            data.load(tmp_path / "data")
+            dataset.load(tmp_path / "data")
     finally:
         (tmp_path / "data").chmod(0o755)
     assert str(e.value) == f"{tmp_path / 'data' / 'train.csv'}: cannot read the file: permission denied"
@@ -169,23 +170,23 @@ def test_a_csv_in_an_unsearchable_folder_is_not_called_missing(tmp_path):
 
 def test_a_file_replaced_between_hashing_and_parsing_is_not_cached_under_the_old_hash(tmp_path, monkeypatch):
     write_competition(tmp_path, seed=0)
-    parse = data.read_csv
+    parse = dataset.read_csv
 
     def replaced_then_parsed(path, expected):
         if path.name == "train.csv":
             write_competition(tmp_path, seed=3)  # a download finishing just after the hash was taken
         return parse(path, expected)
 
-    monkeypatch.setattr(data, "read_csv", replaced_then_parsed)
+    monkeypatch.setattr(dataset, "read_csv", replaced_then_parsed)
     with pytest.raises(BadInputError) as e:
-        data.load(tmp_path)
+        dataset.load(tmp_path)
     assert (
         str(e.value)
         == f"{tmp_path / 'train.csv'}: the file changed while it was being read (is a download still writing it?)"
     )
     assert not list((tmp_path / ".cache").glob("train-*"))
     monkeypatch.undo()
-    assert data.load(tmp_path).files["train.csv"]["sha256"] == files.sha256(tmp_path / "train.csv")
+    assert dataset.load(tmp_path).files["train.csv"]["sha256"] == atomic_files.sha256(tmp_path / "train.csv")
 
 
 def test_a_folder_where_a_csv_should_be_is_named_as_such(tmp_path):
@@ -193,5 +194,5 @@ def test_a_folder_where_a_csv_should_be_is_named_as_such(tmp_path):
     (tmp_path / "test.csv").unlink()
     (tmp_path / "test.csv").mkdir()
     with pytest.raises(BadInputError) as e:
-        data.load(tmp_path)
+        dataset.load(tmp_path)
     assert str(e.value) == f"{tmp_path / 'test.csv'}: not a regular file (expected the competition CSV)"

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline import data
-from pipeline.data import TEST_COLUMNS, TRAIN_COLUMNS
-from pipeline.errors import BadInputError
+from pipeline.competition import dataset
+from pipeline.competition.dataset import TEST_COLUMNS, TRAIN_COLUMNS
+from pipeline.core.errors import BadInputError
 from tests.helpers import table, write_csv
 
 SMALL = ("label", "pixel0", "pixel1")
@@ -63,10 +63,10 @@ def test_locator_and_fast_reader_agree_on_every_file(tmp_path_factory, bom, rows
     path = tmp_path_factory.mktemp("agree") / "train.csv"
     path.write_bytes(raw)
     if _fast_reader_accepts(raw):
-        data.read_csv(path, SMALL)
+        dataset.read_csv(path, SMALL)
         return
     with pytest.raises(BadInputError) as e:
-        data.read_csv(path, SMALL)
+        dataset.read_csv(path, SMALL)
     message = str(e.value)
     assert "cannot be parsed" not in message, (raw, message)  # the scan found the fault itself
     assert "line " in message or message.endswith("no data rows after the header"), (raw, message)
@@ -77,7 +77,7 @@ def test_a_huge_header_line_is_cut_in_the_message(tmp_path):
     huge = "l" * 3_000_000  # past pyarrow's 1 MB block and the csv module's default 128 KiB field limit
     (tmp_path / "train.csv").write_text(huge + "," + ",".join(TRAIN_COLUMNS[1:]) + "\n1" + ",0" * 784 + "\n")
     with pytest.raises(BadInputError) as e:
-        data.read_csv(tmp_path / "train.csv", TRAIN_COLUMNS)
+        dataset.read_csv(tmp_path / "train.csv", TRAIN_COLUMNS)
     message = str(e.value)
     assert "line 1, column 1: header is 'llllllll" in message and "(3,000,000 characters), expected 'label'" in message
     assert len(message) < 250, message[:500]
@@ -87,7 +87,7 @@ def test_a_huge_extra_header_column_is_cut_in_the_message(tmp_path):
     header = ",".join(TEST_COLUMNS) + "," + "x" * 1_000_000
     (tmp_path / "test.csv").write_text(header + "\n" + ",".join(["0"] * 785) + "\n")
     with pytest.raises(BadInputError) as e:
-        data.read_csv(tmp_path / "test.csv", TEST_COLUMNS)
+        dataset.read_csv(tmp_path / "test.csv", TEST_COLUMNS)
     message = str(e.value)
     assert "line 1: unexpected extra column after 'pixel783'" in message and len(message) < 250, message[:500]
 
@@ -97,7 +97,7 @@ def test_a_huge_bad_cell_is_cut_in_the_message(tmp_path):
     rows[3][7] = "q" * 2_000_000
     write_csv(tmp_path / "train.csv", list(TRAIN_COLUMNS), rows)
     with pytest.raises(BadInputError) as e:
-        data.read_csv(tmp_path / "train.csv", TRAIN_COLUMNS)
+        dataset.read_csv(tmp_path / "train.csv", TRAIN_COLUMNS)
     message = str(e.value)
     assert "line 5, column pixel6: 'qqqq" in message and "(2,000,000 characters) is not an integer" in message
     assert len(message) < 250
@@ -105,12 +105,12 @@ def test_a_huge_bad_cell_is_cut_in_the_message(tmp_path):
 
 def test_a_refusal_the_locator_cannot_explain_quotes_the_fast_reader(tmp_path, monkeypatch):
     """If the two ever disagree, the message still names the file and says what pyarrow said, in one short line."""
-    from pipeline import csvcheck
+    from pipeline.competition import bad_cells
 
     write_csv(tmp_path / "test.csv", list(TEST_COLUMNS), [["1,2"] * 784])
-    monkeypatch.setattr(csvcheck, "first_fault", lambda *a, **k: None)
+    monkeypatch.setattr(bad_cells, "first_fault", lambda *a, **k: None)
     with pytest.raises(BadInputError) as e:
-        data.read_csv(tmp_path / "test.csv", TEST_COLUMNS)
+        dataset.read_csv(tmp_path / "test.csv", TEST_COLUMNS)
     message = str(e.value)
     assert message.startswith(f"{tmp_path / 'test.csv'}: cannot be parsed (pyarrow: 'CSV parse error: Expected 784")
     assert len(message) < 250 and "\n" not in message

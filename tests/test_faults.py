@@ -7,8 +7,8 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from pipeline import files
 from pipeline.cli import cli
+from pipeline.core import atomic_files
 from tests.helpers import TINY, digits, error_line, write_competition
 
 
@@ -59,7 +59,7 @@ def test_disk_full_while_writing_the_submission(trained, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_replace(src, dst, *a, **k)
 
-    monkeypatch.setattr(files.os, "replace", full)
+    monkeypatch.setattr(atomic_files.os, "replace", full)
     r = CliRunner().invoke(cli, ["predict"])
     assert r.exit_code == 6 and "no space left on device" in r.output
     assert (trained / "submissions" / "submission.csv").read_bytes() == before

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import fetch, files
-from pipeline.errors import BadInputError, KaggleError, StorageError
+from pipeline import fetch
+from pipeline.core import atomic_files
+from pipeline.core.errors import BadInputError, KaggleError, StorageError
 from pipeline.fetch import retry
 from pipeline.fetch.datadir import STALE_TMP_SECONDS
 from pipeline.fetch.downloads import NET_CHUNK
@@ -100,7 +101,7 @@ def test_download_installs_files_and_manifest(fake_kaggle, data_dir, capsys):
     assert {k: v for k, v in result.items() if k != "downloaded"} == manifest
     for name in fetch.REQUIRED:
         assert manifest["files"][name]["size"] == (data_dir / name).stat().st_size
-        assert manifest["files"][name]["sha256"] == files.sha256(data_dir / name)
+        assert manifest["files"][name]["sha256"] == atomic_files.sha256(data_dir / name)
     assert [f["name"] for f in manifest["kaggle_files"]] == sorted(fetch.REQUIRED)
     assert manifest["zip"]["size"] == len(fake_kaggle.competitions["digit-recognizer"].zip)
     assert fetch.have_data(data_dir)
@@ -577,7 +578,7 @@ def test_slow_token_check_in_a_fresh_process_hits_the_timeout(fake_kaggle, data_
     code = (
         "import sys\n"
         "from pipeline import fetch\n"
-        "from pipeline.errors import KaggleError\n"
+        "from pipeline.core.errors import KaggleError\n"
         "try:\n"
         "    fetch.download(sys.argv[1], timeout=1, log=None)\n"
         "except KaggleError as e:\n"
@@ -650,7 +651,7 @@ def test_symlinked_files_are_written_through(fake_kaggle, data_dir, good_data, t
     with zipfile.ZipFile(io.BytesIO(fake_kaggle.competitions["digit-recognizer"].zip)) as z:
         assert (shared / "train.csv").read_bytes() == z.read("train.csv")
         assert (shared / "test-not-there-yet.csv").read_bytes() == z.read("test.csv")
-    assert result["files"]["train.csv"]["sha256"] == files.sha256(shared / "train.csv")
+    assert result["files"]["train.csv"]["sha256"] == atomic_files.sha256(shared / "train.csv")
     assert temps(data_dir) == [] and temps(shared) == []
     assert sorted(p.name for p in shared.iterdir()) == ["test-not-there-yet.csv", "train.csv"]
     assert fetch.have_data(data_dir)

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import fetch, files
+from pipeline import fetch
+from pipeline.core import atomic_files
 from pipeline.fetch.datadir import read_manifest
 from pipeline.fetch.downloads import NET_CHUNK
 from tests.fake_kaggle import competition_zip
 from tests.helpers import ROOT, start
 
-FETCH_SOURCES = {str(p) for p in (ROOT / "pipeline" / "fetch").glob("*.py")} | {str(ROOT / "pipeline" / "files.py")}
+FETCH_SOURCES = {str(p) for p in (ROOT / "pipeline" / "fetch").glob("*.py")} | {
+    str(ROOT / "pipeline" / "core" / "atomic_files.py")
+}
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -82,7 +85,7 @@ def _stalled(fake, stall: str) -> bool:
 
 
 def test_an_interrupt_at_any_line_leaves_old_or_new_files(fake_kaggle, installed, tmp_path):
-    """SIGINT raised at the lines the download runs in pipeline.fetch and pipeline.files, one by one.
+    """SIGINT raised at the lines the download runs in pipeline.fetch and pipeline.core.atomic_files, one by one.
 
     The signal arrives while the download is in each of its states; afterwards
     data_dir holds no temporary file and either exactly the old files or the
@@ -114,7 +117,7 @@ def test_an_interrupt_at_any_line_leaves_old_or_new_files(fake_kaggle, installed
         )
         manifest = read_manifest(folder)
         assert manifest is not None, f"new files without a manifest after an interrupt at {WHERE}"
-        assert all(files.sha256(folder / name) == meta["sha256"] for name, meta in manifest["files"].items())
+        assert all(atomic_files.sha256(folder / name) == meta["sha256"] for name, meta in manifest["files"].items())
         outcomes["new"] += 1
         shutil.rmtree(folder)
     assert outcomes["old"] > 10 and outcomes["new"] >= 1, outcomes

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline import files
 from pipeline.cli import cli
+from pipeline.core import atomic_files
 from tests.runfactory import make_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -42,7 +42,7 @@ def _fifo_reader(fifo: Path) -> tuple[threading.Thread, list[bytes]]:
 
 def test_write_bytes_to_a_device_keeps_the_device(tmp_path):
     node = _null_device(tmp_path)
-    files.write_bytes(node, b"x" * 1000)
+    atomic_files.write_bytes(node, b"x" * 1000)
     assert stat.S_ISCHR(os.stat(node).st_mode)
     assert list(tmp_path.iterdir()) == [node]  # no temporary file left beside it
 
@@ -51,7 +51,7 @@ def test_atomic_path_writers_go_through_a_fifo(tmp_path):
     fifo = tmp_path / "pipe.npy"  # np.save appends .npy to other names
     os.mkfifo(fifo)
     thread, got = _fifo_reader(fifo)
-    with files.atomic_path(fifo) as tmp:
+    with atomic_files.atomic_path(fifo) as tmp:
         np.save(tmp, np.arange(3))
     thread.join(10)
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
@@ -64,12 +64,12 @@ def test_a_symlink_is_kept_and_its_target_written(tmp_path):
     real.write_bytes(b"old")
     link = tmp_path / "link.png"
     link.symlink_to(real)
-    files.write_bytes(link, b"new")
+    atomic_files.write_bytes(link, b"new")
     assert link.is_symlink() and os.readlink(link) == str(real)
     assert real.read_bytes() == b"new"
     dangling = tmp_path / "dangling.png"
     dangling.symlink_to(tmp_path / "elsewhere" / "new.png")
-    files.write_text(dangling, "made")
+    atomic_files.write_text(dangling, "made")
     assert dangling.is_symlink() and (tmp_path / "elsewhere" / "new.png").read_text() == "made"
 
 
@@ -77,7 +77,7 @@ def test_replacing_a_regular_file_keeps_its_permissions(tmp_path):
     path = tmp_path / "private.json"
     path.write_text("{}")
     path.chmod(0o600)
-    files.write_json(path, {"a": 1})
+    atomic_files.write_json(path, {"a": 1})
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text().startswith("{")
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
-from pipeline import config as cfg
-from pipeline import config_build
+from pipeline.core import config as cfg
+from pipeline.core import config_layers
 from pipeline.folds import fold_seed, make_folds, make_tasks
 
 
@@ -24,7 +24,7 @@ def test_folds_follow_the_seed():
 
 
 def test_tasks_carry_config_and_distinct_seeds():
-    config = config_build.build(named={"train": {"folds": 3, "seed": 7}})
+    config = config_layers.build(named={"train": {"folds": 3, "seed": 7}})
     tasks = make_tasks(config, np.arange(60) % 10, "run")
     assert [t.index for t in tasks] == [0, 1, 2] and {t.run_id for t in tasks} == {"run"}
     assert len({t.seed for t in tasks}) == 3 and all(t.config is config for t in tasks)

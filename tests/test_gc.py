@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 import pipeline.cli  # noqa: F401 - first: the group registers cli_runs' commands
-from pipeline import cli_runs, runs
-from pipeline import gc as gc_mod
+from pipeline import cli_runs
+from pipeline.store import gc as gc_mod
+from pipeline.store import run_folders
 from tests import runfactory as rf
 
 T0 = dt.datetime(2026, 11, 20, 23, 30, 0)
@@ -23,7 +24,7 @@ def plain_console(monkeypatch):
 
 
 def _ids(out: Path) -> list[str]:
-    return runs.list_runs(out)
+    return run_folders.list_runs(out)
 
 
 def test_gc_keeps_newest_and_the_submission_run(tmp_path):
@@ -54,7 +55,7 @@ def test_gc_spares_a_running_run_while_the_lock_is_held(tmp_path):
     starting = rf.make_run(tmp_path, T0 + dt.timedelta(hours=1), seed=2)
     rf.remove_report(starting)
     rf.nightly(tmp_path, 3, start=T0 + dt.timedelta(days=1))
-    with runs.Lock(tmp_path):
+    with run_folders.Lock(tmp_path):
         result = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 1)
     assert result.exit_code == 0, result.output
     assert live.name in _ids(tmp_path) and starting.name in _ids(tmp_path) and len(_ids(tmp_path)) == 3
@@ -86,7 +87,7 @@ def test_an_interrupted_gc_leaves_no_run_behind_and_the_next_gc_removes_its_left
     leftover = tmp_path / "runs" / f".gc-{made[0].name}"
     assert leftover.is_dir() and (leftover / "report.json").is_file()
     assert _ids(tmp_path) == [p.name for p in made[1:]]  # the half-deleted run is not a run any more
-    with runs.Lock(tmp_path):  # the lock was released on the way out
+    with run_folders.Lock(tmp_path):  # the lock was released on the way out
         pass
 
     monkeypatch.setattr(gc_mod.shutil, "rmtree", real_rmtree)
@@ -115,6 +116,6 @@ def test_leftovers_stay_while_another_digits_holds_the_lock(tmp_path):
     rf.nightly(tmp_path, 2)
     stale = tmp_path / "runs" / ".gc-20250101-000000"
     stale.mkdir()
-    with runs.Lock(tmp_path):  # another gc may be renaming this very folder
+    with run_folders.Lock(tmp_path):  # another gc may be renaming this very folder
         result = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 1)
     assert result.exit_code == 0 and stale.is_dir()

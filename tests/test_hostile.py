@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline import files, runs
 from pipeline.cli import cli
-from pipeline.errors import StorageError
+from pipeline.core import atomic_files
+from pipeline.core.errors import StorageError
+from pipeline.store import run_folders
 from tests.helpers import write_competition
 from tests.runfactory import make_run
 
@@ -26,10 +27,10 @@ def _one_line(result) -> str:
 def test_a_run_id_read_back_is_validated_before_it_names_a_file(tmp_path, monkeypatch):
     write_competition(tmp_path / "data")
     run = make_run(tmp_path, "20261101-233000")
-    report = json.loads((run / runs.REPORT).read_text())
+    report = json.loads((run / run_folders.REPORT).read_text())
     report["run_id"] = "../../pwned"
     report["config"]["data"]["dir"] = str(tmp_path / "data")
-    (run / runs.REPORT).write_text(json.dumps(report))
+    (run / run_folders.REPORT).write_text(json.dumps(report))
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(cli, ["predict", "20261101-233000"])
     assert r.exit_code == 1 and "run_id" in _one_line(r)
@@ -41,14 +42,14 @@ def test_an_output_dir_that_is_a_file_says_not_a_directory(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(cli, ["predict", "--output-dir", "afile"])  # Click's own check of the option
     assert r.exit_code == 2 and "'afile' is a file" in r.output
-    with pytest.raises(StorageError) as e, runs.Lock(tmp_path / "afile"):  # where Click cannot check
+    with pytest.raises(StorageError) as e, run_folders.Lock(tmp_path / "afile"):  # where Click cannot check
         pass
     assert (
         str(e.value)
         == f"cannot write {tmp_path / 'afile'}: not a directory (a file is in the way where a folder should be)"
     )
     with pytest.raises(StorageError, match=r"x\.json: not a directory \(a file is in the way"):
-        files.write_text(tmp_path / "afile" / "x.json", "{}")
+        atomic_files.write_text(tmp_path / "afile" / "x.json", "{}")
 
 
 def test_a_newline_in_a_path_stays_on_one_line(tmp_path, monkeypatch):

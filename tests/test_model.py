@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import config_build
-from pipeline.config import AugmentConfig
+from pipeline.core import config_layers
+from pipeline.core.config import AugmentConfig
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -81,7 +81,7 @@ def test_the_sign_of_a_rotation_follows_its_random_draw():
     [("sgd", "constant", "SGD"), ("adam", "cosine", "Adam"), ("adamw", "constant", "AdamW")],
 )
 def test_compile_model_builds_the_configured_optimizer_and_schedule(optimizer, schedule, kind):
-    config = config_build.build(
+    config = config_layers.build(
         named={"train": {"seed": 1, "epochs": 4, "learning_rate": 0.01}, "model": {"hidden": "8"}},
         sets={"train": {"optimizer": optimizer, "schedule": schedule, "warmup_epochs": "1"}},
     )
@@ -103,6 +103,6 @@ def test_compile_model_builds_the_configured_optimizer_and_schedule(optimizer, s
 
 def test_the_parameter_count_matches_keras_for_both_kinds():
     for named in ({"model": {"hidden": "64,32"}}, {"model": {"kind": "cnn", "filters": "8,16", "hidden": "32"}}):
-        config = config_build.build(named={**named, "train": {"seed": 1}})
+        config = config_layers.build(named={**named, "train": {"seed": 1}})
         # batch norm's 4 numbers per unit: 2 trainable, 2 moving statistics
         assert model.parameter_count(config) == model.build_model(config).count_params()

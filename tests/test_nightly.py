@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from pipeline import record, runs, submission
+from pipeline.competition import submission_file
+from pipeline.store import record, run_folders
 from tests.helpers import TINY, digits, error_line, start, write_competition
 
 pytestmark = pytest.mark.slow
@@ -24,7 +25,7 @@ def nights(tmp_path_factory):
         r = digits("run", "--offline", "--data-dir", "data", *TINY, *extra, cwd=cwd)
         assert r.returncode == 0, r.stderr
         results.append(r)
-    ids = runs.list_runs(cwd)
+    ids = run_folders.list_runs(cwd)
     return cwd, ids, [record.read(cwd / "runs" / i) for i in ids], results
 
 
@@ -38,7 +39,7 @@ def test_a_given_seed_is_respected(tmp_path):
     write_competition(tmp_path / "data")
     r = digits("train", "--data-dir", "data", *TINY, "--seed", "4294968", cwd=tmp_path)  # overflowed seed*1000+k
     assert r.returncode == 0, r.stderr
-    (run_id,) = runs.list_runs(tmp_path)
+    (run_id,) = run_folders.list_runs(tmp_path)
     assert record.read(tmp_path / "runs" / run_id).config.train.seed == 4294968
     too_big = digits("train", "--data-dir", "data", *TINY, "--seed", str(2**32), cwd=tmp_path)
     assert too_big.returncode == 2 and "option train.seed: must be in 0..4294967295" in error_line(too_big)
@@ -59,7 +60,7 @@ def test_ensemble_runs_1_is_this_runs_folds_alone(nights):
     third = recs[2]
     assert third.blend.candidates == [ids[2]] and [m.run_id for m in third.blend.members] == [ids[2]]
     labels = np.load(cwd / "runs" / ids[2] / "test_proba.npy").argmax(axis=1)
-    expected = submission.render(labels).encode()
+    expected = submission_file.render(labels).encode()
     assert (cwd / "submissions" / f"{ids[2]}.csv").read_bytes() == expected
 
 
@@ -69,7 +70,7 @@ def test_the_submission_is_the_weighted_blend_of_the_members(nights):
     proba = sum(
         m.weight * np.load(cwd / "runs" / m.run_id / "test_proba.npy").astype(np.float64) for m in blend.members
     )
-    assert (cwd / "submissions" / f"{ids[1]}.csv").read_bytes() == submission.render(proba.argmax(axis=1)).encode()
+    assert (cwd / "submissions" / f"{ids[1]}.csv").read_bytes() == submission_file.render(proba.argmax(axis=1)).encode()
 
 
 def test_runs_on_other_data_are_not_blended(nights, tmp_path):
@@ -78,7 +79,7 @@ def test_runs_on_other_data_are_not_blended(nights, tmp_path):
     write_competition(other, n_train=300, seed=5)  # another train.csv
     r = digits("run", "--offline", "--data-dir", str(other), *TINY, cwd=cwd)
     assert r.returncode == 0, r.stderr
-    newest = runs.list_runs(cwd)[-1]
+    newest = run_folders.list_runs(cwd)[-1]
     assert record.read(cwd / "runs" / newest).blend.candidates == [newest]
 
 
@@ -90,7 +91,7 @@ def test_predict_after_test_csv_changed_uses_the_members_models(tmp_path):
     r = digits("predict", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "test.csv changed since run" in r.stderr
-    assert submission.validate_file(tmp_path / "submissions" / "submission.csv", expected_rows=30) == 30
+    assert submission_file.validate_file(tmp_path / "submissions" / "submission.csv", expected_rows=30) == 30
 
 
 def test_sigterm_during_predict_exits_4_and_keeps_the_old_submission(tmp_path):
@@ -125,18 +126,18 @@ def test_the_cnn_runs_end_to_end_on_the_demo(tmp_path):
         cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr
-    (run_id,) = runs.list_runs(tmp_path / "demo")
+    (run_id,) = run_folders.list_runs(tmp_path / "demo")
     rec = record.read(tmp_path / "demo" / "runs" / run_id)
     assert rec.config.model.kind == "cnn" and rec.status == "complete" and rec.oof_accuracy > 0.5
     assert "CNN 16-32" in r.stderr
-    assert submission.validate_file(tmp_path / "demo" / "submissions" / "submission.csv", 300) == 300
+    assert submission_file.validate_file(tmp_path / "demo" / "submissions" / "submission.csv", 300) == 300
 
 
 def test_a_diverging_run_is_one_line_and_the_run_says_why(tmp_path):
     write_competition(tmp_path / "data")
     r = digits("train", "--data-dir", "data", *TINY, "--set", "train.learning_rate=1e30", cwd=tmp_path)
     assert r.returncode == 1 and "fold 0 diverged: the training loss became nan" in error_line(r)
-    (run_id,) = runs.list_runs(tmp_path)
+    (run_id,) = run_folders.list_runs(tmp_path)
     rec = record.read(tmp_path / "runs" / run_id)
     assert rec.status == "failed" and "diverged" in rec.error
 
@@ -145,14 +146,14 @@ def test_a_model_too_big_for_memory_is_refused_before_training(tmp_path):
     write_competition(tmp_path / "data")
     r = digits("train", "--data-dir", "data", *TINY, "--hidden", "3000000000", cwd=tmp_path)
     assert r.returncode == 1 and "GiB for training; this machine has" in error_line(r)
-    (run_id,) = runs.list_runs(tmp_path)
+    (run_id,) = run_folders.list_runs(tmp_path)
     assert record.read(tmp_path / "runs" / run_id).status == "failed"  # never left "running"
 
 
 def test_a_damaged_fold_is_trained_again_on_resume(tmp_path):
     write_competition(tmp_path / "data")
     assert digits("train", "--data-dir", "data", *TINY, "--seed", "3", cwd=tmp_path).returncode == 0
-    (run_id,) = runs.list_runs(tmp_path)
+    (run_id,) = run_folders.list_runs(tmp_path)
     run_dir = tmp_path / "runs" / run_id
     oof = (run_dir / "oof.npz").read_bytes()
     npz = run_dir / "folds" / "fold-1.npz"
@@ -170,7 +171,7 @@ def test_a_damaged_fold_is_trained_again_on_resume(tmp_path):
 def test_a_fold_with_wrong_shapes_is_not_trusted(tmp_path):
     write_competition(tmp_path / "data")
     assert digits("train", "--data-dir", "data", *TINY, "--seed", "3", cwd=tmp_path).returncode == 0
-    (run_id,) = runs.list_runs(tmp_path)
+    (run_id,) = run_folders.list_runs(tmp_path)
     run_dir = tmp_path / "runs" / run_id
     oof = (run_dir / "oof.npz").read_bytes()
     with np.load(run_dir / "folds" / "fold-0.npz") as z:

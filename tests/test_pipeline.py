@@ -8,7 +8,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from pipeline import config_build, record, runs, submission
+from pipeline.competition import submission_file
+from pipeline.core import config_layers
+from pipeline.store import record, run_folders
 from tests.helpers import SHARED_ZIP, TINY, digits, error_line, start, write_competition
 
 
@@ -25,8 +27,8 @@ def test_demo_runs_the_whole_job(demo_run):
     assert result.returncode == 0, result.stderr
     sub = cwd / "demo" / "submissions" / "submission.csv"
     assert result.stdout.strip().endswith("demo/submissions/submission.csv")
-    assert submission.validate_file(sub, 300) == 300
-    (run_id,) = runs.list_runs(cwd / "demo")
+    assert submission_file.validate_file(sub, 300) == 300
+    (run_id,) = run_folders.list_runs(cwd / "demo")
     rec = record.read(cwd / "demo" / "runs" / run_id)
     raw = json.loads((cwd / "demo" / "runs" / run_id / "report.json").read_text())
     assert rec.status == "complete" and raw["schema_version"] == record.SCHEMA_VERSION
@@ -53,7 +55,7 @@ def test_same_seed_gives_byte_identical_submission(tmp_path):
         seed = "1" if name != "c" else "2"
         r = digits("run", "--offline", "--data-dir", "data", "--output-dir", name, "--seed", seed, *TINY, cwd=tmp_path)
         assert r.returncode == 0, r.stderr
-        (run_id,) = runs.list_runs(tmp_path / name)
+        (run_id,) = run_folders.list_runs(tmp_path / name)
         outs.append((tmp_path / name / "submissions" / "submission.csv").read_bytes())
         outs.append(np.load(tmp_path / name / "runs" / run_id / "test_proba.npy"))
     assert outs[0] == outs[2] and np.array_equal(outs[1], outs[3])
@@ -67,7 +69,7 @@ def test_predict_from_fold_models_matches_saved_probabilities(tmp_path):
     first = digits("predict", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     saved = (tmp_path / "submissions" / "submission.csv").read_bytes()
-    (run_id,) = runs.list_runs(tmp_path)
+    (run_id,) = run_folders.list_runs(tmp_path)
     (tmp_path / "runs" / run_id / "test_proba.npy").unlink()  # forces the models to run
     again = digits("predict", run_id, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -93,7 +95,7 @@ def test_bad_data_fails_cleanly_and_keeps_the_submission(tmp_path):
     assert r.returncode == 1
     assert error_line(r) == "digits: data/train.csv: line 6, column pixel299: 300 is outside 0-255"
     assert (tmp_path / "submissions" / "submission.csv").read_text() == "ImageId,Label\n1,7\n"
-    assert runs.list_runs(tmp_path) == []
+    assert run_folders.list_runs(tmp_path) == []
 
 
 @pytest.mark.parametrize(
@@ -146,7 +148,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
     args = ["--data-dir", "data", *SLOW]
     proc = start("train", *args, cwd=tmp_path)
     _wait_for(tmp_path / "runs", proc)
-    (run_id,) = runs.list_runs(tmp_path)
+    (run_id,) = run_folders.list_runs(tmp_path)
     _wait_for(tmp_path / "runs" / run_id / "folds" / "fold-0.json", proc)
     time.sleep(1.0)  # now inside fold 2
     proc.send_signal(sig)
@@ -170,12 +172,12 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
     )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming: {len(done)} of 3 folds already finished" in resumed.stderr
-    assert runs.list_runs(tmp_path) == [run_id]
+    assert run_folders.list_runs(tmp_path) == [run_id]
     assert not list((tmp_path / "runs" / run_id).rglob("*.tmp*")), "leftovers of the killed run remain"
     seed = str(rec.config.train.seed)  # the seed the interrupted run drew
     fresh = digits("train", *args, "--seed", seed, "--output-dir", "fresh", cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stderr
-    (fresh_id,) = runs.list_runs(tmp_path / "fresh")
+    (fresh_id,) = run_folders.list_runs(tmp_path / "fresh")
     a = np.load(tmp_path / "runs" / run_id / "test_proba.npy")
     b = np.load(tmp_path / "fresh" / "runs" / fresh_id / "test_proba.npy")
     assert np.array_equal(a, b)
@@ -187,8 +189,8 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
 
 def test_resume_refuses_a_different_config(tmp_path):
     write_competition(tmp_path / "data")
-    run_id, run_dir = runs.new_run(tmp_path)
-    config = config_build.build(named={"train": {"epochs": 99, "seed": 1}})
+    run_id, run_dir = run_folders.new_run(tmp_path)
+    config = config_layers.build(named={"train": {"epochs": 99, "seed": 1}})
     record.write(run_dir, record.RunRecord(run_id=run_id, status="interrupted", config=config, started_at=record.now()))
     r = digits("train", "--resume", run_id, "--data-dir", "data", *TINY, cwd=tmp_path)
     assert r.returncode == 1 and "used a different config or data" in error_line(r)
@@ -234,12 +236,12 @@ def test_real_data_end_to_end_with_a_short_config(tmp_path, monkeypatch):
         timeout=600,
     )
     assert r.returncode == 0, r.stderr
-    assert submission.validate_file(tmp_path / "submissions" / "submission.csv", 28000) == 28000
-    (run_id,) = runs.list_runs(tmp_path)
+    assert submission_file.validate_file(tmp_path / "submissions" / "submission.csv", 28000) == 28000
+    (run_id,) = run_folders.list_runs(tmp_path)
     report = json.loads((tmp_path / "runs" / run_id / "report.json").read_text())
     assert report["data"]["train.csv"]["rows"] == 42000 and report["oof_accuracy"] > 0.95
     # a second load comes from the parsed-array cache (its speed is in the benchmark)
-    from pipeline import data
+    from pipeline.competition import dataset
 
-    monkeypatch.setattr(data, "read_csv", lambda *a, **k: pytest.fail("parsed the CSV again"))
-    assert data.load(tmp_path / "data").files == report["data"]
+    monkeypatch.setattr(dataset, "read_csv", lambda *a, **k: pytest.fail("parsed the CSV again"))
+    assert dataset.load(tmp_path / "data").files == report["data"]

@@ -7,7 +7,7 @@ import sys
 
 SCRIPT = """
 import os, sys
-from pipeline.progress import filter_native_stderr
+from pipeline.core.progress import filter_native_stderr
 filter_native_stderr()
 os.write(2, b"I0000 00:00:1795740159.623698    2593 cudart_stub.cc:31] Could not find cuda drivers\\n")
 os.write(2, b"E0000 00:00:1795740160.854336    2593 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\\n")

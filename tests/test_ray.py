@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import record, runs
-from pipeline.data import write_demo
+from pipeline.competition.dataset import write_demo
+from pipeline.store import record, run_folders
 from tests.helpers import ROOT, error_line
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' (CI installs it)")
@@ -48,7 +48,7 @@ def digits(*args: str, cwd: Path, timeout: float = 600, **extra_env: str) -> sub
 
 
 def _outputs(out: Path) -> tuple[bytes, bytes]:
-    (run_id,) = runs.list_runs(out)
+    (run_id,) = run_folders.list_runs(out)
     return (out / "submissions" / "submission.csv").read_bytes(), (
         out / "runs" / run_id / "test_proba.npy"
     ).read_bytes()
@@ -140,7 +140,7 @@ def test_attaching_without_the_clusters_token_is_one_line_that_says_so(tmp_path,
     assert r.returncode == 7
     assert "RAY_AUTH_MODE=token" in error_line(r)
     assert not [line for line in r.stderr.splitlines() if line.startswith("[")], r.stderr  # no Ray retry chatter
-    assert runs.list_runs(tmp_path / "out") == []  # no run folder for a night that never reached its cluster
+    assert run_folders.list_runs(tmp_path / "out") == []  # no run folder for a night that never reached its cluster
 
 
 def test_a_fold_that_raises_is_one_line_and_resume_finishes_the_run(tmp_path, local_result):
@@ -159,7 +159,7 @@ def test_a_fold_that_raises_is_one_line_and_resume_finishes_the_run(tmp_path, lo
     assert failed.returncode == 7
     line = error_line(failed)
     assert "fold 1" in line and "RuntimeError: injected failure in fold 1" in line
-    (run_id,) = runs.list_runs(tmp_path / "out")
+    (run_id,) = run_folders.list_runs(tmp_path / "out")
     rec = record.read(tmp_path / "out" / "runs" / run_id)
     assert rec.status == "failed" and "injected failure" in (rec.error or "")
     assert [f.index for f in rec.folds] == [0]  # the fold that finished is kept
@@ -238,7 +238,7 @@ def test_sigterm_cancels_the_folds_keeps_what_finished_and_exits_4(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 4 and "Traceback" not in err
-    (run_id,) = runs.list_runs(tmp_path / "out")
+    (run_id,) = run_folders.list_runs(tmp_path / "out")
     rec = record.read(tmp_path / "out" / "runs" / run_id)
     assert rec.status == "interrupted" and 0 in [f.index for f in rec.folds]
     assert f"digits train --resume {run_id}" in err
@@ -287,7 +287,7 @@ def test_sweep_trains_two_variants_on_ray_and_prints_the_comparison(tmp_path):
         cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr
-    ids = runs.list_runs(tmp_path / "out")
+    ids = run_folders.list_runs(tmp_path / "out")
     recs = [record.read(tmp_path / "out" / "runs" / i) for i in ids]
     assert [r.variant for r in recs] == ["narrow", "wide"] and len({r.sweep for r in recs}) == 1
     assert [r.config.model.hidden for r in recs] == [(32,), (96,)] and all(r.status == "complete" for r in recs)

@@ -15,9 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 import pipeline.cli  # noqa: F401 - first: the group registers cli_runs' commands
-from pipeline import cli_runs, plots, record, report
+from pipeline import cli_runs, plots, report
 from pipeline import page as page_mod
-from pipeline.errors import BadInputError
+from pipeline.core.errors import BadInputError
+from pipeline.store import record
 from tests import runfactory as rf
 
 T0 = dt.datetime(2026, 11, 20, 23, 30, 0)

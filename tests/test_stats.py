@@ -1,11 +1,11 @@
-"""McNemar's test (pipeline.stats) against scipy's own tests, and on the edge cases."""
+"""McNemar's test (pipeline.core.mcnemar) against scipy's own tests, and on the edge cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline import stats
+from pipeline.core import mcnemar
 
 
 def test_mcnemar_exact_matches_the_binomial_test():
@@ -16,7 +16,7 @@ def test_mcnemar_exact_matches_the_binomial_test():
     b = labels.copy()
     a[:10] = 1  # A wrong on 10 rows B gets right
     b[10:12] = 1  # B wrong on 2 rows A gets right
-    m = stats.mcnemar(labels, a, b)
+    m = mcnemar.mcnemar(labels, a, b)
     assert (m.a_only, m.b_only, m.both_correct, m.both_wrong) == (2, 10, 88, 0)
     assert m.method == "exact"
     assert m.p_value == pytest.approx(binomtest(2, 12, 0.5).pvalue)
@@ -31,7 +31,7 @@ def test_mcnemar_chi2_with_continuity_correction():
     a, b = labels.copy(), labels.copy()
     a[:60] = 3
     b[60:90] = 3
-    m = stats.mcnemar(labels, a, b)
+    m = mcnemar.mcnemar(labels, a, b)
     assert m.method == "chi2" and (m.a_only, m.b_only) == (30, 60)
     assert m.statistic == pytest.approx((abs(30 - 60) - 1) ** 2 / 90)
     assert m.p_value == pytest.approx(chi2.sf(m.statistic, 1))
@@ -40,7 +40,7 @@ def test_mcnemar_chi2_with_continuity_correction():
 
 def test_mcnemar_identical_predictions_are_not_significant():
     labels = np.arange(50) % 10
-    m = stats.mcnemar(labels, labels, labels)
+    m = mcnemar.mcnemar(labels, labels, labels)
     assert m.p_value == 1.0 and not m.significant and m.better is None
 
 
@@ -48,7 +48,7 @@ def test_a_significant_difference_names_the_run_with_fewer_errors():
     labels = np.zeros(400, dtype=int)
     a, b = labels.copy(), labels.copy()
     b[:40] = 1  # B wrong on 40 rows A gets right, A never wrong alone
-    m = stats.mcnemar(labels, a, b)
+    m = mcnemar.mcnemar(labels, a, b)
     assert (m.a_only, m.b_only, m.both_correct, m.both_wrong, m.rows) == (40, 0, 360, 0, 400)
     assert m.method == "chi2" and m.statistic == pytest.approx(39**2 / 40)
     assert m.significant and m.better == "a"

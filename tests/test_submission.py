@@ -1,15 +1,15 @@
 import numpy as np
 import pytest
 
-from pipeline import submission
-from pipeline.errors import BadInputError
+from pipeline.competition import submission_file
+from pipeline.core.errors import BadInputError
 
 
 def test_render_and_write(tmp_path):
     path = tmp_path / "s.csv"
-    digest = submission.write(path, np.array([3, 0, 9]))
+    digest = submission_file.write(path, np.array([3, 0, 9]))
     assert path.read_text() == "ImageId,Label\n1,3\n2,0\n3,9\n"
-    assert len(digest) == 64 and submission.validate_file(path, 3) == 3
+    assert len(digest) == 64 and submission_file.validate_file(path, 3) == 3
     assert [p.name for p in tmp_path.iterdir()] == ["s.csv"]  # no temporary left behind
 
 
@@ -17,7 +17,7 @@ def test_bad_labels_never_reach_the_file(tmp_path):
     path = tmp_path / "s.csv"
     path.write_text("ImageId,Label\n1,1\n")
     with pytest.raises(BadInputError, match="digits 0-9"):
-        submission.write(path, np.array([1, 10]))
+        submission_file.write(path, np.array([1, 10]))
     assert path.read_text() == "ImageId,Label\n1,1\n"
 
 
@@ -39,5 +39,5 @@ def test_validate_file_refuses_what_kaggle_would(tmp_path, text, expected, messa
     path = tmp_path / "s.csv"
     path.write_text(text)
     with pytest.raises(BadInputError) as e:
-        submission.validate_file(path, expected)
+        submission_file.validate_file(path, expected)
     assert message in str(e.value) and str(path) in str(e.value)

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.errors import KaggleError
+from pipeline.core.errors import KaggleError
+from pipeline.core.text import one_line
 from pipeline.fetch import retry
 from pipeline.fetch.credentials import (
     PROXY_VARIABLES,
@@ -31,7 +32,6 @@ from pipeline.fetch.credentials import (
     import_kaggle_api,
     no_credentials_message,
 )
-from pipeline.text import one_line
 
 COMPETITION = "digit-recognizer"
 

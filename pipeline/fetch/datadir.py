@@ -26,9 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, NamedTuple
 
-from pipeline import files
-from pipeline.errors import KaggleError, StorageError
-from pipeline.text import one_line, quoted, size
+from pipeline.core import atomic_files
+from pipeline.core.errors import KaggleError, StorageError
+from pipeline.core.text import one_line, quoted, size
 
 REQUIRED = ("train.csv", "test.csv", "sample_submission.csv")
 MANIFEST = ".manifest.json"  # inside data_dir
@@ -95,19 +95,19 @@ def prepare_dir(data_dir: Path) -> None:
             os.close(fd)
             os.unlink(probe)
     except OSError as e:
-        raise files.storage_error(data_dir, e) from None
+        raise atomic_files.storage_error(data_dir, e) from None
 
 
 def remove_stale_temps(data_dir: Path) -> None:
     """Delete temporary files a killed run left behind.
 
-    Ours in data_dir and beside the targets of its symlinks, and files.atomic_path's for the manifest.
+    Ours in data_dir and beside the targets of its symlinks, and atomic_files.atomic_path's for the manifest.
     """
     cutoff = time.time() - STALE_TMP_SECONDS
     leftovers = [*data_dir.glob(TMP_PREFIX + "*"), *data_dir.glob(f".{MANIFEST}.*.tmp*")]
     with contextlib.suppress(OSError):
         for link in (p for p in data_dir.iterdir() if p.is_symlink()):
-            dest, _ = files.destination(link)
+            dest, _ = atomic_files.destination(link)
             leftovers += dest.parent.glob(f"{TMP_PREFIX}{dest.name}.*.part")
     for leftover in leftovers:
         with contextlib.suppress(OSError):
@@ -122,7 +122,7 @@ def temp_path(directory: Path, name: str, temps: list[Path]) -> Path:
             fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{name}.", suffix=".part", dir=directory)
             os.close(fd)
         except OSError as e:
-            raise files.storage_error(directory / name, e) from None
+            raise atomic_files.storage_error(directory / name, e) from None
         temps.append(Path(tmp))
     return Path(tmp)
 
@@ -157,14 +157,14 @@ def open_new(path: Path, shown: Path) -> IO[bytes]:
     try:
         return open(path, "wb")
     except OSError as e:
-        raise files.storage_error(shown, e) from None
+        raise atomic_files.storage_error(shown, e) from None
 
 
 def write(out: IO[bytes], data: bytes, shown: Path) -> None:
     try:
         out.write(data)
     except OSError as e:
-        raise files.storage_error(shown, e) from None
+        raise atomic_files.storage_error(shown, e) from None
 
 
 def fsync(out: IO[bytes], shown: Path) -> None:
@@ -172,7 +172,7 @@ def fsync(out: IO[bytes], shown: Path) -> None:
         out.flush()
         os.fsync(out.fileno())
     except OSError as e:
-        raise files.storage_error(shown, e) from None
+        raise atomic_files.storage_error(shown, e) from None
 
 
 def truncate(out: IO[bytes], shown: Path) -> None:
@@ -180,7 +180,7 @@ def truncate(out: IO[bytes], shown: Path) -> None:
         out.seek(0)
         out.truncate()
     except OSError as e:
-        raise files.storage_error(shown, e) from None
+        raise atomic_files.storage_error(shown, e) from None
 
 
 class Placement(NamedTuple):
@@ -196,7 +196,7 @@ def extract(zip_path: Path, data_dir: Path, temps: list[Path]) -> tuple[dict, li
     """Extract every member to a temporary name beside its destination, checking CRCs and sizes.
 
     The destination of data_dir/name is that path, or, when it is a symlink,
-    the link's target (see `files.destination`): the link stays a link.
+    the link's target (see `atomic_files.destination`): the link stays a link.
     Returns {member: {'size', 'sha256'}} and the placements for `install`.
     """
     extracted: dict[str, dict] = {}
@@ -213,10 +213,10 @@ def extract(zip_path: Path, data_dir: Path, temps: list[Path]) -> tuple[dict, li
                 target = targets[member.filename]
                 try:
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    dest, atomic = files.destination(target)
+                    dest, atomic = atomic_files.destination(target)
                     dest.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as e:
-                    raise files.storage_error(target, e) from None
+                    raise atomic_files.storage_error(target, e) from None
                 tmp = temp_path(dest.parent if atomic else data_dir, dest.name, temps)
                 digest = hashlib.sha256()
                 written = 0
@@ -279,7 +279,7 @@ def _install(data_dir: Path, plan: list[Placement], manifest: dict[str, Any]) ->
     try:
         manifest_path.unlink(missing_ok=True)
     except OSError as e:
-        raise files.storage_error(manifest_path, e) from None
+        raise atomic_files.storage_error(manifest_path, e) from None
     for placed in plan:
         try:
             if placed.atomic:
@@ -288,7 +288,7 @@ def _install(data_dir: Path, plan: list[Placement], manifest: dict[str, Any]) ->
                 with open(placed.tmp, "rb") as source, open(placed.dest, "wb") as out:
                     shutil.copyfileobj(source, out)
         except OSError as e:
-            raise files.storage_error(placed.shown, e) from None
+            raise atomic_files.storage_error(placed.shown, e) from None
     for folder in {data_dir, *(placed.dest.parent for placed in plan)}:
         with contextlib.suppress(OSError):
             fd = os.open(folder, os.O_RDONLY)
@@ -296,4 +296,4 @@ def _install(data_dir: Path, plan: list[Placement], manifest: dict[str, Any]) ->
                 os.fsync(fd)
             finally:
                 os.close(fd)
-    files.write_json(manifest_path, manifest)
+    atomic_files.write_json(manifest_path, manifest)

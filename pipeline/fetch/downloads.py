@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline import files
-from pipeline.errors import BadInputError, KaggleError
+from pipeline.core import atomic_files
+from pipeline.core.errors import BadInputError, KaggleError
+from pipeline.core.text import size as show_size
 from pipeline.fetch import datadir, retry
 from pipeline.fetch.client import COMPETITION, Connection, Log, connect, utc_now
 from pipeline.fetch.datadir import REQUIRED, Corrupt
-from pipeline.text import size as show_size
 
 NET_CHUNK = 1 << 16  # a broken-off download resumes from the last whole network chunk
 ZIP_ATTEMPTS = 2  # a corrupt zip is deleted and downloaded once more
@@ -146,7 +146,7 @@ def _local_problem(data_dir: Path, manifest: dict) -> str | None:
         try:
             if path.stat().st_size != int(meta["size"]):
                 return f"{name} changed size since the download"
-            if files.sha256(path) != meta["sha256"]:
+            if atomic_files.sha256(path) != meta["sha256"]:
                 return f"{name} changed since the download"
         except FileNotFoundError:
             return f"{name} is missing"

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from pipeline.errors import BadInputError, KaggleError
+from pipeline.core.errors import BadInputError, KaggleError
 from pipeline.fetch.client import Connection, Log, connect, flat, iso, kaggle_message, utc_now
 
 SUBMIT_TIMEOUT = 60.0  # seconds per request while submitting

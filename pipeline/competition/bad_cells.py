@@ -34,7 +34,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from pipeline.text import quoted
+from pipeline.core.text import quoted
 
 _UNSIGNED = re.compile(r"0[xX](?P<hex>[0-9a-fA-F]+)|(?P<dec>[0-9]+)")
 _NEGATIVE = re.compile(r"-0*[1-9][0-9]*")

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import console as ui
-from pipeline import files, runs, runset
-from pipeline.errors import BadInputError, BusyError, StorageError
-from pipeline.record import RunRecord, read
-from pipeline.text import size
+from pipeline import runset
+from pipeline.core import atomic_files
+from pipeline.core import console as ui
+from pipeline.core.errors import BadInputError, BusyError, StorageError
+from pipeline.core.text import size
+from pipeline.store import run_folders
+from pipeline.store.record import RunRecord, read
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -52,8 +54,8 @@ def gc(
         raise BadInputError(f"option --keep: must not be negative, got {keep}")
     con = out or ui.console()
     leftovers = trash_folders(output_dir)
-    if not runs.list_runs(output_dir) and not leftovers:
-        con.print(f"no runs in {runs.runs_root(output_dir)}; nothing to remove")
+    if not run_folders.list_runs(output_dir) and not leftovers:
+        con.print(f"no runs in {run_folders.runs_root(output_dir)}; nothing to remove")
         return []
     with contextlib.ExitStack() as stack:
         busy = _lock(stack, output_dir, dry_run)
@@ -64,7 +66,7 @@ def gc(
             ui.heading(con, "Dry run: nothing is deleted")
             if leftovers:
                 con.print(
-                    f"would remove {len(leftovers)} folder(s) an interrupted gc left in {runs.runs_root(output_dir)}"
+                    f"would remove {len(leftovers)} folder(s) an interrupted gc left in {run_folders.runs_root(output_dir)}"
                 )
         else:
             for entry in plan:
@@ -77,7 +79,7 @@ def gc(
 def _lock(stack: contextlib.ExitStack, output_dir: str | Path, dry_run: bool) -> bool:
     """Take the output directory's lock for the rest of `stack`; True when another digits holds it."""
     try:
-        stack.enter_context(runs.Lock(output_dir))
+        stack.enter_context(run_folders.Lock(output_dir))
     except BusyError:
         return True
     except StorageError:
@@ -89,12 +91,12 @@ def _lock(stack: contextlib.ExitStack, output_dir: str | Path, dry_run: bool) ->
 
 def plan_gc(output_dir: str | Path, keep: int, lock_busy: bool) -> list[GcEntry]:
     """Decide which runs go: all but the newest `keep`, sparing the current submission's and live runs."""
-    ids = runs.list_runs(output_dir)
+    ids = run_folders.list_runs(output_dir)
     current = runset.current_submission_sha(output_dir)
     newest = set(ids[-keep:]) if keep > 0 else set()
     plan = []
     for run_id in ids:
-        path = runs.runs_root(output_dir) / run_id
+        path = run_folders.runs_root(output_dir) / run_id
         try:
             rec: RunRecord | None = read(path)
         except BadInputError:
@@ -110,8 +112,8 @@ def _made_submission(output_dir: str | Path, run_id: str, rec: RunRecord | None,
     """Whether the run wrote the current submission.csv: by its record, else by its own copy of it."""
     if rec is not None and rec.submission is not None and rec.submission.sha256 == current:
         return True
-    own = Path(output_dir) / runs.SUBMISSIONS / f"{run_id}.csv"
-    return own.is_file() and files.sha256(own) == current
+    own = Path(output_dir) / run_folders.SUBMISSIONS / f"{run_id}.csv"
+    return own.is_file() and atomic_files.sha256(own) == current
 
 
 def _decide(newest: bool, made_it: bool, lock_busy: bool, rec: RunRecord | None, keep: int) -> tuple[bool, str]:
@@ -157,7 +159,7 @@ def folder_size(path: Path) -> int:
 
 def trash_folders(output_dir: str | Path) -> list[Path]:
     """The ``runs/.gc-*`` folders an interrupted gc left behind."""
-    root = runs.runs_root(output_dir)
+    root = run_folders.runs_root(output_dir)
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if p.name.startswith(TRASH) and p.is_dir() and not p.is_symlink())

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import StorageError
+from pipeline.core.errors import StorageError
 
 _REASONS = {
     errno.EEXIST: "not a directory (a file is in the way where a folder should be)",

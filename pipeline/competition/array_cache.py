@@ -3,7 +3,7 @@
 Parsing the 76 MB train.csv costs 1-2 s of pyarrow; loading the cached array
 costs about 0.015 s.  An entry is keyed on the SHA-256 of the CSV's bytes,
 which the caller computes on every run: 0.06 s for the 76 MB train.csv on this
-machine (files.sha256, page cache warm; a cold read is bounded by the disk,
+machine (atomic_files.sha256, page cache warm; a cold read is bounded by the disk,
 which the parse would pay anyway).  Older versions remembered that hash in
 ``hashes.json`` against size and mtime, so a file edited in place with both
 kept was trained on as its old parse and reported under its old hash; that
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import files
-from pipeline.errors import StorageError
+from pipeline.core import atomic_files
+from pipeline.core.errors import StorageError
 
 CACHE = ".cache"
 VERSION = 2  # 1: a bare .npy, unchecked, with hashes.json beside it
@@ -76,6 +76,6 @@ def store(csv_path: Path, digest: str, arr: np.ndarray, log: Callable[[str], Non
         for old in cache_dir.glob(f"{csv_path.stem}-v*.np[yz]"):
             old.unlink(missing_ok=True)
         (cache_dir / "hashes.json").unlink(missing_ok=True)  # left by version 1; nothing reads it
-        files.write_bytes(entry_path(csv_path, digest), buf.getvalue())
+        atomic_files.write_bytes(entry_path(csv_path, digest), buf.getvalue())
     except (OSError, StorageError):
         log(f"could not write the parsed-array cache in {cache_dir}; continuing without it")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import files
-from pipeline.errors import BadInputError
+from pipeline.core import atomic_files
+from pipeline.core.errors import BadInputError
 
 HEADER = "ImageId,Label"
 
@@ -30,8 +30,8 @@ def check_labels(labels: np.ndarray) -> None:
 def write(path: str | Path, labels: np.ndarray) -> str:
     """Check and write; returns the file's sha256."""
     text = render(labels)
-    files.write_text(path, text)
-    return files.sha256(path)
+    atomic_files.write_text(path, text)
+    return atomic_files.sha256(path)
 
 
 def validate_file(path: str | Path, expected_rows: int | None = None) -> int:

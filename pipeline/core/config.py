@@ -2,7 +2,7 @@
 
 Frozen dataclasses, one per section, with their defaults; the defaults that
 depend on the model kind; the demo's; and the checks that name the option at
-fault.  `pipeline.config_build` builds a `Config` from a file and the command
+fault.  `pipeline.core.config_layers` builds a `Config` from a file and the command
 line.  The config is frozen, so a run cannot change it half-way, and the
 resolved config (the drawn seed and the model kind's defaults filled in) is
 recorded in every run report.
@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pipeline.errors import BadInputError
+from pipeline.core.errors import BadInputError
 
 
 @dataclass(frozen=True)

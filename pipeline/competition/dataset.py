@@ -7,8 +7,8 @@ one line naming the file, the line (as an editor numbers it: the header is
 line 1) and the column.
 
 pyarrow's reader parses good files; only a file it refuses is scanned again,
-slowly, by `pipeline.csvcheck` to name the culprit.  Parsed arrays are kept by
-`pipeline.cache`, keyed on the SHA-256 of the file, hashed on every run.
+slowly, by `pipeline.competition.bad_cells` to name the culprit.  Parsed arrays are kept by
+`pipeline.competition.array_cache`, keyed on the SHA-256 of the file, hashed on every run.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import cache, csvcheck, files
-from pipeline.errors import BadInputError
-from pipeline.text import quoted
+from pipeline.competition import array_cache, bad_cells
+from pipeline.core import atomic_files
+from pipeline.core.errors import BadInputError
+from pipeline.core.text import quoted
 
 PIXELS = 784
 SIDE = 28
@@ -81,7 +82,7 @@ def _highest(expected: Sequence[str]) -> tuple[int, ...]:
 def _refused(path: Path, expected: tuple[str, ...], why: str) -> BadInputError:
     """The error for a file the fast reader refused: the slow scan names the line and column."""
     try:
-        fault = csvcheck.first_fault(path, expected, _highest(expected))
+        fault = bad_cells.first_fault(path, expected, _highest(expected))
     except OSError as e:
         return _unreadable(path, e)
     # Only if the scan and the fast reader disagree (a bug): say what pyarrow said rather than nothing.
@@ -127,19 +128,19 @@ def load_array(
     path = Path(path)
     _require_file(path)
     try:
-        digest = files.sha256(path)
+        digest = atomic_files.sha256(path)
     except OSError as e:
         raise _unreadable(path, e) from None
-    arr = cache.load(path, digest, len(expected), log)
+    arr = array_cache.load(path, digest, len(expected), log)
     if arr is None:
         arr = read_csv(path, expected)
         try:
-            again = files.sha256(path)  # 0.06 s, only when parsing: the parse must be of the hashed bytes
+            again = atomic_files.sha256(path)  # 0.06 s, only when parsing: the parse must be of the hashed bytes
         except OSError as e:
             raise _unreadable(path, e) from None
         if again != digest:
             raise _fail(path, "the file changed while it was being read (is a download still writing it?)")
-        cache.store(path, digest, arr, log)
+        array_cache.store(path, digest, arr, log)
     return arr, digest
 
 
@@ -204,8 +205,8 @@ def write_demo(data_dir: str | Path, test_rows: int = 300, seed: int = 0) -> Pat
         np.savetxt(buf, arr, fmt="%d", delimiter=",")
         return buf.getvalue().encode()
 
-    files.write_bytes(data_dir / "train.csv", csv(TRAIN_COLUMNS, np.column_stack([train_y, train_x])))
-    files.write_bytes(data_dir / "test.csv", csv(TEST_COLUMNS, test_x))
+    atomic_files.write_bytes(data_dir / "train.csv", csv(TRAIN_COLUMNS, np.column_stack([train_y, train_x])))
+    atomic_files.write_bytes(data_dir / "test.csv", csv(TEST_COLUMNS, test_x))
     sample = np.column_stack([np.arange(1, test_rows + 1), np.zeros(test_rows, dtype=np.int64)])
-    files.write_bytes(data_dir / "sample_submission.csv", csv(("ImageId", "Label"), sample))
+    atomic_files.write_bytes(data_dir / "sample_submission.csv", csv(("ImageId", "Label"), sample))
     return data_dir

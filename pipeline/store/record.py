@@ -31,9 +31,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, PlainSerializer, TypeAdapter, ValidationError
 
-from pipeline import config as cfg
-from pipeline import config_build, files
-from pipeline.errors import BadInputError
+from pipeline.core import atomic_files, config_layers
+from pipeline.core import config as cfg
+from pipeline.core.errors import BadInputError
 
 SCHEMA_VERSION = 2
 REPORT = "report.json"
@@ -56,7 +56,7 @@ def _config(value: Any) -> cfg.Config:
     if not isinstance(value, dict):
         raise ValueError("expected a table of config sections")
     try:
-        return config_build.from_record(value)
+        return config_layers.from_record(value)
     except BadInputError as e:
         raise ValueError(str(e)) from None
 
@@ -283,7 +283,7 @@ def from_json(data: Any, where: str = REPORT) -> RunRecord:
 
 def _first_error(error: Any) -> str:
     """The first validation error as 'field folds.0.val_accuracy: <what>', one line."""
-    from pipeline.text import quoted
+    from pipeline.core.text import quoted
 
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "report"
@@ -311,7 +311,7 @@ def read(run_dir: str | Path) -> RunRecord:
 def write(run_dir: str | Path, record: RunRecord) -> None:
     """Write the record atomically (a reader sees the old or the new report, never half of one)."""
     record.schema_version = SCHEMA_VERSION
-    files.write_json(Path(run_dir) / REPORT, record.to_json())
+    atomic_files.write_json(Path(run_dir) / REPORT, record.to_json())
 
 
 def update(run_dir: str | Path, **changes: Any) -> RunRecord:
@@ -346,7 +346,7 @@ def code_version() -> str:
     """The git commit of this code (``-dirty`` when modified), else the package version."""
     from pipeline import __version__
 
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the package: a change anywhere in it makes the run -dirty
     try:
         sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if sha.returncode == 0:

@@ -181,7 +181,7 @@ def setup(verbose: bool = True, log_file: str | None = None, live: bool | None =
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
     log.addHandler(handler)
     if log_file:
-        from pipeline.errors import StorageError
+        from pipeline.core.errors import StorageError
 
         try:
             fh = logging.FileHandler(log_file, encoding="utf-8")

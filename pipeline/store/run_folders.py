@@ -2,9 +2,9 @@
 
 Layout of one output directory::
 
-    runs/<run-id>/report.json          the run record (`pipeline.record`)
+    runs/<run-id>/report.json          the run record (`pipeline.store.record`)
     runs/<run-id>/config.toml          the config actually used, re-loadable with --config
-    runs/<run-id>/folds/fold-<k>.*     each finished fold (`pipeline.foldfiles`)
+    runs/<run-id>/folds/fold-<k>.*     each finished fold (`pipeline.store.fold_files`)
     runs/<run-id>/oof.npz              labels and out-of-fold probabilities of all rows
     runs/<run-id>/misclassified.npz    images, true and predicted labels of OOF mistakes
     runs/<run-id>/test_proba.npy       the run's soft vote on test.csv
@@ -19,9 +19,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipeline import files
-from pipeline.errors import BadInputError, BusyError, StorageError
-from pipeline.record import REPORT, RUN_ID
+from pipeline.core import atomic_files
+from pipeline.core.errors import BadInputError, BusyError, StorageError
+from pipeline.store.record import REPORT, RUN_ID
 
 RUNS = "runs"
 SUBMISSIONS = "submissions"
@@ -47,7 +47,7 @@ def new_run(output_dir: str | Path, when: _dt.datetime | None = None) -> tuple[s
                 continue
             return run_id, root / run_id
     except OSError as e:
-        raise files.storage_error(root, e) from None
+        raise atomic_files.storage_error(root, e) from None
     raise StorageError(f"cannot create a run folder in {root}: too many runs started in one second")
 
 
@@ -99,7 +99,7 @@ class Lock:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise files.storage_error(self.dir, e) from None
+            raise atomic_files.storage_error(self.dir, e) from None
         try:
             self._lock.acquire()
         except self._timeout:
@@ -108,7 +108,7 @@ class Lock:
                 f"{self.dir}: another digits run{holder} is using this output directory; wait for it or use another --output-dir"
             ) from None
         except OSError as e:
-            raise files.storage_error(self.path, e) from None
+            raise atomic_files.storage_error(self.path, e) from None
         try:
             (self.dir / (LOCK + ".pid")).write_text(f"{os.getpid()}\n")
         except OSError:

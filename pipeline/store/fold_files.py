@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from pipeline import files
+from pipeline.core import atomic_files
 from pipeline.folds import FoldTask
-from pipeline.record import FoldRecord
+from pipeline.store.record import FoldRecord
 from pipeline.train import FoldResult
 
 FOLDS = "folds"
@@ -35,9 +35,11 @@ def save_fold(run_dir: str | Path, result: FoldResult) -> None:
     """Write the fold's model, arrays, then its record (the 'finished' marker)."""
     paths = fold_paths(run_dir, result.index)
     if result.model is not None:
-        files.write_bytes(paths["keras"], result.model)
-    files.write_npz(paths["npz"], val_idx=result.val_idx, val_proba=result.val_proba, test_proba=result.test_proba)
-    files.write_json(paths["json"], TypeAdapter(FoldRecord).dump_python(result.record, mode="json"))
+        atomic_files.write_bytes(paths["keras"], result.model)
+    atomic_files.write_npz(
+        paths["npz"], val_idx=result.val_idx, val_proba=result.val_proba, test_proba=result.test_proba
+    )
+    atomic_files.write_json(paths["json"], TypeAdapter(FoldRecord).dump_python(result.record, mode="json"))
 
 
 def load_fold(

@@ -22,9 +22,9 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from pipeline.config import DEMO, Config, flatten, resolve, validate
-from pipeline.errors import BadInputError, UsageError
-from pipeline.text import quoted
+from pipeline.core.config import DEMO, Config, flatten, resolve, validate
+from pipeline.core.errors import BadInputError, UsageError
+from pipeline.core.text import quoted
 
 
 def demo_base() -> Config:
