@@ -21,8 +21,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import blend  # noqa: E402
 from pipeline.core import atomic_files, config_layers  # noqa: E402
+from pipeline.nightly import blend  # noqa: E402
 from pipeline.store import record  # noqa: E402
 
 ROWS, TEST_ROWS = 42_000, 28_000

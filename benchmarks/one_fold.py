@@ -26,13 +26,13 @@ from holdout import DEFAULT_ZIP, load_real, split  # noqa: E402
 
 from pipeline.competition.dataset import Dataset  # noqa: E402
 from pipeline.core import config_layers  # noqa: E402
-from pipeline.folds import make_tasks  # noqa: E402
+from pipeline.training.splits import make_tasks  # noqa: E402
 
 
 def main() -> None:
     import tempfile
 
-    from pipeline.train import train_fold
+    from pipeline.training.fold import train_fold
 
     with tempfile.TemporaryDirectory(prefix="digits-fold-") as tmp:
         x, y, _ = load_real(DEFAULT_ZIP, Path(tmp))

@@ -16,7 +16,7 @@ Use the `fake_kaggle` fixture (``pytest_plugins = ["tests.fake_kaggle"]`` in
 conftest.py): it points HOME, KAGGLE_CONFIG_DIR and XDG_CONFIG_HOME at temporary
 folders (the real ~/.kaggle is never read), removes every other KAGGLE_* and
 proxy variable, sets KAGGLE_USERNAME and KAGGLE_KEY, installs the resolver,
-shrinks pipeline.fetch.retry's backoff, puts tests/kaggle_site on PYTHONPATH
+shrinks pipeline.kaggle_client.retry's backoff, puts tests/kaggle_site on PYTHONPATH
 with the port in DIGITS_FAKE_KAGGLE_PORT (so ``python -m pipeline`` subprocesses
 reach the fake too) and yields a `FakeKaggle`.
 """
@@ -662,7 +662,7 @@ def fake_kaggle(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPa
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
     monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
 
-    from pipeline.fetch import retry
+    from pipeline.kaggle_client import retry
 
     monkeypatch.setattr(retry, "BACKOFF_BASE", 0.01)
     monkeypatch.setattr(retry, "BACKOFF_MAX", 0.05)

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pipeline import blend
 from pipeline.core import atomic_files, config_layers
+from pipeline.nightly import blend
 from pipeline.store import record
 
 

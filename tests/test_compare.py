@@ -1,8 +1,4 @@
-"""digits compare on synthetic run folders (tests/runfactory.py): the pair test, the four formats, bad reports.
-
-`pipeline.cli` is imported before `pipeline.cli_runs`: the group registers the
-run commands, which use its shared options.
-"""
+"""digits compare on synthetic run folders (tests/runfactory.py): the pair test, the four formats, bad reports."""
 
 from __future__ import annotations
 
@@ -17,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import pipeline.cli  # first: the group registers cli_runs' commands
-from pipeline import cli_runs
+from pipeline.cli import cli, view_commands
 from pipeline.core import config as cfg
 from pipeline.core.errors import BadInputError
 from tests import runfactory as rf
@@ -46,7 +41,7 @@ def pair(out: Path, wrong_a, wrong_b, **b_kwargs) -> tuple[Path, Path]:
 
 
 def compare_json(out: Path, *refs: str) -> dict:
-    result = invoke(cli_runs.compare, "--output-dir", out, "--format", "json", *refs)
+    result = invoke(view_commands.compare, "--output-dir", out, "--format", "json", *refs)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -69,7 +64,7 @@ def test_two_runs_with_a_real_improvement_are_significant(tmp_path):
     for fa, fb in zip(ra["folds"], rb["folds"]):
         assert folds[fa["index"]]["delta"] == pytest.approx(fb["val_accuracy"] - fa["val_accuracy"])
 
-    table = invoke(cli_runs.compare, "--output-dir", tmp_path, a.name, b.name)
+    table = invoke(view_commands.compare, "--output-dir", tmp_path, a.name, b.name)
     assert table.exit_code == 0
     assert "SIGNIFICANT" in table.stdout and f"{b.name} is better" in table.stdout
     assert "fold 0" in table.stdout and "+3.000" in table.stdout  # OOF delta in percentage points
@@ -80,7 +75,7 @@ def test_a_one_row_change_is_not_mistaken_for_progress(tmp_path):
     m = compare_json(tmp_path, a.name, b.name)["pair"]["mcnemar"]
     assert (m["a_only_correct"], m["b_only_correct"]) == (20, 21)
     assert not m["significant"] and m["better"] is None and m["p_value"] > 0.5
-    out = invoke(cli_runs.compare, "--output-dir", tmp_path, a.name, b.name).stdout
+    out = invoke(view_commands.compare, "--output-dir", tmp_path, a.name, b.name).stdout
     assert "not significant" in out and "may be noise" in out and "+0.050" in out
 
 
@@ -91,7 +86,7 @@ def test_runs_on_different_data_are_not_tested(tmp_path):
     assert p["same_data"] is False and p["mcnemar"] is None
     assert any("train.csv differs" in n for n in p["notes"])
     assert data["differences"]["data"]["train.csv sha256"] == {a.name: rf.TRAIN_SHA, b.name: "beef" + "1" * 60}
-    out = invoke(cli_runs.compare, "--output-dir", tmp_path, a.name, b.name).stdout
+    out = invoke(view_commands.compare, "--output-dir", tmp_path, a.name, b.name).stdout
     assert "train.csv differs" in out and "SIGNIFICANT" not in out
 
 
@@ -130,7 +125,7 @@ def test_config_differences_are_listed_exactly(tmp_path):
         "train.epochs": {a.name: DEFAULTS["train"]["epochs"], b.name: 30},
         "train.learning_rate": {a.name: DEFAULTS["train"]["learning_rate"], b.name: 0.001},
     }
-    out = invoke(cli_runs.compare, "--output-dir", tmp_path).stdout
+    out = invoke(view_commands.compare, "--output-dir", tmp_path).stdout
     assert "What differs" in out
     for key, va, vb in (
         ("model.hidden", "[" + ",".join(map(str, DEFAULTS["model"]["hidden"])) + "]", "[512,256]"),
@@ -145,7 +140,7 @@ def test_config_differences_are_listed_exactly(tmp_path):
 def test_default_is_the_last_ten_runs_and_the_table_fits_120_columns(tmp_path):
     made = rf.nightly(tmp_path, 12)
     rf.make_run(tmp_path, T0 + dt.timedelta(days=30), seed=99, config_overrides={"train": {"epochs": 25}})
-    result = invoke(cli_runs.compare, "--output-dir", tmp_path)
+    result = invoke(view_commands.compare, "--output-dir", tmp_path)
     assert result.exit_code == 0, result.output
     out = result.stdout
     ids = [p.name for p in made][3:] + ["20261220-233000"]
@@ -169,14 +164,14 @@ def test_default_is_the_last_ten_runs_and_the_table_fits_120_columns(tmp_path):
 
 
 def compare_json_last(out: Path, n: int) -> list:
-    result = invoke(cli_runs.compare, "--output-dir", out, "--format", "json", "--last", n)
+    result = invoke(view_commands.compare, "--output-dir", out, "--format", "json", "--last", n)
     return json.loads(result.stdout)["runs"]
 
 
 def test_ten_folds_still_fit(tmp_path):
     rf.make_run(tmp_path, T0, folds=10, n_rows=400)
     rf.make_run(tmp_path, T0 + dt.timedelta(days=1), folds=10, n_rows=400, seed=3)
-    out = invoke(cli_runs.compare, "--output-dir", tmp_path).stdout
+    out = invoke(view_commands.compare, "--output-dir", tmp_path).stdout
     assert max(len(line) for line in out.splitlines()) <= 120
     assert "folds" in out and "fold 9" in out  # merged column in the runs table, and the pair table
 
@@ -184,7 +179,7 @@ def test_ten_folds_still_fit(tmp_path):
 def test_csv_is_parseable(tmp_path):
     made = rf.nightly(tmp_path, 3)
     rf.make_run(tmp_path, T0, folds_done=2, seed=5, config_overrides={"train": {"epochs": 12}})
-    result = invoke(cli_runs.compare, "--output-dir", tmp_path, "--format", "csv")
+    result = invoke(view_commands.compare, "--output-dir", tmp_path, "--format", "csv")
     assert result.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["run_id"] for r in rows] == [p.name for p in made] + [T0.strftime("%Y%m%d-%H%M%S")]
@@ -198,7 +193,7 @@ def test_csv_is_parseable(tmp_path):
 
 def test_markdown_tables_are_well_formed(tmp_path):
     a, b = pair(tmp_path, range(0, 30), range(30, 40), config_overrides={"model": {"dropout": 0.3}})
-    result = invoke(cli_runs.compare, "--output-dir", tmp_path, "--format", "markdown", a.name, b.name)
+    result = invoke(view_commands.compare, "--output-dir", tmp_path, "--format", "markdown", a.name, b.name)
     assert result.exit_code == 0
     md = result.stdout
     blocks, current = [], []
@@ -251,7 +246,7 @@ def test_blend_column_in_every_format(tmp_path):
 
 
 def invoke_ok(out: Path, *args: str) -> str:
-    result = invoke(cli_runs.compare, "--output-dir", out, *args)
+    result = invoke(view_commands.compare, "--output-dir", out, *args)
     assert result.exit_code == 0, result.output
     return result.stdout
 
@@ -263,10 +258,10 @@ def test_corrupt_and_missing_reports_cost_one_line_each(tmp_path):
     gone = rf.make_run(tmp_path, T0 + dt.timedelta(days=41), seed=8)
     rf.remove_report(gone)
     for command, args in (
-        (cli_runs.compare, []),
-        (cli_runs.runs, []),
-        (cli_runs.history, ["--no-plot"]),
-        (cli_runs.compare, ["--format", "json"]),
+        (view_commands.compare, []),
+        (view_commands.runs, []),
+        (view_commands.history, ["--no-plot"]),
+        (view_commands.compare, ["--format", "json"]),
     ):
         result = invoke(command, "--output-dir", tmp_path, *args)
         assert result.exit_code == 0, result.output
@@ -276,7 +271,7 @@ def test_corrupt_and_missing_reports_cost_one_line_each(tmp_path):
         assert any(gone.name in w and "missing" in w for w in warnings)
         for g in good:
             assert g.name in result.stdout
-    data = json.loads(invoke(cli_runs.compare, "--output-dir", tmp_path, "--format", "json").stdout)
+    data = json.loads(invoke(view_commands.compare, "--output-dir", tmp_path, "--format", "json").stdout)
     assert len(data["runs"]) == 3 and len(data["notes"]) == 2
 
 
@@ -286,7 +281,7 @@ def test_report_of_the_wrong_shape_is_a_note_not_a_crash(tmp_path):
     rep = rf.read(odd)
     rep["folds"] = "five"
     rf.write_raw(odd, rep)
-    result = invoke(cli_runs.compare, "--output-dir", tmp_path)
+    result = invoke(view_commands.compare, "--output-dir", tmp_path)
     assert result.exit_code == 0 and odd.name in result.stderr and "field folds" in result.stderr
 
 
@@ -302,10 +297,10 @@ def test_report_with_wrong_types_is_one_warning_and_the_others_still_show(tmp_pa
     odd = rf.make_run(tmp_path, T0 + dt.timedelta(days=1), seed=1)
     rf.write_raw(odd, wrong)
     for command, args in (
-        (cli_runs.compare, []),
-        (cli_runs.compare, ["--format", "json"]),
-        (cli_runs.runs, []),
-        (cli_runs.history, ["--no-plot"]),
+        (view_commands.compare, []),
+        (view_commands.compare, ["--format", "json"]),
+        (view_commands.runs, []),
+        (view_commands.history, ["--no-plot"]),
     ):
         result = invoke(command, "--output-dir", tmp_path, *args)
         assert result.exit_code == 0, result.output
@@ -324,20 +319,20 @@ def test_report_with_wrong_types_is_one_warning_and_the_others_still_show(tmp_pa
 def test_no_readable_run_is_an_error(tmp_path):
     bad = rf.make_run(tmp_path, T0)
     rf.corrupt_report(bad)
-    for command in (cli_runs.compare, cli_runs.runs, cli_runs.history):
+    for command in (view_commands.compare, view_commands.runs, view_commands.history):
         result = invoke(command, "--output-dir", tmp_path)
         assert result.exit_code == 1 and isinstance(result.exception, BadInputError)
         assert bad.name in str(result.exception) and "corrupt" in str(result.exception)
         # through the digits group: that one reason is the one line, not a warning and a vaguer error
-        shown = invoke(pipeline.cli.cli, command.name, "--output-dir", tmp_path)
+        shown = invoke(cli, command.name, "--output-dir", tmp_path)
         assert shown.exit_code == 1 and shown.stderr.splitlines() == [f"digits: {result.exception}"]
-    empty = invoke(cli_runs.compare, "--output-dir", tmp_path / "nothing")
+    empty = invoke(view_commands.compare, "--output-dir", tmp_path / "nothing")
     assert isinstance(empty.exception, BadInputError) and "no runs" in str(empty.exception)
 
 
 def test_unknown_run_is_an_error(tmp_path):
     rf.make_run(tmp_path, T0)
-    result = invoke(cli_runs.compare, "--output-dir", tmp_path, "20991231")
+    result = invoke(view_commands.compare, "--output-dir", tmp_path, "20991231")
     assert isinstance(result.exception, BadInputError) and "not found" in str(result.exception)
 
 
@@ -351,7 +346,11 @@ def test_schema0_report_shows_everywhere(tmp_path):
     assert row["run_id"] == old.name and row["status"] == "complete" and row["leaderboard_score"] is None
     assert row["fold_accuracy_mean"] == pytest.approx(np.mean([f["val_accuracy"] for f in raw["folds"]]))
     assert data["pair"]["mcnemar"] is not None  # its oof.npz pairs with the new run's
-    for command, args in ((cli_runs.compare, []), (cli_runs.runs, []), (cli_runs.history, ["--no-plot"])):
+    for command, args in (
+        (view_commands.compare, []),
+        (view_commands.runs, []),
+        (view_commands.history, ["--no-plot"]),
+    ):
         result = invoke(command, "--output-dir", tmp_path, *args)
         assert result.exit_code == 0 and result.stderr == "", result.output
         line = next(line for line in result.stdout.splitlines() if line.startswith(old.name))
@@ -364,7 +363,7 @@ def test_schema0_report_shows_everywhere(tmp_path):
 
 def test_commands_import_neither_tensorflow_nor_kaggle_nor_matplotlib():
     code = (
-        "import sys, pipeline.cli; from pipeline import compare, comparison, history, page, plots, report, runset; "
+        "import sys, pipeline.cli; from pipeline.views import compare, differences, history, plots, report, report_page, runset; "
         "from pipeline.core import console, mcnemar; from pipeline.store import gc; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'kaggle', 'matplotlib', 'scipy')]; "
         "print(bad); sys.exit(1 if bad else 0)"

@@ -1,4 +1,4 @@
-"""pipeline.fetch against the fake Kaggle server (tests/fake_kaggle.py), through the real kaggle client."""
+"""pipeline.kaggle_client against the fake Kaggle server (tests/fake_kaggle.py), through the real kaggle client."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import fetch
+from pipeline import kaggle_client
 from pipeline.core import atomic_files
 from pipeline.core.errors import BadInputError, KaggleError, StorageError
-from pipeline.fetch import retry
-from pipeline.fetch.datadir import STALE_TMP_SECONDS
-from pipeline.fetch.downloads import NET_CHUNK
+from pipeline.kaggle_client import retry
+from pipeline.kaggle_client.datadir import STALE_TMP_SECONDS
+from pipeline.kaggle_client.downloads import NET_CHUNK
 from tests.fake_kaggle import KEY, REAL_ZIP, TOKEN, USERNAME, competition_zip
 
 SECRETS = (KEY, TOKEN, base64.b64encode(f"{USERNAME}:{KEY}".encode()).decode())
@@ -75,7 +75,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def good_data(fake_kaggle, data_dir: Path) -> dict:
     """data_dir after a successful download, with its bytes kept for comparison."""
-    fetch.download(data_dir, log=Log())
+    kaggle_client.download(data_dir, log=Log())
     fake_kaggle.calls.clear()
     return {p.name: p.read_bytes() for p in data_dir.iterdir()}
 
@@ -89,22 +89,22 @@ def unchanged(data_dir: Path, before: dict) -> bool:
 
 def test_download_installs_files_and_manifest(fake_kaggle, data_dir, capsys):
     log = Log()
-    result = fetch.download(data_dir, log=log)
+    result = kaggle_client.download(data_dir, log=log)
 
     assert result["downloaded"] is True
-    assert sorted(p.name for p in data_dir.iterdir()) == sorted([*fetch.REQUIRED, fetch.MANIFEST])
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted([*kaggle_client.REQUIRED, kaggle_client.MANIFEST])
     assert (data_dir / "train.csv").read_text().startswith("label,pixel0,pixel1,")
     assert (data_dir / "test.csv").read_text().startswith("pixel0,pixel1,")
     assert (data_dir / "sample_submission.csv").read_text().startswith("ImageId,Label\n1,0\n")
-    manifest = json.loads((data_dir / fetch.MANIFEST).read_text())
+    manifest = json.loads((data_dir / kaggle_client.MANIFEST).read_text())
     assert "downloaded" not in manifest
     assert {k: v for k, v in result.items() if k != "downloaded"} == manifest
-    for name in fetch.REQUIRED:
+    for name in kaggle_client.REQUIRED:
         assert manifest["files"][name]["size"] == (data_dir / name).stat().st_size
         assert manifest["files"][name]["sha256"] == atomic_files.sha256(data_dir / name)
-    assert [f["name"] for f in manifest["kaggle_files"]] == sorted(fetch.REQUIRED)
+    assert [f["name"] for f in manifest["kaggle_files"]] == sorted(kaggle_client.REQUIRED)
     assert manifest["zip"]["size"] == len(fake_kaggle.competitions["digit-recognizer"].zip)
-    assert fetch.have_data(data_dir)
+    assert kaggle_client.have_data(data_dir)
     assert temps(data_dir) == []
     assert fake_kaggle.calls == ["ListDataFiles", "DownloadDataFiles"]
     assert set(fake_kaggle.auth) == {"basic"}
@@ -116,7 +116,7 @@ def test_download_installs_files_and_manifest(fake_kaggle, data_dir, capsys):
 def test_second_download_is_skipped_without_zip_bytes(fake_kaggle, data_dir, good_data):
     sent, requests_before = fake_kaggle.zip_bytes_sent, len(fake_kaggle.zip_requests)
     log = Log()
-    result = fetch.download(data_dir, log=log)
+    result = kaggle_client.download(data_dir, log=log)
     assert result["downloaded"] is False
     assert fake_kaggle.zip_bytes_sent == sent and len(fake_kaggle.zip_requests) == requests_before
     assert fake_kaggle.calls == ["ListDataFiles"]
@@ -126,16 +126,16 @@ def test_second_download_is_skipped_without_zip_bytes(fake_kaggle, data_dir, goo
 
 def test_force_downloads_again(fake_kaggle, data_dir, good_data):
     sent = fake_kaggle.zip_bytes_sent
-    result = fetch.download(data_dir, force=True, log=None)
+    result = kaggle_client.download(data_dir, force=True, log=None)
     assert result["downloaded"] is True
     assert fake_kaggle.zip_bytes_sent == 2 * sent
-    assert unchanged(data_dir, {**good_data, fetch.MANIFEST: (data_dir / fetch.MANIFEST).read_bytes()})
+    assert unchanged(data_dir, {**good_data, kaggle_client.MANIFEST: (data_dir / kaggle_client.MANIFEST).read_bytes()})
 
 
 def test_files_changed_on_kaggle_download_again(fake_kaggle, data_dir, good_data):
     fake_kaggle.touch()
     log = Log()
-    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert kaggle_client.download(data_dir, log=log)["downloaded"] is True
     assert "changed" in log.text and len(fake_kaggle.zip_requests) == 2
 
 
@@ -144,34 +144,34 @@ def test_local_file_edited_in_place_is_downloaded_again(fake_kaggle, data_dir, g
     raw = bytearray(path.read_bytes())
     raw[-2] = ord("7") if raw[-2] != ord("7") else ord("8")
     path.write_bytes(bytes(raw))
-    assert fetch.have_data(data_dir)  # same size: the cheap check cannot tell...
+    assert kaggle_client.have_data(data_dir)  # same size: the cheap check cannot tell...
     log = Log()
-    assert fetch.download(data_dir, log=log)["downloaded"] is True  # ...the hash can
+    assert kaggle_client.download(data_dir, log=log)["downloaded"] is True  # ...the hash can
     assert "test.csv changed" in log.text
     assert path.read_bytes() == good_data["test.csv"]
 
 
 def test_have_data(fake_kaggle, data_dir, good_data):
-    assert fetch.have_data(data_dir)
-    assert not fetch.have_data(data_dir / "nowhere")
+    assert kaggle_client.have_data(data_dir)
+    assert not kaggle_client.have_data(data_dir / "nowhere")
     (data_dir / "train.csv").write_bytes(b"label\n")
-    assert not fetch.have_data(data_dir)
+    assert not kaggle_client.have_data(data_dir)
     (data_dir / "train.csv").write_bytes(good_data["train.csv"])
-    assert fetch.have_data(data_dir)
-    (data_dir / fetch.MANIFEST).unlink()
-    assert not fetch.have_data(data_dir)
+    assert kaggle_client.have_data(data_dir)
+    (data_dir / kaggle_client.MANIFEST).unlink()
+    assert not kaggle_client.have_data(data_dir)
 
 
 def test_files_without_manifest_are_not_trusted(fake_kaggle, data_dir):
     """What a killed run may leave: full-looking files (or our temporaries) but no manifest."""
     data_dir.mkdir()
-    for name in fetch.REQUIRED:
+    for name in kaggle_client.REQUIRED:
         (data_dir / name).write_text("half\n")
     stale = data_dir / ".fetch.train.csv.abc123.part"
     stale.write_bytes(b"partial")
     os.utime(stale, (time.time() - 2 * STALE_TMP_SECONDS,) * 2)
-    assert not fetch.have_data(data_dir)
-    assert fetch.download(data_dir, log=Log())["downloaded"] is True
+    assert not kaggle_client.have_data(data_dir)
+    assert kaggle_client.download(data_dir, log=Log())["downloaded"] is True
     assert (data_dir / "train.csv").read_text().startswith("label,")
     assert temps(data_dir) == []
 
@@ -180,16 +180,18 @@ def test_real_competition_zip(fake_kaggle, data_dir):
     if not REAL_ZIP.is_file():
         pytest.skip(f"the real competition zip is absent ({REAL_ZIP}); ../shared is not mounted here")
     fake_kaggle.serve_zip(REAL_ZIP)
-    result = fetch.download(data_dir, log=Log())
+    result = kaggle_client.download(data_dir, log=Log())
     with zipfile.ZipFile(REAL_ZIP) as z:
         sizes = {i.filename: i.file_size for i in z.infolist()}
-    assert {name: result["files"][name]["size"] for name in fetch.REQUIRED} == {n: sizes[n] for n in fetch.REQUIRED}
+    assert {name: result["files"][name]["size"] for name in kaggle_client.REQUIRED} == {
+        n: sizes[n] for n in kaggle_client.REQUIRED
+    }
     assert fake_kaggle.zip_bytes_sent == REAL_ZIP.stat().st_size
     with open(data_dir / "train.csv") as f:
         assert f.readline().strip() == "label," + ",".join(f"pixel{i}" for i in range(784))
     with open(data_dir / "sample_submission.csv") as f:
         assert f.readline().strip() == "ImageId,Label"
-    assert fetch.download(data_dir, log=Log())["downloaded"] is False
+    assert kaggle_client.download(data_dir, log=Log())["downloaded"] is False
     assert fake_kaggle.zip_bytes_sent == REAL_ZIP.stat().st_size
 
 
@@ -204,11 +206,11 @@ def test_64_bit_integers_arrive_as_json_strings(fake_kaggle, data_dir, tmp_path)
         timeout=10,
     ).json()
     assert {type(f["totalBytes"]) for f in raw["files"]} == {str}
-    result = fetch.download(data_dir, log=Log())
+    result = kaggle_client.download(data_dir, log=Log())
     sizes = dict(fake_kaggle.competitions["digit-recognizer"].files)
     assert {f["name"]: f["size"] for f in result["kaggle_files"]} == sizes
-    assert fetch.download(data_dir, log=Log())["downloaded"] is False  # the manifest's ints compare equal
-    submitted = fetch.submit(
+    assert kaggle_client.download(data_dir, log=Log())["downloaded"] is False  # the manifest's ints compare equal
+    submitted = kaggle_client.submit(
         submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=5, poll=0.05, log=Log()
     )
     assert type(submitted["ref"]) is int and submitted["ref"] in fake_kaggle.submissions
@@ -218,11 +220,11 @@ def test_a_file_list_of_many_pages_is_read_whole(fake_kaggle, data_dir):
     extra = {f"extra/part-{i}.csv": f"a,b\n{i},{i}\n".encode() for i in range(4)}
     fake_kaggle.serve_zip(competition_zip(members=extra)[0])
     fake_kaggle.page_size = 2  # 7 files: 4 pages
-    result = fetch.download(data_dir, log=Log())
+    result = kaggle_client.download(data_dir, log=Log())
     names = [f["name"] for f in result["kaggle_files"]]
-    assert names == sorted([*fetch.REQUIRED, *extra]) and len(names) == 7
+    assert names == sorted([*kaggle_client.REQUIRED, *extra]) and len(names) == 7
     assert fake_kaggle.calls.count("ListDataFiles") == 4
-    assert fetch.download(data_dir, log=Log())["downloaded"] is False
+    assert kaggle_client.download(data_dir, log=Log())["downloaded"] is False
 
 
 # ---- what arrives is checked ----------------------------------------------------------------
@@ -231,17 +233,17 @@ def test_a_file_list_of_many_pages_is_read_whole(fake_kaggle, data_dir):
 def test_truncated_zip_is_deleted_and_downloaded_once_more(fake_kaggle, data_dir, capsys):
     fake_kaggle.truncate_zip(times=1)
     log = Log()
-    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert kaggle_client.download(data_dir, log=log)["downloaded"] is True
     assert len(fake_kaggle.zip_requests) == 2
     assert "damaged" in log.text
-    assert fetch.have_data(data_dir) and temps(data_dir) == []
+    assert kaggle_client.have_data(data_dir) and temps(data_dir) == []
 
 
 def test_zip_damaged_twice_fails_and_keeps_good_data(fake_kaggle, data_dir, good_data, capsys):
     fake_kaggle.corrupt_zip(times=2)
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, force=True, log=log)
+        kaggle_client.download(data_dir, force=True, log=log)
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert "damaged twice" in message and err.value.exit_code == 3
     assert unchanged(data_dir, good_data)
@@ -254,19 +256,19 @@ def test_broken_off_download_resumes_with_range(fake_kaggle, data_dir):
     assert size > cut + NET_CHUNK
     fake_kaggle.drop_zip(after_bytes=cut)
     log = Log()
-    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert kaggle_client.download(data_dir, log=log)["downloaded"] is True
     assert [r["status"] for r in fake_kaggle.zip_requests] == [200, 206]
     assert fake_kaggle.zip_requests[1]["range"] == f"bytes={cut}-"
     assert fake_kaggle.zip_bytes_sent == size  # nothing fetched twice
     assert "resuming" in log.text
-    assert fetch.have_data(data_dir) and temps(data_dir) == []
+    assert kaggle_client.have_data(data_dir) and temps(data_dir) == []
 
 
 def test_stalled_download_times_out_and_resumes(fake_kaggle, data_dir):
     fake_kaggle.serve_zip(big_zip())
     fake_kaggle.drop_zip(after_bytes=2 * NET_CHUNK, stall=3)
     log = Log()
-    assert fetch.download(data_dir, timeout=0.3, log=log)["downloaded"] is True
+    assert kaggle_client.download(data_dir, timeout=0.3, log=log)["downloaded"] is True
     assert "timed out after 0.3s" in log.text
     assert [r["range"] for r in fake_kaggle.zip_requests] == [None, f"bytes={2 * NET_CHUNK}-"]
 
@@ -276,9 +278,9 @@ def test_server_ignoring_range_restarts_from_zero(fake_kaggle, data_dir):
     size = len(fake_kaggle.competitions["digit-recognizer"].zip)
     fake_kaggle.ignore_ranges = True
     fake_kaggle.drop_zip(after_bytes=2 * NET_CHUNK)
-    result = fetch.download(data_dir, log=Log())
+    result = kaggle_client.download(data_dir, log=Log())
     assert [r["status"] for r in fake_kaggle.zip_requests] == [200, 200]
-    assert result["zip"]["size"] == size and fetch.have_data(data_dir) and temps(data_dir) == []
+    assert result["zip"]["size"] == size and kaggle_client.have_data(data_dir) and temps(data_dir) == []
 
 
 def test_zip_member_escaping_data_dir_is_refused(fake_kaggle, data_dir, tmp_path, capsys):
@@ -286,7 +288,7 @@ def test_zip_member_escaping_data_dir_is_refused(fake_kaggle, data_dir, tmp_path
     fake_kaggle.serve_zip(evil)
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, log=log)
+        kaggle_client.download(data_dir, log=log)
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert "refusing" in message and "../escaped.csv" in message
     assert not (tmp_path / "escaped.csv").exists()
@@ -297,7 +299,7 @@ def test_absolute_member_path_is_refused(fake_kaggle, data_dir):
     evil, _ = competition_zip(members={"/tmp/evil.csv": b"x\n"})
     fake_kaggle.serve_zip(evil)
     with pytest.raises(KaggleError, match="refusing"):
-        fetch.download(data_dir, log=Log())
+        kaggle_client.download(data_dir, log=Log())
 
 
 def test_zip_without_a_required_file_is_refused(fake_kaggle, data_dir, good_data, capsys):
@@ -305,7 +307,7 @@ def test_zip_without_a_required_file_is_refused(fake_kaggle, data_dir, good_data
     fake_kaggle.serve_zip(partial)
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, force=True, log=log)
+        kaggle_client.download(data_dir, force=True, log=log)
     assert "lacks test.csv" in assert_failed_cleanly(err, data_dir, capsys, log)
     assert unchanged(data_dir, good_data)
 
@@ -319,7 +321,7 @@ def test_bad_key_401(fake_kaggle, data_dir, monkeypatch, capsys):
     monkeypatch.setenv("KAGGLE_KEY", KEY[::-1])
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, log=log)
+        kaggle_client.download(data_dir, log=log)
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert "401" in message and "revokes the old one" in message and "KAGGLE_KEY" in message
     assert KEY[::-1] not in message
@@ -330,7 +332,7 @@ def test_rules_not_accepted_403(fake_kaggle, data_dir, good_data, capsys):
     fake_kaggle.competitions["digit-recognizer"].rules_accepted = False
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, force=True, log=log)
+        kaggle_client.download(data_dir, force=True, log=log)
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert "403" in message and "rules" in message and "kaggle.com/competitions/digit-recognizer/rules" in message
     assert unchanged(data_dir, good_data)
@@ -339,7 +341,7 @@ def test_rules_not_accepted_403(fake_kaggle, data_dir, good_data, capsys):
 def test_misspelt_competition_404(fake_kaggle, data_dir, capsys):
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, "digit-recogniser", log=log)
+        kaggle_client.download(data_dir, "digit-recogniser", log=log)
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert "digit-recogniser" in message and "not found" in message and "spelling" in message
     assert fake_kaggle.calls == ["ListDataFiles"]  # not retried
@@ -349,9 +351,9 @@ def test_misspelt_competition_404(fake_kaggle, data_dir, capsys):
 def test_transient_error_then_success(fake_kaggle, data_dir, status, method):
     fake_kaggle.fail(method, status, times=1, retry_after=0 if status == 429 else None)
     log = Log()
-    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert kaggle_client.download(data_dir, log=log)["downloaded"] is True
     assert f"HTTP {status}" in log.text and "retry 1/3" in log.text
-    assert fetch.have_data(data_dir)
+    assert kaggle_client.have_data(data_dir)
 
 
 @pytest.mark.parametrize("status, words", [(429, "rate-limited"), (502, "server error")])
@@ -359,7 +361,7 @@ def test_persistent_error_gives_up_after_bounded_retries(fake_kaggle, data_dir, 
     fake_kaggle.fail("ListDataFiles", status, times=None)
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, retries=2, log=log)
+        kaggle_client.download(data_dir, retries=2, log=log)
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert words in message and f"HTTP {status}" in message and "3 attempts" in message
     assert fake_kaggle.calls == ["ListDataFiles"] * 3
@@ -375,7 +377,7 @@ def test_retry_after_as_a_date_is_honoured_up_to_backoff_max(fake_kaggle, data_d
     fake_kaggle.fail("ListDataFiles", 429, times=1, retry_after=http_date(3600))
     log = Log()
     began = time.monotonic()
-    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert kaggle_client.download(data_dir, log=log)["downloaded"] is True
     assert "HTTP 429 while listing the data files of digit-recognizer; retry 1/3 in 0.5s" in log.text
     assert time.monotonic() - began >= 0.5
 
@@ -386,7 +388,7 @@ def test_retry_after_as_a_date_is_waited_for(fake_kaggle, data_dir, monkeypatch)
     fake_kaggle.fail("zip", 503, times=1, retry_after=http_date(-60))  # a date in the past: no extra wait
     log = Log()
     began = time.monotonic()
-    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert kaggle_client.download(data_dir, log=log)["downloaded"] is True
     waits = [float(line.rsplit(" in ", 1)[1].rstrip("s")) for line in log if "; retry " in line]
     assert len(waits) == 2 and 1.0 <= waits[0] <= 3.0 and waits[1] <= 0.1
     assert time.monotonic() - began >= 1.0
@@ -397,7 +399,7 @@ def test_slow_server_hits_the_timeout(fake_kaggle, data_dir, capsys):
     log = Log()
     began = time.monotonic()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, timeout=0.3, retries=1, log=log)
+        kaggle_client.download(data_dir, timeout=0.3, retries=1, log=log)
     assert time.monotonic() - began < 5
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert "did not answer within 0.3s" in message and "2 attempts" in message
@@ -406,7 +408,7 @@ def test_slow_server_hits_the_timeout(fake_kaggle, data_dir, capsys):
 def test_slow_zip_hits_the_timeout(fake_kaggle, data_dir, good_data):
     fake_kaggle.delay("zip", 10)
     with pytest.raises(KaggleError, match="did not answer within 0.3s"):
-        fetch.download(data_dir, force=True, timeout=0.3, retries=0, log=Log())
+        kaggle_client.download(data_dir, force=True, timeout=0.3, retries=0, log=Log())
     assert temps(data_dir) == [] and unchanged(data_dir, good_data)
 
 
@@ -416,7 +418,7 @@ def test_a_garbled_answer_is_not_taken_for_a_timeout(fake_kaggle, data_dir, caps
     log = Log()
     began = time.monotonic()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, timeout=30, retries=1, log=log)
+        kaggle_client.download(data_dir, timeout=30, retries=1, log=log)
     assert time.monotonic() - began < 5
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert "did not answer" not in message and "timed out" not in message and "refused" not in message
@@ -428,7 +430,7 @@ def test_a_garbled_answer_to_create_is_not_retried(fake_kaggle, tmp_path):
     """The request reached the server, so it may have acted: no retry, whatever the answer says."""
     fake_kaggle.garble("CreateSubmission", "NewConnectionError NameResolutionError\r\n", times=None)
     with pytest.raises(KaggleError, match="not HTTP.*may have been made"):
-        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
+        kaggle_client.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
     assert fake_kaggle.calls.count("CreateSubmission") == 1
 
 
@@ -437,7 +439,7 @@ def test_unresolvable_host_is_named(fake_kaggle, data_dir, monkeypatch):
 
     monkeypatch.setitem(env._env_to_endpoint, env.KaggleEnv.PROD, "http://api.kaggle.invalid")
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, retries=0, log=Log())
+        kaggle_client.download(data_dir, retries=0, log=Log())
     assert "cannot reach Kaggle at api.kaggle.invalid" in str(err.value)
     assert "the host name could not be resolved" in str(err.value)
 
@@ -446,7 +448,7 @@ def test_connection_refused(fake_kaggle, data_dir, capsys):
     fake_kaggle.refuse_connections()
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, retries=1, log=log)
+        kaggle_client.download(data_dir, retries=1, log=log)
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert f"cannot reach Kaggle at api.kaggle.com:{fake_kaggle.port}" in message and "connection refused" in message
     assert "proxy" in message
@@ -456,14 +458,14 @@ def test_proxy_setting_is_honoured(fake_kaggle, data_dir, monkeypatch):
     monkeypatch.setenv(
         "KAGGLE_PROXY", f"http://127.0.0.1:{fake_kaggle.port}"
     )  # the fake answers proxy-form requests too
-    assert fetch.download(data_dir, log=Log())["downloaded"] is True
+    assert kaggle_client.download(data_dir, log=Log())["downloaded"] is True
     assert fake_kaggle.proxied >= 3  # ListDataFiles, DownloadDataFiles, the zip
 
 
 def test_dead_proxy_is_named_in_the_error(fake_kaggle, data_dir, monkeypatch):
     monkeypatch.setenv("KAGGLE_PROXY", "http://user:pw@127.0.0.1:9")
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, retries=0, log=Log())
+        kaggle_client.download(data_dir, retries=0, log=Log())
     assert "proxy" in str(err.value) and "127.0.0.1:9" in str(err.value) and "pw" not in str(err.value)
 
 
@@ -475,7 +477,7 @@ def test_no_credentials(fake_kaggle, data_dir, monkeypatch, capsys):
     monkeypatch.delenv("KAGGLE_KEY")
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, log=log)
+        kaggle_client.download(data_dir, log=log)
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert message.startswith("no Kaggle credentials")
     assert "KAGGLE_USERNAME" in message and "KAGGLE_API_TOKEN" in message
@@ -496,7 +498,7 @@ def test_kaggle_json_in_config_dir(fake_kaggle, data_dir, monkeypatch, capsys):
     monkeypatch.delenv("KAGGLE_KEY")
     write_kaggle_json(fake_kaggle.config_dir)
     log = Log()
-    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert kaggle_client.download(data_dir, log=log)["downloaded"] is True
     out = capsys.readouterr()
     assert_secret_free(log.text, out.out, out.err)
 
@@ -508,7 +510,7 @@ def test_kaggle_json_in_home(fake_kaggle, data_dir, monkeypatch):
     path = write_kaggle_json(fake_kaggle.home / ".kaggle")
     path.chmod(0o644)
     log = Log()
-    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert kaggle_client.download(data_dir, log=log)["downloaded"] is True
     assert "readable by other users" in log.text and "chmod 600" in log.text
 
 
@@ -518,7 +520,7 @@ def test_wrong_key_in_kaggle_json_names_the_file(fake_kaggle, data_dir, monkeypa
     path = fake_kaggle.config_dir / "kaggle.json"
     path.write_text(json.dumps({"username": USERNAME, "key": "wrong-" + KEY}))
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, log=Log())
+        kaggle_client.download(data_dir, log=Log())
     assert str(path) in str(err.value) and "401" in str(err.value)
     assert_secret_free(str(err.value))
     assert "wrong-" not in str(err.value)
@@ -535,7 +537,7 @@ def test_api_token(fake_kaggle, data_dir, monkeypatch, capsys, where):
     else:
         monkeypatch.setenv("KAGGLE_API_TOKEN", TOKEN)
     log = Log()
-    assert fetch.download(data_dir, log=log)["downloaded"] is True
+    assert kaggle_client.download(data_dir, log=log)["downloaded"] is True
     assert "bearer" in fake_kaggle.auth and "basic" not in fake_kaggle.auth
     out = capsys.readouterr()
     assert_secret_free(log.text, out.out, out.err)
@@ -547,7 +549,7 @@ def test_expired_api_token(fake_kaggle, data_dir, monkeypatch, capsys):
     monkeypatch.setenv("KAGGLE_API_TOKEN", TOKEN[::-1])
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, log=log)
+        kaggle_client.download(data_dir, log=log)
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert "invalid or expired" in message and TOKEN[::-1] not in message
 
@@ -564,7 +566,7 @@ def test_slow_token_check_hits_the_timeout(fake_kaggle, data_dir, monkeypatch, c
     log = Log()
     began = time.monotonic()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, timeout=0.5, log=log)
+        kaggle_client.download(data_dir, timeout=0.5, log=log)
     assert time.monotonic() - began < 4
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert "did not answer within 0.5s while checking the API token" in message
@@ -577,10 +579,10 @@ def test_slow_token_check_in_a_fresh_process_hits_the_timeout(fake_kaggle, data_
     fake_kaggle.delay("IntrospectToken", 8)
     code = (
         "import sys\n"
-        "from pipeline import fetch\n"
+        "from pipeline import kaggle_client\n"
         "from pipeline.core.errors import KaggleError\n"
         "try:\n"
-        "    fetch.download(sys.argv[1], timeout=1, log=None)\n"
+        "    kaggle_client.download(sys.argv[1], timeout=1, log=None)\n"
         "except KaggleError as e:\n"
         "    print(e)\n"
     )
@@ -601,7 +603,7 @@ def test_token_check_server_error(fake_kaggle, data_dir, monkeypatch, capsys):
     fake_kaggle.fail("IntrospectToken", 503, times=None)
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, log=log)
+        kaggle_client.download(data_dir, log=log)
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert "Kaggle had a server error (HTTP 503) while checking the API token" in message
 
@@ -611,7 +613,7 @@ def test_token_check_401_says_the_token_is_invalid(fake_kaggle, data_dir, monkey
     fake_kaggle.fail("IntrospectToken", 401, times=None)
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.download(data_dir, log=log)
+        kaggle_client.download(data_dir, log=log)
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert "API token" in message and "invalid" in message and "HTTP 401" in message
     assert "KAGGLE_API_TOKEN" in message and "kaggle.com/settings/api" in message
@@ -624,7 +626,7 @@ def test_data_dir_not_writable(fake_kaggle, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(StorageError) as err:
-        fetch.download(blocker / "data", log=Log())
+        kaggle_client.download(blocker / "data", log=Log())
     assert err.value.exit_code == 6 and str(blocker / "data") in str(err.value)
     assert fake_kaggle.calls == []  # checked before talking to Kaggle
 
@@ -643,7 +645,7 @@ def test_symlinked_files_are_written_through(fake_kaggle, data_dir, good_data, t
     os.utime(stale, (time.time() - 2 * STALE_TMP_SECONDS,) * 2)
     fake_kaggle.serve_zip(competition_zip(seed=7)[0])
     fake_kaggle.touch()
-    result = fetch.download(data_dir, log=Log())
+    result = kaggle_client.download(data_dir, log=Log())
     assert result["downloaded"] is True
     assert (data_dir / "train.csv").is_symlink() and (data_dir / "test.csv").is_symlink()
     assert os.readlink(data_dir / "train.csv") == str(shared / "train.csv")
@@ -654,14 +656,14 @@ def test_symlinked_files_are_written_through(fake_kaggle, data_dir, good_data, t
     assert result["files"]["train.csv"]["sha256"] == atomic_files.sha256(shared / "train.csv")
     assert temps(data_dir) == [] and temps(shared) == []
     assert sorted(p.name for p in shared.iterdir()) == ["test-not-there-yet.csv", "train.csv"]
-    assert fetch.have_data(data_dir)
-    assert fetch.download(data_dir, log=Log())["downloaded"] is False  # the links are trusted next time
+    assert kaggle_client.have_data(data_dir)
+    assert kaggle_client.download(data_dir, log=Log())["downloaded"] is False  # the links are trusted next time
 
 
 def test_disk_full(fake_kaggle, data_dir, good_data, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: type("U", (), {"free": 1000})())
     with pytest.raises(StorageError, match="no space left"):
-        fetch.download(data_dir, force=True, log=Log())
+        kaggle_client.download(data_dir, force=True, log=Log())
     assert temps(data_dir) == [] and unchanged(data_dir, good_data)
     assert len(fake_kaggle.zip_requests) == 1  # refused before downloading again
 
@@ -683,7 +685,7 @@ def test_submit_and_poll_until_scored(fake_kaggle, tmp_path, capsys):
     path = submission_file(tmp_path, fake_kaggle, correct=9)  # 9 of 12 right
     fake_kaggle.polls_until_scored = 2
     log = Log()
-    result = fetch.submit(path, "digit-recognizer", "nightly 2024-01-01", wait=10, poll=0.05, log=log)
+    result = kaggle_client.submit(path, "digit-recognizer", "nightly 2024-01-01", wait=10, poll=0.05, log=log)
 
     assert result["status"] == "complete" and result["error"] is None
     assert result["public_score"] == pytest.approx(0.75)
@@ -703,7 +705,9 @@ def test_submit_returns_pending_when_the_wait_runs_out(fake_kaggle, tmp_path):
     fake_kaggle.polls_until_scored = 10_000
     began = time.monotonic()
     log = Log()
-    result = fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=0.3, poll=0.05, log=log)
+    result = kaggle_client.submit(
+        submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=0.3, poll=0.05, log=log
+    )
     assert time.monotonic() - began < 3
     assert result["status"] == "pending" and result["public_score"] is None
     assert str(result["ref"]) in log.text and "still being scored" in log.text
@@ -713,7 +717,9 @@ def test_submission_error_on_kaggle(fake_kaggle, tmp_path, capsys):
     fake_kaggle.submission_error = "Submission must have 28000 rows"
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=5, poll=0.05, log=log)
+        kaggle_client.submit(
+            submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=5, poll=0.05, log=log
+        )
     assert "failed on Kaggle" in str(err.value) and "Submission must have 28000 rows" in str(err.value)
     assert err.value.submission["status"] == "error"
     assert err.value.submission["error"] == "Submission must have 28000 rows"
@@ -724,7 +730,7 @@ def test_submission_error_on_kaggle(fake_kaggle, tmp_path, capsys):
 def test_daily_limit_is_refused_before_uploading(fake_kaggle, tmp_path):
     fake_kaggle.submissions_today = fake_kaggle.daily_limit
     with pytest.raises(KaggleError, match="daily submission limit reached") as err:
-        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
+        kaggle_client.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
     assert err.value.exit_code == 3
     assert fake_kaggle.uploads == []
 
@@ -737,7 +743,7 @@ def test_daily_limit_refused_by_create_is_named(fake_kaggle, tmp_path, capsys, s
     fake_kaggle.limit_status = status
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=log)
+        kaggle_client.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=log)
     message = str(err.value)
     assert message.startswith("daily submission limit reached for digit-recognizer") and says in message
     assert "\n" not in message and err.value.exit_code == 3
@@ -750,7 +756,9 @@ def test_daily_limit_refused_by_create_is_named(fake_kaggle, tmp_path, capsys, s
 def test_submit_retries_a_rate_limited_create(fake_kaggle, tmp_path):
     fake_kaggle.fail("CreateSubmission", 429, times=1)
     fake_kaggle.fail("upload", 503, times=1)
-    result = fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=5, poll=0.05, log=Log())
+    result = kaggle_client.submit(
+        submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=5, poll=0.05, log=Log()
+    )
     assert result["status"] == "complete" and len(fake_kaggle.submissions) == 1
 
 
@@ -760,7 +768,7 @@ def test_incomplete_upload_is_not_submitted(fake_kaggle, tmp_path, capsys, statu
     fake_kaggle.fail("upload", status, times=None)
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=log)
+        kaggle_client.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=log)
     message = str(err.value)
     assert "\n" not in message and f"HTTP {status}" in message and "upload" in message
     assert "nothing was submitted" in message
@@ -774,7 +782,7 @@ def test_submit_does_not_retry_an_ambiguous_create_failure(fake_kaggle, tmp_path
     """A 500 from CreateSubmission may have created it: retrying could spend a second daily slot."""
     fake_kaggle.fail("CreateSubmission", 500, times=None)
     with pytest.raises(KaggleError, match="HTTP 500.*may have been made"):
-        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
+        kaggle_client.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
     assert fake_kaggle.calls.count("CreateSubmission") == 1
 
 
@@ -782,7 +790,7 @@ def test_submit_bad_credentials(fake_kaggle, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KAGGLE_KEY", "x" + KEY)
     log = Log()
     with pytest.raises(KaggleError) as err:
-        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=log)
+        kaggle_client.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=log)
     assert "401" in str(err.value)
     out = capsys.readouterr()
     assert_secret_free(str(err.value), log.text, out.out, out.err)
@@ -793,12 +801,12 @@ def test_submit_bad_credentials(fake_kaggle, tmp_path, monkeypatch, capsys):
 def test_submit_rules_not_accepted(fake_kaggle, tmp_path):
     fake_kaggle.competitions["digit-recognizer"].rules_accepted = False
     with pytest.raises(KaggleError, match="403.*rules"):
-        fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
+        kaggle_client.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", log=Log())
 
 
 def test_submit_missing_file(fake_kaggle, tmp_path):
     with pytest.raises(BadInputError, match="not found"):
-        fetch.submit(tmp_path / "nope.csv", "digit-recognizer", "m", log=Log())
+        kaggle_client.submit(tmp_path / "nope.csv", "digit-recognizer", "m", log=Log())
     assert fake_kaggle.calls == []
 
 
@@ -807,7 +815,7 @@ def test_submit_missing_file(fake_kaggle, tmp_path):
 
 def test_importing_fetch_does_not_import_kaggle():
     root = Path(__file__).resolve().parents[1]
-    code = "import sys, pipeline.fetch; sys.exit('kaggle' in sys.modules or 'requests' in sys.modules)"
+    code = "import sys, pipeline.kaggle_client; sys.exit('kaggle' in sys.modules or 'requests' in sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=60)
 
 
@@ -821,8 +829,8 @@ def test_storage_host_never_sees_kaggle_credentials(fake_kaggle, data_dir, tmp_p
         monkeypatch.delenv("KAGGLE_USERNAME")
         monkeypatch.delenv("KAGGLE_KEY")
         monkeypatch.setenv("KAGGLE_API_TOKEN", TOKEN)
-    fetch.download(data_dir, log=Log())
-    fetch.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=5, poll=0.05, log=Log())
+    kaggle_client.download(data_dir, log=Log())
+    kaggle_client.submit(submission_file(tmp_path, fake_kaggle), "digit-recognizer", "m", wait=5, poll=0.05, log=Log())
     methods = [r["method"] for r in fake_kaggle.storage_requests]
     assert methods == ["GET", "PUT"]
     assert {r["host"] for r in fake_kaggle.storage_requests} == {"storage.googleapis.com"}
@@ -839,5 +847,5 @@ def test_only_the_fake_hosts_and_loopback_resolve(fake_kaggle, data_dir, monkeyp
         socket.getaddrinfo("www.kaggle.com", 443)
     monkeypatch.setenv("KAGGLE_PROXY", "http://proxy.example.com:3128")
     with pytest.raises(KaggleError, match="proxy"):
-        fetch.download(data_dir, retries=0, log=Log())
+        kaggle_client.download(data_dir, retries=0, log=Log())
     assert fake_kaggle.calls == []

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import fetch
+from pipeline import kaggle_client
 from pipeline.core import atomic_files
-from pipeline.fetch.datadir import read_manifest
-from pipeline.fetch.downloads import NET_CHUNK
+from pipeline.kaggle_client.datadir import read_manifest
+from pipeline.kaggle_client.downloads import NET_CHUNK
 from tests.fake_kaggle import competition_zip
 from tests.helpers import ROOT, start
 
-FETCH_SOURCES = {str(p) for p in (ROOT / "pipeline" / "fetch").glob("*.py")} | {
+FETCH_SOURCES = {str(p) for p in (ROOT / "pipeline" / "kaggle_client").glob("*.py")} | {
     str(ROOT / "pipeline" / "core" / "atomic_files.py")
 }
 
@@ -35,7 +35,7 @@ def leftovers(folder: Path) -> list[str]:
 def installed(fake_kaggle, tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
     """data_dir with an earlier download installed; Kaggle now has new, bigger files."""
     data_dir = tmp_path / "data"
-    fetch.download(data_dir, log=None)
+    kaggle_client.download(data_dir, log=None)
     fake_kaggle.serve_zip(competition_zip(n_train=800, seed=3)[0])
     assert len(fake_kaggle.competitions["digit-recognizer"].zip) > 3 * NET_CHUNK
     fake_kaggle.touch()
@@ -85,7 +85,7 @@ def _stalled(fake, stall: str) -> bool:
 
 
 def test_an_interrupt_at_any_line_leaves_old_or_new_files(fake_kaggle, installed, tmp_path):
-    """SIGINT raised at the lines the download runs in pipeline.fetch and pipeline.core.atomic_files, one by one.
+    """SIGINT raised at the lines the download runs in pipeline.kaggle_client and pipeline.core.atomic_files, one by one.
 
     The signal arrives while the download is in each of its states; afterwards
     data_dir holds no temporary file and either exactly the old files or the
@@ -97,9 +97,9 @@ def test_an_interrupt_at_any_line_leaves_old_or_new_files(fake_kaggle, installed
     assert lines > 100
     new = tmp_path / "new"
     shutil.copytree(data_dir, new)
-    fetch.download(new, log=None)
-    after = {name: data for name, data in snapshot(new).items() if name != fetch.MANIFEST}
-    assert after != {name: data for name, data in before.items() if name != fetch.MANIFEST}
+    kaggle_client.download(new, log=None)
+    after = {name: data for name, data in snapshot(new).items() if name != kaggle_client.MANIFEST}
+    assert after != {name: data for name, data in before.items() if name != kaggle_client.MANIFEST}
 
     outcomes = {"old": 0, "new": 0}
     every = [n for n in range(1, lines + 1) if n % 10 == 0 or functions[n - 1] in CRITICAL]
@@ -112,7 +112,7 @@ def test_an_interrupt_at_any_line_leaves_old_or_new_files(fake_kaggle, installed
         if now == before:
             outcomes["old"] += 1
             continue
-        assert {k: v for k, v in now.items() if k != fetch.MANIFEST} == after, (
+        assert {k: v for k, v in now.items() if k != kaggle_client.MANIFEST} == after, (
             f"a mixture after an interrupt at {WHERE}"
         )
         manifest = read_manifest(folder)
@@ -167,7 +167,7 @@ def _run(data_dir: Path, folder: Path, interrupt_at: int | None) -> list[str] | 
     sys.settrace(calls)
     try:
         try:
-            fetch.download(folder, force=True, log=None)
+            kaggle_client.download(folder, force=True, log=None)
         finally:
             sys.settrace(None)
     except KeyboardInterrupt:

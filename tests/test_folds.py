@@ -2,7 +2,7 @@ import numpy as np
 
 from pipeline.core import config as cfg
 from pipeline.core import config_layers
-from pipeline.folds import fold_seed, make_folds, make_tasks
+from pipeline.training.splits import fold_seed, make_folds, make_tasks
 
 
 def test_every_row_validated_once_and_classes_balanced():

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.cli  # noqa: F401 - first: the group registers cli_runs' commands
-from pipeline import cli_runs
+from pipeline.cli import view_commands
 from pipeline.store import gc as gc_mod
 from pipeline.store import run_folders
 from tests import runfactory as rf
@@ -31,9 +30,9 @@ def test_gc_keeps_newest_and_the_submission_run(tmp_path):
     made = rf.nightly(tmp_path, 6)
     sub = rf.make_run(tmp_path, T0 - dt.timedelta(days=30), seed=20, current_submission=True)  # the oldest run
     before = _ids(tmp_path)
-    dry = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 2, "--dry-run")
+    dry = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 2, "--dry-run")
     assert dry.exit_code == 0 and "would remove" in dry.stdout and _ids(tmp_path) == before
-    result = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 2)
+    result = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 2)
     assert result.exit_code == 0, result.output
     assert _ids(tmp_path) == [sub.name] + [p.name for p in made[-2:]]
     assert "made the current submissions/submission.csv" in result.stdout
@@ -46,7 +45,7 @@ def test_gc_keeps_the_submission_run_even_if_its_report_is_broken(tmp_path):
     sub = rf.make_run(tmp_path, T0, current_submission=True)
     rf.corrupt_report(sub)
     rf.nightly(tmp_path, 3, start=T0 + dt.timedelta(days=1))
-    invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 1)
+    invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 1)
     assert sub.name in _ids(tmp_path) and len(_ids(tmp_path)) == 2
 
 
@@ -56,22 +55,22 @@ def test_gc_spares_a_running_run_while_the_lock_is_held(tmp_path):
     rf.remove_report(starting)
     rf.nightly(tmp_path, 3, start=T0 + dt.timedelta(days=1))
     with run_folders.Lock(tmp_path):
-        result = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 1)
+        result = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 1)
     assert result.exit_code == 0, result.output
     assert live.name in _ids(tmp_path) and starting.name in _ids(tmp_path) and len(_ids(tmp_path)) == 3
     assert "running" in result.stdout
     # once nobody holds the lock, the stale "running" run goes like any other
-    result = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 1)
+    result = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 1)
     assert live.name not in _ids(tmp_path) and "stale" in result.stdout
     assert len(_ids(tmp_path)) == 1
 
 
 def test_gc_keep_zero_and_negative(tmp_path):
     rf.nightly(tmp_path, 2)
-    assert invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", -1).exit_code == 2  # usage error
-    assert invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 0).exit_code == 0
+    assert invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", -1).exit_code == 2  # usage error
+    assert invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 0).exit_code == 0
     assert _ids(tmp_path) == []
-    assert "nothing to remove" in invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 0).stdout
+    assert "nothing to remove" in invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 0).stdout
 
 
 def test_an_interrupted_gc_leaves_no_run_behind_and_the_next_gc_removes_its_leftovers(tmp_path, monkeypatch):
@@ -91,10 +90,10 @@ def test_an_interrupted_gc_leaves_no_run_behind_and_the_next_gc_removes_its_left
         pass
 
     monkeypatch.setattr(gc_mod.shutil, "rmtree", real_rmtree)
-    dry = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 3, "--dry-run")
+    dry = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 3, "--dry-run")
     assert dry.exit_code == 0 and leftover.is_dir()
     assert "would remove 1 folder(s) an interrupted gc left" in dry.stdout
-    again = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 3)
+    again = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 3)
     assert again.exit_code == 0, again.output
     assert (
         not leftover.exists() and f"removed 1 folder(s) an interrupted gc left behind: {leftover.name}" in again.stdout
@@ -107,7 +106,7 @@ def test_leftovers_alone_are_removed_too(tmp_path):
     stale = tmp_path / "runs" / ".gc-20261101-233000" / "folds"
     stale.mkdir(parents=True)
     (stale / "fold-0.keras").write_bytes(b"x" * 100)
-    result = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 1)
+    result = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 1)
     assert result.exit_code == 0, result.output
     assert list((tmp_path / "runs").iterdir()) == []
 
@@ -117,5 +116,5 @@ def test_leftovers_stay_while_another_digits_holds_the_lock(tmp_path):
     stale = tmp_path / "runs" / ".gc-20250101-000000"
     stale.mkdir()
     with run_folders.Lock(tmp_path):  # another gc may be renaming this very folder
-        result = invoke(cli_runs.gc, "--output-dir", tmp_path, "--keep", 1)
+        result = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 1)
     assert result.exit_code == 0 and stale.is_dir()

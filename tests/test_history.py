@@ -8,8 +8,8 @@ import io
 import numpy as np
 import pytest
 
-import pipeline.cli  # noqa: F401 - first: the group registers cli_runs' commands
-from pipeline import cli_runs, plots, runset
+from pipeline.cli import view_commands
+from pipeline.views import plots, runset
 from tests import runfactory as rf
 
 T0 = dt.datetime(2026, 11, 20, 23, 30, 0)
@@ -25,7 +25,7 @@ def test_runs_lists_every_run(tmp_path):
     made = rf.nightly(tmp_path, 12)
     part = rf.make_run(tmp_path, T0 + dt.timedelta(days=30), folds_done=3, seed=5)
     sub = rf.make_run(tmp_path, T0 + dt.timedelta(days=31), seed=6, current_submission=True)
-    result = invoke(cli_runs.runs, "--output-dir", tmp_path)
+    result = invoke(view_commands.runs, "--output-dir", tmp_path)
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     for p in made + [part, sub]:
@@ -40,7 +40,7 @@ def test_runs_lists_every_run(tmp_path):
 def test_history_table_and_plot(tmp_path):
     made = rf.nightly(tmp_path, 6)
     rf.make_run(tmp_path, T0 + dt.timedelta(days=30), schema=0, seed=9)
-    result = invoke(cli_runs.history, "--output-dir", tmp_path)
+    result = invoke(view_commands.history, "--output-dir", tmp_path)
     assert result.exit_code == 0, result.output
     png = tmp_path / "history.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
@@ -51,7 +51,7 @@ def test_history_table_and_plot(tmp_path):
     assert f"{100 * (r1['oof_accuracy'] - r0['oof_accuracy']):+.3f}" in second
     assert f"{100 * r1['leaderboard']['public_score']:.3f}" in second
     custom = tmp_path / "plots" / "trend.png"
-    assert invoke(cli_runs.history, "--output-dir", tmp_path, "--plot", custom).exit_code == 0
+    assert invoke(view_commands.history, "--output-dir", tmp_path, "--plot", custom).exit_code == 0
     assert custom.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -138,7 +138,7 @@ def test_history_shows_the_blend_beside_the_runs(tmp_path):
         submission=True,
         blend=rf.blend_of((own, 0.4, 0.97), (made[-1], 0.35, 0.96), (made[-2], 0.25, 0.958), oof_accuracy=0.98765),
     )
-    result = invoke(cli_runs.history, "--output-dir", tmp_path, "--no-plot")
+    result = invoke(view_commands.history, "--output-dir", tmp_path, "--no-plot")
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert cell(out, blended, "blend", "Δ OOF") == "98.765 (3)"
@@ -152,5 +152,5 @@ def test_history_shows_the_blend_beside_the_runs(tmp_path):
 def test_runs_marks_the_run_that_made_the_submission_by_its_hash(tmp_path):
     first = rf.make_run(tmp_path, T0, seed=1, submission=True)
     current = rf.make_run(tmp_path, T0 + dt.timedelta(days=1), seed=2, current_submission=True)
-    out = invoke(cli_runs.runs, "--output-dir", tmp_path).stdout
+    out = invoke(view_commands.runs, "--output-dir", tmp_path).stdout
     assert "submission.csv" in row_of(out, current) and "submission.csv" not in row_of(out, first)

@@ -12,7 +12,7 @@ from pipeline.core.config import AugmentConfig
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
-from pipeline import model  # noqa: E402  (imports TensorFlow)
+from pipeline.training import networks  # noqa: E402  (imports TensorFlow)
 
 
 def _square() -> np.ndarray:
@@ -30,7 +30,7 @@ def _centre_of_mass(img: np.ndarray) -> tuple[float, float]:
 
 def _distort(img: np.ndarray, **augment: float) -> np.ndarray:
     config = AugmentConfig(**{"rotation": 0.0, "shift": 0.0, "zoom": 0.0, "shear": 0.0, **augment})
-    out = model.distort(tf.constant(img.reshape(1, 784)), tf.constant([1, 2], tf.int64), config)
+    out = networks.distort(tf.constant(img.reshape(1, 784)), tf.constant([1, 2], tf.int64), config)
     return out.numpy().reshape(28, 28)
 
 
@@ -44,7 +44,7 @@ def test_a_shift_moves_the_image_by_at_most_the_configured_pixels():
     r0, c0 = _centre_of_mass(img)
     for seed in range(20):
         out = (
-            model.distort(
+            networks.distort(
                 tf.constant(img.reshape(1, 784)),
                 tf.constant([seed, 0], tf.int64),
                 AugmentConfig(rotation=0.0, shift=2.5, zoom=0.0, shear=0.0),
@@ -85,8 +85,8 @@ def test_compile_model_builds_the_configured_optimizer_and_schedule(optimizer, s
         named={"train": {"seed": 1, "epochs": 4, "learning_rate": 0.01}, "model": {"hidden": "8"}},
         sets={"train": {"optimizer": optimizer, "schedule": schedule, "warmup_epochs": "1"}},
     )
-    net = model.build_model(config)
-    model.compile_model(net, config.train, steps_per_epoch=10)
+    net = networks.build_model(config)
+    networks.compile_model(net, config.train, steps_per_epoch=10)
     opt = net.optimizer
     assert type(opt).__name__ == kind
     lr = opt.learning_rate
@@ -105,4 +105,4 @@ def test_the_parameter_count_matches_keras_for_both_kinds():
     for named in ({"model": {"hidden": "64,32"}}, {"model": {"kind": "cnn", "filters": "8,16", "hidden": "32"}}):
         config = config_layers.build(named={**named, "train": {"seed": 1}})
         # batch norm's 4 numbers per unit: 2 trainable, 2 moving statistics
-        assert model.parameter_count(config) == model.build_model(config).count_params()
+        assert networks.parameter_count(config) == networks.build_model(config).count_params()

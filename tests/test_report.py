@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import pipeline.cli  # noqa: F401 - first: the group registers cli_runs' commands
-from pipeline import cli_runs, plots, report
-from pipeline import page as page_mod
+from pipeline.cli import view_commands
 from pipeline.core.errors import BadInputError
 from pipeline.store import record
+from pipeline.views import plots, report
+from pipeline.views import report_page as page_mod
 from tests import runfactory as rf
 
 T0 = dt.datetime(2026, 11, 20, 23, 30, 0)
@@ -27,7 +27,7 @@ DATA_URI = re.compile(r'<img id="([\w-]+)"[^>]*src="data:image/png;base64,([A-Za
 
 
 def invoke(*args):
-    return CliRunner().invoke(cli_runs.report, [str(a) for a in args])
+    return CliRunner().invoke(view_commands.report, [str(a) for a in args])
 
 
 def images(page: str) -> dict[str, bytes]:

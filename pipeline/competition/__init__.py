@@ -1,5 +1,5 @@
-"""The competition's files: reading and checking train.csv and test.csv, their parsed-array cache, and the
+"""The competition's files: train.csv and test.csv read and checked, their parsed-array cache, and the
 submission file Kaggle takes.
 
-It imports only `pipeline.core`.
+It may import `pipeline.core` only.
 """

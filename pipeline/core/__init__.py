@@ -1,5 +1,5 @@
 """The building blocks every layer uses: the config and its layers, errors and exit codes, text formatting,
-atomic file writes, the console and progress output, soft voting and McNemar's test.
+atomic file writes, console and progress output, soft voting and McNemar's test.
 
-It imports nothing else from `pipeline`.
+It imports nothing else of `pipeline`.
 """

@@ -1,4 +1,5 @@
-"""The run store: each run's record, its folder under runs/ and the lock, a finished fold's files, and gc.
+"""The run store: each run's record, its folder under runs/ and the output directory's lock, a finished
+fold's files, and gc.
 
-It imports only `pipeline.core`.
+It may import `pipeline.core` only.
 """

@@ -3,9 +3,11 @@
 ``<run>/folds/fold-<k>.keras`` (the model), ``fold-<k>.npz`` (validation
 rows, their probabilities, the test probabilities) and ``fold-<k>.json`` (its
 `FoldRecord`).  The JSON goes last, so its presence marks a finished fold.
-Reading a fold back checks it against the task it claims to answer; a fold
-whose files are damaged or do not fit is reported and trained again rather
-than trusted.
+Reading a fold back checks it against the fold it claims to be (its index
+and validation rows); a fold whose files are damaged or do not fit is
+reported and trained again rather than trusted.  `FoldResult` is what a
+finished fold holds, whether just trained (`pipeline.training.fold`) or read
+back from here.
 """
 
 from __future__ import annotations
@@ -13,17 +15,34 @@ from __future__ import annotations
 import json
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from pipeline.core import atomic_files
-from pipeline.folds import FoldTask
 from pipeline.store.record import FoldRecord
-from pipeline.train import FoldResult
 
 FOLDS = "folds"
+
+
+@dataclass
+class FoldResult:
+    """What a finished fold holds: its record and probabilities, and its model as bytes when just trained.
+
+    Plain data, so it can travel between processes (back from a Ray worker, say).
+    """
+
+    record: FoldRecord
+    val_idx: np.ndarray
+    val_proba: np.ndarray  # (val rows, 10) float32
+    test_proba: np.ndarray  # (test rows, 10) float32
+    model: bytes | None = None  # the .keras file; None for a fold read back from disk
+
+    @property
+    def index(self) -> int:
+        return self.record.index
 
 
 def fold_paths(run_dir: str | Path, index: int) -> dict[str, Path]:
@@ -43,41 +62,47 @@ def save_fold(run_dir: str | Path, result: FoldResult) -> None:
 
 
 def load_fold(
-    run_dir: str | Path, task: FoldTask, test_rows: int, warn: Callable[[str], None] = lambda s: None
+    run_dir: str | Path,
+    index: int,
+    val_idx: np.ndarray,
+    test_rows: int,
+    warn: Callable[[str], None] = lambda s: None,
 ) -> FoldResult | None:
-    """The finished fold answering `task`, or None when it must be trained (never finished, or damaged)."""
-    paths = fold_paths(run_dir, task.index)
+    """Fold `index` read back if it finished on the validation rows `val_idx`; None when it must be trained
+    (never finished, damaged, or saved for other rows)."""
+    paths = fold_paths(run_dir, index)
     if not paths["json"].is_file():
         return None
     try:
         record = TypeAdapter(FoldRecord).validate_python(json.loads(paths["json"].read_text(encoding="utf-8")))
         with np.load(paths["npz"], allow_pickle=False) as z:
-            val_idx, val_proba, test_proba = (np.asarray(z[k]) for k in ("val_idx", "val_proba", "test_proba"))
+            saved_idx, val_proba, test_proba = (np.asarray(z[k]) for k in ("val_idx", "val_proba", "test_proba"))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, ValidationError) as e:
-        warn(f"{paths['npz'].parent}: fold {task.index} files are damaged ({type(e).__name__}); training it again")
+        warn(f"{paths['npz'].parent}: fold {index} files are damaged ({type(e).__name__}); training it again")
         return None
-    problem = _mismatch(task, record, val_idx, val_proba, test_proba, test_rows)
+    problem = _mismatch(index, val_idx, record, saved_idx, val_proba, test_proba, test_rows)
     if problem:
-        warn(f"{paths['npz']}: {problem}; training fold {task.index} again")
+        warn(f"{paths['npz']}: {problem}; training fold {index} again")
         return None
-    return FoldResult(record, val_idx, val_proba.astype(np.float32), test_proba.astype(np.float32))
+    return FoldResult(record, saved_idx, val_proba.astype(np.float32), test_proba.astype(np.float32))
 
 
 def _mismatch(
-    task: FoldTask,
-    record: FoldRecord,
+    index: int,
     val_idx: np.ndarray,
+    record: FoldRecord,
+    saved_idx: np.ndarray,
     val_proba: np.ndarray,
     test_proba: np.ndarray,
     test_rows: int,
 ) -> str | None:
-    """Why saved arrays cannot be this task's answer, or None."""
-    if record.index != task.index:
+    """Why saved arrays cannot be fold `index`'s answer on the rows `val_idx`, or None."""
+    if record.index != index:
         return f"it records fold {record.index}"
-    if val_idx.shape != task.val_idx.shape or not np.array_equal(val_idx, task.val_idx):
+    if saved_idx.shape != val_idx.shape or not np.array_equal(saved_idx, val_idx):
         return "its validation rows are not this fold's"
-    if val_proba.shape != (len(task.val_idx), 10):
-        return f"val_proba has shape {val_proba.shape}, expected {(len(task.val_idx), 10)}"
+    if val_proba.shape != (len(val_idx), 10):
+        return f"val_proba has shape {val_proba.shape}, expected {(len(val_idx), 10)}"
     if test_proba.shape != (test_rows, 10):
         return f"test_proba has shape {test_proba.shape}, expected {(test_rows, 10)}"
     if not (np.isfinite(val_proba).all() and np.isfinite(test_proba).all()):

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import runset
 from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.errors import BadInputError, BusyError, StorageError
@@ -47,7 +46,10 @@ class GcEntry:
 
 
 def gc(
-    output_dir: str | Path = ".", keep: int = runset.DEFAULT_LAST, dry_run: bool = False, out: Console | None = None
+    output_dir: str | Path = ".",
+    keep: int = run_folders.DEFAULT_LAST,
+    dry_run: bool = False,
+    out: Console | None = None,
 ) -> list[GcEntry]:
     """``digits gc``: remove all but the newest `keep` runs (see the module docstring); returns the plan."""
     if keep < 0:
@@ -92,7 +94,7 @@ def _lock(stack: contextlib.ExitStack, output_dir: str | Path, dry_run: bool) ->
 def plan_gc(output_dir: str | Path, keep: int, lock_busy: bool) -> list[GcEntry]:
     """Decide which runs go: all but the newest `keep`, sparing the current submission's and live runs."""
     ids = run_folders.list_runs(output_dir)
-    current = runset.current_submission_sha(output_dir)
+    current = run_folders.current_submission_sha(output_dir)
     newest = set(ids[-keep:]) if keep > 0 else set()
     plan = []
     for run_id in ids:

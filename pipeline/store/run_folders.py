@@ -26,10 +26,19 @@ from pipeline.store.record import REPORT, RUN_ID
 RUNS = "runs"
 SUBMISSIONS = "submissions"
 LOCK = ".digits.lock"
+DEFAULT_LAST = 10  # the newest runs `digits compare` shows, and `gc` keeps, when not told how many
 
 
 def runs_root(output_dir: str | Path) -> Path:
     return Path(output_dir) / RUNS
+
+
+def current_submission_sha(output_dir: str | Path) -> str | None:
+    """The sha256 of ``submissions/submission.csv``, or None when there is none."""
+    try:
+        return atomic_files.sha256(Path(output_dir) / SUBMISSIONS / "submission.csv")
+    except OSError:
+        return None
 
 
 def new_run(output_dir: str | Path, when: _dt.datetime | None = None) -> tuple[str, Path]:

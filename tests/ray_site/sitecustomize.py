@@ -9,7 +9,7 @@ import os
 
 _fold = os.environ.get("DIGITS_TEST_FAIL_FOLD")
 if _fold is not None:
-    import pipeline.train as _train
+    import pipeline.training.fold as _train
 
     _real = _train.train_fold
 

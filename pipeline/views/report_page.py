@@ -4,7 +4,7 @@
 the confusion matrix, per-class accuracy, the misclassified digits) into the
 page: summary (with the blend behind the submission), folds, learning
 curves, classes, misclassified digits and run details.  Every plot is a PNG
-from `pipeline.plots`, embedded as a base64 data URI (the page needs no
+from `pipeline.views.plots`, embedded as a base64 data URI (the page needs no
 other file and no network) and kept in `Page.images` to be saved beside it.
 
 Everything from the record or a file is escaped (`esc`): a config value or a
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import plots, runset
 from pipeline.core import config as cfg
 from pipeline.core.text import duration, mean_std, number, pct, toml_value, when
-from pipeline.page_style import CSS, TEMPLATE
 from pipeline.store.record import RunRecord, now
+from pipeline.views import plots, runset
+from pipeline.views.report_style import CSS, TEMPLATE
 
 MAX_MISCLASSIFIED = 100  # digits shown in the grid
 

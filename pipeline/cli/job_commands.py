@@ -1,42 +1,26 @@
-"""The `digits` command group: thin commands over the library, as in Click's own examples.
+"""The commands that train or talk to Kaggle: download, train, predict, run, submit, sweep.
 
-A command builds a `Config` where it trains (defaults < ``--config FILE`` <
-``--set`` < named options), calls one library function, and lets
-`DigitsGroup` (in `pipeline.cli_shared`, with the shared options and the
-context object) turn a `DigitsError` into one line on stderr and its exit
-code.  Nothing here imports TensorFlow, Ray or kaggle at start-up.
+Each is a thin call into one library function.  A command that trains builds
+its `Config` (defaults < ``--config FILE`` < ``--set`` < named options) with
+`pipeline.cli.app.build_config`.  The library is imported inside each
+command, so ``digits --help`` and the commands that only read runs/ never
+import TensorFlow, Ray or kaggle.  `pipeline.cli.main` registers them on the
+``digits`` group.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pipeline import __version__
-from pipeline.cli_shared import EXIT_CODES, App, DigitsGroup, build_config, config_options, pass_app, shared
+from pipeline.cli.app import App, build_config, config_options, pass_app, shared
 from pipeline.core import config as cfg
-from pipeline.core.errors import STORAGE, UsageError
+from pipeline.core.errors import UsageError
 
 
-@click.group(cls=DigitsGroup, epilog=EXIT_CODES)
-@click.version_option(__version__, prog_name="digits")
-@shared
-def cli() -> None:
-    """digits: the nightly Kaggle Digit Recognizer job.
-
-    Downloads the competition, trains a k-fold ensemble (an MLP, or a CNN),
-    blends it with the compatible runs of earlier nights, writes
-    submissions/submission.csv and keeps a report of every run in runs/.
-    """
-
-
-@cli.command()
+@click.command()
 @click.option("--data-dir", default=cfg.DataConfig.dir, show_default=True, help="Where the competition files go.")
 @click.option("--competition", default=cfg.DataConfig.competition, show_default=True)
 @click.option("--force", is_flag=True, help="Download again even if the local files are current.")
@@ -49,25 +33,25 @@ def download(app: App, data_dir: str, competition: str, force: bool) -> None:
     KAGGLE_API_TOKEN, or kaggle.json in ~/.kaggle or $KAGGLE_CONFIG_DIR.
     Skipped when the local files are complete and unchanged on Kaggle.
     """
-    from pipeline import fetch
+    from pipeline import kaggle_client
 
-    manifest = fetch.download(Path(data_dir), competition, force=force, log=app.progress.info)
+    manifest = kaggle_client.download(Path(data_dir), competition, force=force, log=app.progress.info)
     app.progress.info(f"{data_dir}: " + ("downloaded" if manifest.get("downloaded") else "already up to date"))
 
 
-@cli.command()
+@click.command()
 @config_options
 @click.option("--resume", "resume", metavar="RUN", help="Finish an interrupted run: train only its missing folds.")
 @shared
 @pass_app
 def train(app: App, resume: str | None, **opts: Any) -> None:
     """Train one run: k folds into OUTPUT_DIR/runs/<run-id>/."""
-    from pipeline import job
+    from pipeline.training import trainer
 
-    click.echo(job.train(build_config(app, opts), app.progress, resume=resume))
+    click.echo(trainer.train(build_config(app, opts), app.progress, resume=resume))
 
 
-@cli.command()
+@click.command()
 @click.argument("run", default="latest")
 @click.option("--data-dir", help="Where test.csv is (default: the run's own data dir).")
 @click.option(
@@ -79,12 +63,12 @@ def train(app: App, resume: str | None, **opts: Any) -> None:
 @pass_app
 def predict(app: App, run: str, data_dir: str | None, ensemble_runs: int | None) -> None:
     """Blend RUN with compatible runs; predict test.csv into submissions/<run-id>.csv and submission.csv."""
-    from pipeline.predict import predict as predict_
+    from pipeline.nightly.predict import predict as predict_
 
     click.echo(predict_(app.out, run, data_dir, app.progress, ensemble_runs=ensemble_runs))
 
 
-@cli.command()
+@click.command()
 @config_options
 @click.option("--offline", is_flag=True, help="Never contact Kaggle; use the files in --data-dir.")
 @click.option("--demo", is_flag=True, help="A small competition built from scikit-learn's digits: no Kaggle, a minute.")
@@ -117,13 +101,13 @@ def run(
 
     Exits 0 only when a valid submission was written.
     """
-    from pipeline import nightly
+    from pipeline.nightly import night
 
     if demo and submit_mode:
         raise UsageError("--demo makes a practice competition; it cannot be submitted to Kaggle")
     config = build_config(app, opts, demo=demo)
     click.echo(
-        nightly.nightly(
+        night.nightly(
             config,
             offline=offline,
             demo=demo,
@@ -136,7 +120,7 @@ def run(
     )
 
 
-@cli.command()
+@click.command()
 @click.argument("target", default="latest", metavar="RUN|FILE")
 @click.option("-m", "--message", help="Submission message (default: run id and CV accuracy).")
 @click.option("--competition", help="Default: the run's competition, else digit-recognizer.")
@@ -147,12 +131,12 @@ def run(
 @pass_app
 def submit(app: App, target: str, message: str | None, competition: str | None, wait: float) -> None:
     """Validate and submit a run's submission (or a CSV file) to Kaggle; record the public score."""
-    from pipeline import nightly
+    from pipeline.nightly import submit as submit_mod
 
-    nightly.submit(app.out, target, message, competition, app.progress, wait=wait)
+    submit_mod.submit(app.out, target, message, competition, app.progress, wait=wait)
 
 
-@cli.command()
+@click.command()
 @click.argument("variants", type=click.Path(dir_okay=False))
 @config_options
 @click.option("--resume", is_flag=True, help="Finish the sweep's unfinished runs instead of starting new ones.")
@@ -165,51 +149,9 @@ def sweep(app: App, variants: str, resume: bool, **opts: Any) -> None:
     e.g. `model.hidden = [2048, 1024]`; the command line still applies on
     top.  Every variant becomes an ordinary run; all share one sweep id.
     """
-    from pipeline import sweep as sweep_mod
+    from pipeline.nightly import sweep as sweep_mod
 
     sweep_mod.sweep(lambda variant: build_config(app, opts, variant=variant), variants, app.progress, resume=resume)
 
 
-def _register_run_commands() -> None:
-    """compare, report, history, runs, gc: they read runs/ only and never train."""
-    from pipeline import cli_runs
-
-    for command in cli_runs.COMMANDS:
-        cli.add_command(command)
-
-
-_register_run_commands()
-
-
-def main() -> None:
-    """The console script (and ``python -m pipeline``)."""
-    from pipeline.core.progress import filter_native_stderr
-
-    for stream in (sys.stdout, sys.stderr):  # a path that is not UTF-8 is escaped, never a crash
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(errors="backslashreplace")
-    filter_native_stderr()
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        cli(prog_name="digits")
-    finally:
-        _flush_stdout()
-
-
-def _flush_stdout() -> None:
-    """A full disk or a closed pipe on stdout is one line and an exit code, not a traceback."""
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:  # `digits compare | head`: the reader has what it wanted
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
-    except OSError as e:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
-        click.echo(f"digits: cannot write to standard output: {reason}", err=True)
-        sys.exit(STORAGE)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM (a cron timeout, `kill`) stops any command as Ctrl-C does: cleanly, with exit code 4."""
-    raise KeyboardInterrupt
+COMMANDS = (download, train, predict, run, submit, sweep)

@@ -1,6 +1,6 @@
 """The look of the ``digits report`` page: its stylesheet and its HTML skeleton.
 
-Kept apart from `pipeline.page` (which fills the skeleton) so the page's
+Kept apart from `pipeline.views.report_page` (which fills the skeleton) so the page's
 structure reads without 40 lines of CSS in the way.  The page loads no font,
 script or image from anywhere: it must open offline and from a mail
 attachment.

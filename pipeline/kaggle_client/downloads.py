@@ -17,9 +17,9 @@ from typing import Any
 from pipeline.core import atomic_files
 from pipeline.core.errors import BadInputError, KaggleError
 from pipeline.core.text import size as show_size
-from pipeline.fetch import datadir, retry
-from pipeline.fetch.client import COMPETITION, Connection, Log, connect, utc_now
-from pipeline.fetch.datadir import REQUIRED, Corrupt
+from pipeline.kaggle_client import datadir, retry
+from pipeline.kaggle_client.client import COMPETITION, Connection, Log, connect, utc_now
+from pipeline.kaggle_client.datadir import REQUIRED, Corrupt
 
 NET_CHUNK = 1 << 16  # a broken-off download resumes from the last whole network chunk
 ZIP_ATTEMPTS = 2  # a corrupt zip is deleted and downloaded once more

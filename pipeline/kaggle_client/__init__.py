@@ -1,6 +1,7 @@
-"""Kaggle I/O: the competition's data in, submissions out.
+"""The Kaggle client: the competition's data in, submissions out.
 
-The only package that imports ``kaggle``, and only inside functions.  It uses
+It may import `pipeline.core` only, and it is the only package that imports
+``kaggle`` (and ``kagglesdk``), inside functions.  It uses
 the real ``KaggleApi`` for what the kaggle CLI does, credential discovery and
 client construction, and calls the kagglesdk service methods itself, because
 the client's own download/submit helpers write straight to the final file,
@@ -18,9 +19,9 @@ Every failure is one line: `KaggleError` (exit 3), `StorageError` (exit 6) or
 `BadInputError` (exit 1), and leaves the user's files as they were.
 """
 
-from pipeline.fetch.client import COMPETITION
-from pipeline.fetch.datadir import MANIFEST, REQUIRED
-from pipeline.fetch.downloads import download, have_data
-from pipeline.fetch.submissions import submit
+from pipeline.kaggle_client.client import COMPETITION
+from pipeline.kaggle_client.datadir import MANIFEST, REQUIRED
+from pipeline.kaggle_client.downloads import download, have_data
+from pipeline.kaggle_client.submissions import submit
 
 __all__ = ["COMPETITION", "MANIFEST", "REQUIRED", "download", "have_data", "submit"]

@@ -1,6 +1,6 @@
 """``digits compare``: runs side by side, in one of four formats (table, markdown, csv, json).
 
-`compare` builds a `pipeline.comparison.Comparison` and prints it: a rich
+`compare` builds a `pipeline.views.differences.Comparison` and prints it: a rich
 table for people (plain text when stdout is not a terminal), or markdown,
 csv or json for notes and scripts (data on stdout, warnings on stderr).
 Every format has the same columns: per-fold accuracy, fold mean ± std,
@@ -21,20 +21,21 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline import comparison, runset
-from pipeline.comparison import Comparison, verdict
 from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.errors import BadInputError
 from pipeline.core.text import blend_pct, duration, mean_std, pct, score_or_state, signed_pct, toml_value, when
+from pipeline.store import run_folders
 from pipeline.store.record import RunRecord
+from pipeline.views import differences, runset
+from pipeline.views.differences import Comparison, verdict
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
 FORMATS = ("table", "markdown", "csv", "json")
-DEFAULT_LAST = runset.DEFAULT_LAST
+DEFAULT_LAST = run_folders.DEFAULT_LAST
 LEGEND = "accuracy in %; F<k> = fold k; OOF = out-of-fold; blend = OOF of the submission (runs); LB = leaderboard"
 
 
@@ -49,7 +50,7 @@ def compare(
     """``digits compare``: print the runs side by side in `fmt`; returns what was printed, as data."""
     if fmt not in FORMATS:
         raise BadInputError(f"option --format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    comp = comparison.build(runset.load_shown(output_dir, refs, last, err))
+    comp = differences.build(runset.load_shown(output_dir, refs, last, err))
     if fmt == "table":
         print_table(comp, out or ui.console())
     else:
@@ -233,7 +234,7 @@ def to_csv(comp: Comparison) -> str:
         ]
     )
     for i, (run_dir, rec) in enumerate(zip(comp.dirs, comp.records)):
-        s = comparison.summary(rec, run_dir)
+        s = differences.summary(rec, run_dir)
         accuracy = rec.fold_accuracy
         w.writerow(
             [

@@ -8,9 +8,8 @@ prints it as a warning.  Only when no run at all can be shown is that an
 error (`RunSet.require_any`).
 
 Besides the records, the readers share the out-of-fold arrays (``oof.npz``:
-McNemar's test, the report's confusion matrix), the current submission's
-hash (which run made ``submissions/submission.csv``) and two derived values
-an old record may lack: when a run started, and how long it took.
+McNemar's test, the report's confusion matrix) and two derived values an old
+record may lack: when a run started, and how long it took.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.core import atomic_files, console
+from pipeline.core import console
 from pipeline.core.errors import BadInputError
 from pipeline.store import run_folders
 from pipeline.store.record import RunRecord, read
@@ -32,7 +31,6 @@ from pipeline.store.record import RunRecord, read
 if TYPE_CHECKING:
     from rich.console import Console
 
-DEFAULT_LAST = 10  # runs shown when none are named
 OOF = "oof.npz"
 
 
@@ -57,7 +55,7 @@ class RunSet:
             raise BadInputError(f"none of the {n} run(s) could be read" if n > 1 else "no run could be read")
 
 
-def load(output_dir: str | Path = ".", refs: Sequence[str] = (), last: int | None = DEFAULT_LAST) -> RunSet:
+def load(output_dir: str | Path = ".", refs: Sequence[str] = (), last: int | None = run_folders.DEFAULT_LAST) -> RunSet:
     """The runs named by `refs` (ids, unique prefixes, ``latest`` or folders), else the newest `last`.
 
     A ref that names no run raises `BadInputError`, as does an output
@@ -76,7 +74,7 @@ def load(output_dir: str | Path = ".", refs: Sequence[str] = (), last: int | Non
 def load_shown(
     output_dir: str | Path = ".",
     refs: Sequence[str] = (),
-    last: int | None = DEFAULT_LAST,
+    last: int | None = run_folders.DEFAULT_LAST,
     err: Console | None = None,
 ) -> RunSet:
     """`load`, print one warning line per unreadable run, and raise when none is left to show.
@@ -144,14 +142,6 @@ def submission_score(rec: RunRecord) -> tuple[float | None, int | None]:
     if rec.submission is not None and rec.oof_accuracy is not None:
         return rec.oof_accuracy, 1
     return None, None
-
-
-def current_submission_sha(output_dir: str | Path) -> str | None:
-    """The sha256 of ``submissions/submission.csv``, or None when there is none."""
-    try:
-        return atomic_files.sha256(Path(output_dir) / run_folders.SUBMISSIONS / "submission.csv")
-    except OSError:
-        return None
 
 
 def load_oof(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:

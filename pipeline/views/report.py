@@ -1,8 +1,8 @@
 """``digits report``: one self-contained HTML page about one run, and its plots as PNG files beside it.
 
-This module reads the run folder (``report.json`` through `pipeline.record`,
-``oof.npz``, ``misclassified.npz``) and writes the page; `pipeline.page`
-builds the HTML and `pipeline.plots` draws.  It works with whatever the
+This module reads the run folder (``report.json`` through `pipeline.store.record`,
+``oof.npz``, ``misclassified.npz``) and writes the page; `pipeline.views.report_page`
+builds the HTML and `pipeline.views.plots` draws.  It works with whatever the
 folder holds: an interrupted run, an old record without a confusion matrix
 (recomputed from ``oof.npz``), or no ``misclassified.npz`` gives a page with
 a note where the missing part would be.  Only a record that cannot be read
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline import runset
 from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.errors import BadInputError
-from pipeline.page import Evidence, Mistakes, Page, render
 from pipeline.store import run_folders
 from pipeline.store.record import RunRecord, read
+from pipeline.views import runset
+from pipeline.views.report_page import Evidence, Mistakes, Page, render
 
 if TYPE_CHECKING:
     from rich.console import Console

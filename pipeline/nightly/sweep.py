@@ -24,11 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline import compare, job
 from pipeline.core import config as cfg
 from pipeline.core.config_layers import load_toml
 from pipeline.core.errors import BadInputError
 from pipeline.core.progress import Progress
+from pipeline.training import trainer
+from pipeline.views import compare
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 Builder = Callable[[tuple[str, dict[str, Any]] | None], cfg.Config]
@@ -71,6 +72,6 @@ def sweep(build: Builder, variants_file: str | Path, progress: Progress, resume:
     progress.info(
         f"{ident}: {len(variants)} variant(s), {sum(c.train.folds for c in configs)} folds: {', '.join(names)}"
     )
-    dirs = job.train_runs(configs, progress, resume=resume or None, labels=names, sweep=ident)
+    dirs = trainer.train_runs(configs, progress, resume=resume or None, labels=names, sweep=ident)
     compare.compare(configs[0].output_dir, [str(d) for d in dirs], fmt="table")
     return dirs

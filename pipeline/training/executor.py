@@ -1,4 +1,8 @@
-"""Where fold tasks run: in this process (`LocalExecutor`), or on a Ray cluster (`pipeline.executor_ray`).
+"""Where fold tasks run: the `Executor` protocol, `OnResult`, and `LocalExecutor` (in this process).
+
+The Ray cluster's executor (`pipeline.training.ray_executor`) imports its
+types from here; `pipeline.training.trainer.create` picks one of the two, so
+this module never imports the Ray one and there is no import circle.
 
 An executor knows nothing of what a fold does.  It trains each task and
 hands every result to ``on_result(task, result)`` as soon as it exists, in
@@ -12,10 +16,10 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from pipeline.competition.dataset import Dataset
-from pipeline.core.config import ExecutorConfig
-from pipeline.folds import FoldTask
-from pipeline.interrupt import StopRequest
-from pipeline.train import EpochCallback, FoldResult
+from pipeline.store.fold_files import FoldResult
+from pipeline.training.fold import EpochCallback
+from pipeline.training.interrupt import StopRequest
+from pipeline.training.splits import FoldTask
 
 OnResult = Callable[[FoldTask, FoldResult], None]
 
@@ -46,7 +50,7 @@ class LocalExecutor:
         stop: StopRequest,
         on_epoch: EpochCallback | None = None,
     ) -> None:
-        from pipeline.train import train_fold
+        from pipeline.training.fold import train_fold
 
         for task in tasks:
             stop.check()
@@ -54,12 +58,3 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass
-
-
-def create(config: ExecutorConfig) -> Executor:
-    """The executor the config names; Ray is imported only when asked for."""
-    if config.kind == "ray":
-        from pipeline.executor_ray import RayExecutor
-
-        return RayExecutor(config)
-    return LocalExecutor()

@@ -3,7 +3,7 @@
 A `Comparison` holds the runs' records, what differs between them (config
 keys, data files, code and library versions) and, for exactly two runs, the
 per-fold deltas and McNemar's test on their paired out-of-fold predictions.
-`pipeline.compare` prints it as a table, markdown, csv or json.
+`pipeline.views.compare` prints it as a table, markdown, csv or json.
 
 Accuracies are fractions here; the formats turn them into percentages.
 """
@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import runset
 from pipeline.core import config as cfg
 from pipeline.core.errors import BadInputError
 from pipeline.core.mcnemar import ALPHA, mcnemar
 from pipeline.core.text import signed_pct
 from pipeline.store.record import RunRecord
+from pipeline.views import runset
 
 SECTIONS = ("config", "data", "code")  # what `config_diff` compares, in this order
 

@@ -1,25 +1,26 @@
-"""The nightly job, and submitting to Kaggle: download, train, blend and predict, submit when better.
+"""The nightly job: download, train, blend and predict, then submit when better.
 
-`nightly` is what ``digits run`` calls; `submit` what ``digits submit`` calls.
-With ``--submit`` (mode "better") a night submits only when its blend's
-out-of-fold accuracy beats that of the last submission Kaggle accepted, so
-the daily allowance is spent on progress; "always" submits every night.
+`nightly` is what ``digits run`` calls.  With ``--submit`` (mode "better") a
+night submits only when its blend's out-of-fold accuracy beats that of the
+last submission Kaggle accepted (`last_accepted`, `decide`), so the daily
+allowance is spent on progress; "always" submits every night.  The upload
+itself is `pipeline.nightly.submit`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import job
 from pipeline.competition import dataset as data_mod
-from pipeline.competition import submission_file
 from pipeline.core import config as cfg
-from pipeline.core.errors import BadInputError, DigitsError, KaggleError, UsageError
+from pipeline.core.errors import DigitsError, KaggleError, UsageError
 from pipeline.core.progress import Progress
 from pipeline.core.text import pct
-from pipeline.predict import predict
+from pipeline.nightly.predict import predict
+from pipeline.nightly.submit import submit
 from pipeline.store import record, run_folders
 from pipeline.store.record import RunRecord, SubmitDecision
+from pipeline.training import trainer
 
 SUBMIT_MODES = ("better", "always")
 
@@ -46,16 +47,16 @@ def nightly(
             data_mod.write_demo(data_dir)
             progress.info(f"demo: wrote a small competition from scikit-learn's digits to {data_dir}")
     elif not offline:
-        from pipeline import fetch
+        from pipeline import kaggle_client
 
         try:
-            fetch.download(data_dir, config.data.competition, force=force_download, log=progress.info)
+            kaggle_client.download(data_dir, config.data.competition, force=force_download, log=progress.info)
         except KaggleError as e:
-            if force_download or not fetch.have_data(data_dir):
+            if force_download or not kaggle_client.have_data(data_dir):
                 raise
             progress.warn(f"{e}; continuing with the files already in {data_dir}")
     with run_folders.Lock(config.output_dir):
-        run_dir = job.train(config, progress, resume=resume or None, hold_lock=False)
+        run_dir = trainer.train(config, progress, resume=resume or None, hold_lock=False)
         path = predict(config.output_dir, str(run_dir), config.data.dir, progress, hold_lock=False)
     if submit_mode:
         rec = record.read(run_dir)
@@ -105,50 +106,3 @@ def decide(rec: RunRecord, previous: RunRecord | None, mode: str) -> SubmitDecis
         "the last submission Kaggle accepted (`--submit always` submits anyway)"
     )
     return SubmitDecision(False, reason, mode, previous.run_id, theirs)
-
-
-def submit(
-    output_dir: str | Path,
-    target: str,
-    message: str | None = None,
-    competition: str | None = None,
-    progress: Progress | None = None,
-    wait: float = 600.0,
-) -> dict:
-    """Validate and upload a run's submission (or any CSV file), wait for its score, record it in the run."""
-    from pipeline import fetch
-
-    progress = progress or Progress()
-    path = Path(target)
-    run_dir = None
-    if path.is_file() and path.suffix == ".csv":
-        data_dir = Path(cfg.DataConfig().dir)
-        message = message or f"digits submission {path.name}"
-    else:
-        run_dir = run_folders.resolve(output_dir, target)
-        rec = record.read(run_dir)
-        if rec.submission is None:
-            raise BadInputError(f"run {rec.run_id} has no submission yet; run `digits predict {rec.run_id}` first")
-        path = Path(rec.submission.path)
-        competition = competition or rec.config.data.competition
-        data_dir = Path(rec.config.data.dir)
-        oof = rec.blend_oof_accuracy
-        message = message or f"digits run {rec.run_id}" + (f", CV {oof:.4%}" if oof is not None else "")
-    competition = competition or cfg.DataConfig().competition
-    test_csv = data_dir / "test.csv"
-    expected = len(data_mod.load_array(test_csv, data_mod.TEST_COLUMNS)[0]) if test_csv.is_file() else None
-    submission_file.validate_file(path, expected_rows=expected)
-    try:
-        result = fetch.submit(path, competition, message, wait=wait, log=progress.info)
-    except KaggleError as e:
-        refused = getattr(e, "submission", None)  # Kaggle took the file but failed to score it
-        if run_dir is not None and isinstance(refused, dict):
-            record.update(run_dir, leaderboard=record.Leaderboard(**{**refused, "file": str(path)}))
-        raise
-    if run_dir is not None:
-        record.update(run_dir, leaderboard=record.Leaderboard(**{**result, "file": str(path)}))
-    score = result.get("public_score")
-    progress.info(
-        f"submitted {path}: " + (f"public score {score}" if score is not None else f"status {result.get('status')}")
-    )
-    return result

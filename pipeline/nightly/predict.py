@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import blend
 from pipeline.competition import dataset as data_mod
 from pipeline.competition import submission_file
 from pipeline.core import atomic_files
 from pipeline.core.errors import BadInputError
 from pipeline.core.progress import Progress
 from pipeline.core.text import pct
+from pipeline.nightly import blend
 from pipeline.store import fold_files, record, run_folders
 
 
@@ -94,7 +94,7 @@ def describe(info: record.Blend) -> str:
 
 def _from_models(member: blend.Candidate, x_test: np.ndarray) -> np.ndarray:
     """The member's soft vote on `x_test`, from its saved fold models."""
-    from pipeline.train import predict_models
+    from pipeline.training.fold import predict_models
 
     models = [fold_files.fold_paths(member.dir, f.index)["keras"] for f in member.record.folds]
     missing = [str(m) for m in models if not m.is_file()]

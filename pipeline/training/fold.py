@@ -16,7 +16,6 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +26,14 @@ import numpy as np
 from pipeline.competition.dataset import Dataset
 from pipeline.core.config import Config, resolved
 from pipeline.core.errors import BadInputError
-from pipeline.folds import FoldTask
+from pipeline.store.fold_files import FoldResult
 from pipeline.store.record import FoldRecord
+from pipeline.training.splits import FoldTask
 
 EpochCallback = Callable[[int, int, int, dict], None]  # (fold, epoch, epochs, logs)
 StopCheck = Callable[[], bool]
 PREDICT_BATCH = 2048
 _threads: int | None = None
-
-
-@dataclass
-class FoldResult:
-    """What a fold leaves behind; plain data, so it can travel between processes."""
-
-    record: FoldRecord
-    val_idx: np.ndarray
-    val_proba: np.ndarray  # (val rows, 10) float32
-    test_proba: np.ndarray  # (test rows, 10) float32
-    model: bytes | None = None  # the .keras file; None for a fold read back from disk
-
-    @property
-    def index(self) -> int:
-        return self.record.index
 
 
 def configure_threads(threads: int) -> None:
@@ -73,7 +58,7 @@ def configure_threads(threads: int) -> None:
 
 def check_size(config: Config) -> None:
     """Refuse a model whose weights and optimizer state cannot fit in this machine's memory."""
-    from pipeline.model import parameter_count
+    from pipeline.training.networks import parameter_count
 
     params = parameter_count(config)
     need = params * 4 * 4  # float32 weights, gradients and Adam's two moments
@@ -92,7 +77,7 @@ def _dataset(x: np.ndarray, y: np.ndarray, task: FoldTask) -> Any:
     """Shuffled, one-hot, distorted batches for all epochs, from stateless seeds."""
     import tensorflow as tf
 
-    from pipeline.model import distort
+    from pipeline.training.networks import distort
 
     config = task.config
     xs = tf.constant(x)
@@ -182,7 +167,7 @@ def _train(task: FoldTask, data: Dataset, on_epoch: EpochCallback | None, should
     import keras
     import tensorflow as tf
 
-    from pipeline.model import build_model, compile_model
+    from pipeline.training.networks import build_model, compile_model
 
     tf.get_logger().setLevel("ERROR")  # retracing notices between folds are expected
     tf.config.experimental.enable_op_determinism()

@@ -1,4 +1,4 @@
-"""The networks and their input distortions: the only Keras code besides `train`.
+"""The networks and their input distortions: the only Keras code besides `pipeline.training.fold`.
 
 Both models read the 784 pixels scaled to [0, 1], so folds, distortion,
 saving and reports do not care which one runs.  The MLP is the default; the

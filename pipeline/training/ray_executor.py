@@ -30,10 +30,10 @@ from pipeline.competition.dataset import Dataset
 from pipeline.core.config import ExecutorConfig
 from pipeline.core.errors import ClusterError, DigitsError
 from pipeline.core.text import one_line
-from pipeline.executor import OnResult
-from pipeline.folds import FoldTask
-from pipeline.interrupt import StopRequest
-from pipeline.train import EpochCallback, FoldResult
+from pipeline.training.executor import OnResult
+from pipeline.training.fold import EpochCallback, FoldResult
+from pipeline.training.interrupt import StopRequest
+from pipeline.training.splits import FoldTask
 
 WAIT_SECONDS = 0.5  # how often the driver looks at the stop flag while folds train
 
@@ -51,7 +51,7 @@ def _import_ray() -> Any:
 def _train_fold_task(task: FoldTask, data: Dataset) -> FoldResult:
     """The body of a fold's Ray task (a module-level function, so it pickles by reference)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pipeline.train import train_fold
+    from pipeline.training.fold import train_fold
 
     return train_fold(task, data)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.core.errors import BadInputError, KaggleError
-from pipeline.fetch.client import Connection, Log, connect, flat, iso, kaggle_message, utc_now
+from pipeline.kaggle_client.client import Connection, Log, connect, flat, iso, kaggle_message, utc_now
 
 SUBMIT_TIMEOUT = 60.0  # seconds per request while submitting
 SUBMIT_RETRIES = 3

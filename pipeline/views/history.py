@@ -4,7 +4,7 @@
 which run made the current ``submissions/submission.csv``.  ``history`` is
 the trend: fold mean ± std, out-of-fold accuracy, the blend the run
 submitted and the leaderboard score, each with its change from the run
-before, as a table and a PNG (`pipeline.plots.history_png`), so a user sees
+before, as a table and a PNG (`pipeline.views.plots.history_png`), so a user sees
 the score climb (or not) night after night.
 
 A run whose report cannot be read costs one warning line; the others are shown.
@@ -15,14 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import runset
 from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.text import blend_pct, mean_std, number, pct, score_or_state, signed_pct, when
-from pipeline.plots import history_png
-from pipeline.runset import RunSet
 from pipeline.store import run_folders
 from pipeline.store.record import RunRecord
+from pipeline.views import runset
+from pipeline.views.plots import history_png
+from pipeline.views.runset import RunSet
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,7 +35,7 @@ HISTORY_PNG = "history.png"
 def list_runs(output_dir: str | Path = ".", out: Console | None = None, err: Console | None = None) -> RunSet:
     """``digits runs``: every run, oldest first: id, date, status, folds done, OOF, LB, seconds."""
     found = runset.load_shown(output_dir, last=None, err=err)
-    current = runset.current_submission_sha(output_dir)
+    current = run_folders.current_submission_sha(output_dir)
     con = out or ui.console()
     ui.heading(con, f"{len(found)} run(s) in {run_folders.runs_root(output_dir)}: accuracy in %")
     t = ui.table(

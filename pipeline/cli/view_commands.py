@@ -1,21 +1,22 @@
 """Click commands that read run folders: compare, report, history, runs, gc.
 
 Each command parses its options and calls one library function
-(`pipeline.compare`, `pipeline.report`, `pipeline.history`, `pipeline.gc`); failures are `DigitsError`s, which
-``cli.main()`` turns into ``digits: <message>`` and the error's exit code.
-Registered on the ``digits`` group with ``cli.add_command(...)``.  Nothing
-here imports TensorFlow or kaggle.
+(`pipeline.views.compare`, `pipeline.views.report`, `pipeline.views.history`,
+`pipeline.store.gc`); failures are `DigitsError`s, which the ``digits``
+group turns into ``digits: <message>`` and the error's exit code.
+`pipeline.cli.main` registers them on the group.  Nothing here imports
+TensorFlow or kaggle.
 """
 
 from __future__ import annotations
 
 import click
 
-from pipeline import compare as _compare
-from pipeline import history as _history
-from pipeline import report as _report
-from pipeline.cli_shared import App, pass_app, shared
+from pipeline.cli.app import App, pass_app, shared
 from pipeline.store import gc as _gc
+from pipeline.views import compare as _compare
+from pipeline.views import history as _history
+from pipeline.views import report as _report
 
 
 @click.command(short_help="Compare runs side by side (McNemar for two).")

@@ -1,9 +1,9 @@
 """Training runs, new or resumed, one or several at once (a sweep), on an executor.
 
-    data -> folds -> executor(train_fold) -> fold files -> ensemble -> run record
+    data -> splits -> executor(train_fold) -> fold files -> soft vote -> run record
 
 `train` trains one run; `train_runs` trains several whose folds go to the
-executor as one pool.  The output directory's lock is held throughout.  A
+executor (`create` picks it from the config) as one pool.  The output directory's lock is held throughout.  A
 signal stops the training at the next batch: finished folds stay saved, the
 record says "interrupted" and the exit code is 4.  Any other failure marks
 the record "failed" with the reason, so no run stays "running" for ever.
@@ -21,19 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import executor as executor_mod
-from pipeline import folds
 from pipeline.competition import dataset as data_mod
 from pipeline.core import atomic_files, predictions
 from pipeline.core import config as cfg
 from pipeline.core.errors import BadInputError, DigitsError, InterruptedRun
 from pipeline.core.progress import Progress
 from pipeline.core.text import one_line
-from pipeline.folds import FoldTask
-from pipeline.interrupt import StopRequest, stop_on_signals
 from pipeline.store import fold_files, record, run_folders
+from pipeline.store.fold_files import FoldResult
 from pipeline.store.record import RunRecord
-from pipeline.train import FoldResult
+from pipeline.training import executor as executor_mod
+from pipeline.training import splits
+from pipeline.training.interrupt import StopRequest, stop_on_signals
+from pipeline.training.splits import FoldTask
 
 
 @dataclass
@@ -92,7 +92,7 @@ def train_runs(
         progress.info(f"data: {len(data.y):,} training rows, {len(data.x_test):,} test rows from {first.data.dir}")
         opened: list[OpenRun] = []
         with stop_on_signals() as stop:
-            executor = executor_mod.create(first.executor)  # a cluster that cannot be reached costs no run folder
+            executor = create(first.executor)  # a cluster that cannot be reached costs no run folder
             try:
                 with _recorded(opened):
                     for i, config in enumerate(configs):
@@ -106,6 +106,15 @@ def train_runs(
             finally:
                 executor.close()
         return [run.dir for run in opened]
+
+
+def create(config: cfg.ExecutorConfig) -> executor_mod.Executor:
+    """The executor the config names; Ray is imported only when asked for."""
+    if config.kind == "ray":
+        from pipeline.training.ray_executor import RayExecutor
+
+        return RayExecutor(config)
+    return executor_mod.LocalExecutor()
 
 
 def _train_pool(
@@ -213,9 +222,9 @@ def open_run(
             progress.warn(f"removed {len(removed)} temporary file(s) a killed run left in {run_dir}")
         rec.status, rec.error, rec.finished_at = "running", None, None
         record.write(run_dir, rec)
-    run = OpenRun(run_dir, rec, folds.make_tasks(rec.config, data.y, rec.run_id), label=label)
+    run = OpenRun(run_dir, rec, splits.make_tasks(rec.config, data.y, rec.run_id), label=label)
     for task in run.tasks:
-        loaded = fold_files.load_fold(run_dir, task, len(data.x_test), warn=progress.warn)
+        loaded = fold_files.load_fold(run_dir, task.index, task.val_idx, len(data.x_test), warn=progress.warn)
         if loaded is not None:
             run.done[task.index] = loaded
     return run

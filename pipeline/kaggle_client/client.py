@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from pipeline.core.errors import KaggleError
 from pipeline.core.text import one_line
-from pipeline.fetch import retry
-from pipeline.fetch.credentials import (
+from pipeline.kaggle_client import retry
+from pipeline.kaggle_client.credentials import (
     PROXY_VARIABLES,
     Secrets,
     config_dir,

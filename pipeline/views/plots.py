@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline import runset
 from pipeline.core.text import pct
 from pipeline.store.record import FoldRecord, RunRecord
+from pipeline.views import runset
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
