@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click.testing
 import numpy as np
 
 from pipeline.competition.dataset import PIXEL_COLUMNS
@@ -58,8 +59,9 @@ def digits(*args: str, cwd: Path, timeout: float = 300, **kw) -> subprocess.Comp
     )
 
 
-def start(*args: str, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `python -m pipeline ARGS` in a subprocess, its output piped; `env` is added to the environment."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline", *args],
         cwd=cwd,
@@ -70,9 +72,13 @@ def start(*args: str, cwd: Path) -> subprocess.Popen:
     )
 
 
-def error_line(result: subprocess.CompletedProcess) -> str:
-    """The one line a failed command printed, checking that it is one line and no traceback."""
-    lines = [line for line in result.stderr.splitlines() if line.startswith("digits: ")]
-    assert "Traceback" not in result.stderr, result.stderr
-    assert len(lines) == 1, result.stderr
+def error_line(result: subprocess.CompletedProcess | click.testing.Result) -> str:
+    """The one line a failed command printed, checking that it is one line and no traceback.
+
+    A subprocess's stderr, or all a `CliRunner` invocation printed.
+    """
+    text = result.stderr if isinstance(result, subprocess.CompletedProcess) else result.output
+    lines = [line for line in text.splitlines() if line.startswith("digits: ")]
+    assert "Traceback" not in text, text
+    assert len(lines) == 1, text
     return lines[0]

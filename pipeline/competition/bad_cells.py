@@ -8,7 +8,7 @@ end a line) and the column of the first cell pyarrow refuses.
 
 The scan must refuse exactly what the fast reader refuses, or it blames a good
 cell or finds nothing.  The rules below are pyarrow's (26.x), and
-tests/test_data_locator.py checks the two against each other on generated
+tests/competition/test_bad_cells.py checks the two against each other on generated
 files:
 
 - one UTF-8 byte-order mark at the very start is skipped;

@@ -21,7 +21,7 @@ import pytest
 
 from pipeline.competition.dataset import write_demo
 from pipeline.store import record, run_folders
-from tests.helpers import ROOT, error_line
+from tests.helpers import ROOT, digits, error_line, start
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' (CI installs it)")
 
@@ -29,22 +29,18 @@ pytestmark = pytest.mark.slow
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
 # The demo competition, 2 folds of a small MLP: seconds per fold, but a real training.
 SMALL = ["--demo", "--seed", "5", "--folds", "2", "--epochs", "3", "--hidden", "64", "--ensemble-runs", "1"]
+RAY_TIMEOUT = 600  # seconds for one `digits` command on Ray
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    return {**env, **LOOPBACK_ENV, **extra}
-
-
-def digits(*args: str, cwd: Path, timeout: float = 600, **extra_env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=_env(**extra_env),
-    )
+@pytest.fixture(scope="module", autouse=True)
+def loopback_env():
+    """Every process these tests start (`digits`, `ray start`) gets LOOPBACK_ENV and no other RAY_ variable."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [k for k in os.environ if k.startswith("RAY_")]:
+            mp.delenv(name)
+        for name, value in LOOPBACK_ENV.items():
+            mp.setenv(name, value)
+        yield
 
 
 def _outputs(out: Path) -> tuple[bytes, bytes]:
@@ -57,7 +53,7 @@ def _outputs(out: Path) -> tuple[bytes, bytes]:
 @pytest.fixture(scope="module")
 def local_result(tmp_path_factory) -> tuple[bytes, bytes]:
     cwd = tmp_path_factory.mktemp("local")
-    r = digits("run", *SMALL, "--output-dir", "out", cwd=cwd)
+    r = digits("run", *SMALL, "--output-dir", "out", cwd=cwd, timeout=RAY_TIMEOUT)
     assert r.returncode == 0, r.stderr
     return _outputs(cwd / "out")
 
@@ -68,7 +64,7 @@ def _raylets() -> int:
 
 def test_a_local_ray_gives_the_same_bytes_as_the_local_executor_and_is_stopped(tmp_path, local_result):
     before = _raylets()
-    r = digits("run", *SMALL, "--executor", "ray", "--output-dir", "out", cwd=tmp_path)
+    r = digits("run", *SMALL, "--executor", "ray", "--output-dir", "out", cwd=tmp_path, timeout=RAY_TIMEOUT)
     assert r.returncode == 0, r.stderr
     assert _outputs(tmp_path / "out") == local_result
     assert "Traceback" not in r.stderr and r.stderr.count("val accuracy") == 2
@@ -103,13 +99,12 @@ def cluster():
         capture_output=True,
         text=True,
         timeout=180,
-        env=_env(),
     )
     assert start.returncode == 0, start.stderr
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=120, env=_env())
+        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -126,7 +121,8 @@ def test_a_separately_started_cluster_gives_the_same_bytes(tmp_path, local_resul
         "--output-dir",
         "out",
         cwd=tmp_path,
-        RAY_AUTH_MODE="token",
+        timeout=RAY_TIMEOUT,
+        env={"RAY_AUTH_MODE": "token"},
     )
     assert r.returncode == 0, r.stderr
     assert _outputs(tmp_path / "out") == local_result
@@ -153,8 +149,8 @@ def test_a_fold_that_raises_is_one_line_and_resume_finishes_the_run(tmp_path, lo
         "--output-dir",
         "out",
         cwd=tmp_path,
-        DIGITS_TEST_FAIL_FOLD="1",
-        PYTHONPATH=site,
+        timeout=RAY_TIMEOUT,
+        env={"DIGITS_TEST_FAIL_FOLD": "1", "PYTHONPATH": site},
     )
     assert failed.returncode == 7
     line = error_line(failed)
@@ -163,7 +159,9 @@ def test_a_fold_that_raises_is_one_line_and_resume_finishes_the_run(tmp_path, lo
     rec = record.read(tmp_path / "out" / "runs" / run_id)
     assert rec.status == "failed" and "injected failure" in (rec.error or "")
     assert [f.index for f in rec.folds] == [0]  # the fold that finished is kept
-    resumed = digits("run", *SMALL, "--executor", "ray", "--resume", "--output-dir", "out", cwd=tmp_path)
+    resumed = digits(
+        "run", *SMALL, "--executor", "ray", "--resume", "--output-dir", "out", cwd=tmp_path, timeout=RAY_TIMEOUT
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming: 1 of 2 folds already finished" in resumed.stderr
     assert _outputs(tmp_path / "out") == local_result
@@ -183,14 +181,7 @@ def _fold_workers() -> list[int]:
 
 
 def test_a_worker_killed_mid_fold_is_retried_to_the_same_bytes(tmp_path, local_result):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "run", *SMALL, "--executor", "ray", "--output-dir", "out"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
+    proc = start("run", *SMALL, "--executor", "ray", "--output-dir", "out", cwd=tmp_path)
     deadline = time.time() + 300
     killed = None
     while killed is None and time.time() < deadline and proc.poll() is None:
@@ -223,14 +214,7 @@ def test_sigterm_cancels_the_folds_keeps_what_finished_and_exits_4(tmp_path):
         "--output-dir",
         "out",
     ]  # one fold at a time on 2 CPUs
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
+    proc = start(*args, cwd=tmp_path)
     deadline = time.time() + 300
     while not list((tmp_path / "out").glob("runs/*/folds/fold-0.json")):
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
@@ -285,6 +269,7 @@ def test_sweep_trains_two_variants_on_ray_and_prints_the_comparison(tmp_path):
         "--executor",
         "ray",
         cwd=tmp_path,
+        timeout=RAY_TIMEOUT,
     )
     assert r.returncode == 0, r.stderr
     ids = run_folders.list_runs(tmp_path / "out")

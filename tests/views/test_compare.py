@@ -17,6 +17,7 @@ from pipeline.cli import cli, view_commands
 from pipeline.core import config as cfg
 from pipeline.core.errors import BadInputError
 from tests import runfactory as rf
+from tests.helpers import ROOT
 
 T0 = dt.datetime(2026, 11, 20, 23, 30, 0)
 N = 2000  # rows: one row is 0.05 percentage points
@@ -368,5 +369,5 @@ def test_commands_import_neither_tensorflow_nor_kaggle_nor_matplotlib():
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'kaggle', 'matplotlib', 'scipy')]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -3,7 +3,7 @@
 A failure the user can act on is exactly one ``digits: <message>`` line on
 stderr, no traceback, and the documented exit code: 1 bad input, 2 usage,
 6 cannot write (5, busy, is no failure for these commands: gc works around a
-held lock, see test_gc.py).  In-process through `pipeline.cli.cli` (what
+held lock, see tests/store/test_gc.py).  In-process through `pipeline.cli.cli` (what
 ``main()`` runs), and once per command in a real subprocess.
 """
 

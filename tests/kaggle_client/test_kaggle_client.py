@@ -25,6 +25,7 @@ from pipeline.kaggle_client import retry
 from pipeline.kaggle_client.datadir import STALE_TMP_SECONDS
 from pipeline.kaggle_client.downloads import NET_CHUNK
 from tests.fake_kaggle import KEY, REAL_ZIP, TOKEN, USERNAME, competition_zip
+from tests.helpers import ROOT
 
 SECRETS = (KEY, TOKEN, base64.b64encode(f"{USERNAME}:{KEY}".encode()).decode())
 
@@ -586,10 +587,9 @@ def test_slow_token_check_in_a_fresh_process_hits_the_timeout(fake_kaggle, data_
         "except KaggleError as e:\n"
         "    print(e)\n"
     )
-    root = Path(__file__).resolve().parents[1]
     began = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-c", code, str(data_dir)], cwd=root, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code, str(data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     elapsed = time.monotonic() - began
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
@@ -813,10 +813,9 @@ def test_submit_missing_file(fake_kaggle, tmp_path):
 # ---- the module itself ----------------------------------------------------------------------------
 
 
-def test_importing_fetch_does_not_import_kaggle():
-    root = Path(__file__).resolve().parents[1]
+def test_importing_the_kaggle_client_does_not_import_kaggle():
     code = "import sys, pipeline.kaggle_client; sys.exit('kaggle' in sys.modules or 'requests' in sys.modules)"
-    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
 
 
 # ---- the fake's network: production URLs, a separate storage host, loopback only -------------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,18 +152,28 @@ def test_a_model_too_big_for_memory_is_refused_before_training(tmp_path):
     assert record.read(tmp_path / "runs" / run_id).status == "failed"  # never left "running"
 
 
-def test_a_damaged_fold_is_trained_again_on_resume(tmp_path):
+def _trained_run(tmp_path: Path) -> Path:
+    """The folder of a finished TINY run (seed 3) on a small competition in tmp_path/data."""
     write_competition(tmp_path / "data")
     assert digits("train", "--data-dir", "data", *TINY, "--seed", "3", cwd=tmp_path).returncode == 0
     (run_id,) = run_folders.list_runs(tmp_path)
-    run_dir = tmp_path / "runs" / run_id
-    oof = (run_dir / "oof.npz").read_bytes()
-    npz = run_dir / "folds" / "fold-1.npz"
-    npz.write_bytes(npz.read_bytes()[:100])  # truncated: BadZipFile
+    return tmp_path / "runs" / run_id
+
+
+def _resume_as_interrupted(tmp_path: Path, run_dir: Path) -> subprocess.CompletedProcess:
+    """Record the run as interrupted, then `digits train --resume` it."""
     rec = record.read(run_dir)
     rec.status = "interrupted"
     record.write(run_dir, rec)
-    r = digits("train", "--resume", run_id, "--data-dir", "data", *TINY, cwd=tmp_path)
+    return digits("train", "--resume", run_dir.name, "--data-dir", "data", *TINY, cwd=tmp_path)
+
+
+def test_a_damaged_fold_is_trained_again_on_resume(tmp_path):
+    run_dir = _trained_run(tmp_path)
+    oof = (run_dir / "oof.npz").read_bytes()
+    npz = run_dir / "folds" / "fold-1.npz"
+    npz.write_bytes(npz.read_bytes()[:100])  # truncated: BadZipFile
+    r = _resume_as_interrupted(tmp_path, run_dir)
     assert r.returncode == 0, r.stderr
     assert "fold 1 files are damaged (BadZipFile); training it again" in r.stderr
     assert "resuming: 1 of 2 folds already finished" in r.stderr
@@ -169,19 +181,13 @@ def test_a_damaged_fold_is_trained_again_on_resume(tmp_path):
 
 
 def test_a_fold_with_wrong_shapes_is_not_trusted(tmp_path):
-    write_competition(tmp_path / "data")
-    assert digits("train", "--data-dir", "data", *TINY, "--seed", "3", cwd=tmp_path).returncode == 0
-    (run_id,) = run_folders.list_runs(tmp_path)
-    run_dir = tmp_path / "runs" / run_id
+    run_dir = _trained_run(tmp_path)
     oof = (run_dir / "oof.npz").read_bytes()
     with np.load(run_dir / "folds" / "fold-0.npz") as z:
         arrays = dict(z)
     arrays["val_proba"] = arrays["val_proba"][:5]
     np.savez(run_dir / "folds" / "fold-0.npz", **arrays)
-    rec = record.read(run_dir)
-    rec.status = "interrupted"
-    record.write(run_dir, rec)
-    r = digits("train", "--resume", run_id, "--data-dir", "data", *TINY, cwd=tmp_path)
+    r = _resume_as_interrupted(tmp_path, run_dir)
     assert r.returncode == 0, r.stderr
     assert "val_proba has shape (5, 10)" in r.stderr
     assert (run_dir / "oof.npz").read_bytes() == oof

@@ -14,14 +14,8 @@ from pipeline.cli import cli
 from pipeline.core import atomic_files
 from pipeline.core.errors import StorageError
 from pipeline.store import run_folders
-from tests.helpers import write_competition
+from tests.helpers import error_line, write_competition
 from tests.runfactory import make_run
-
-
-def _one_line(result) -> str:
-    lines = [line for line in result.output.splitlines() if line.startswith("digits: ")]
-    assert "Traceback" not in result.output and len(lines) == 1, result.output
-    return lines[0]
 
 
 def test_a_run_id_read_back_is_validated_before_it_names_a_file(tmp_path, monkeypatch):
@@ -33,7 +27,7 @@ def test_a_run_id_read_back_is_validated_before_it_names_a_file(tmp_path, monkey
     (run / run_folders.REPORT).write_text(json.dumps(report))
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(cli, ["predict", "20261101-233000"])
-    assert r.exit_code == 1 and "run_id" in _one_line(r)
+    assert r.exit_code == 1 and "run_id" in error_line(r)
     assert not list(tmp_path.parent.rglob("pwned*")) and not list(tmp_path.rglob("pwned*"))
 
 
@@ -55,7 +49,7 @@ def test_an_output_dir_that_is_a_file_says_not_a_directory(tmp_path, monkeypatch
 def test_a_newline_in_a_path_stays_on_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(cli, ["report", "--output-dir", "out", "bad\nrun"])
-    line = _one_line(r)
+    line = error_line(r)
     assert r.exit_code == 1 and "bad\\nrun" in line and "\n" not in line
 
 
