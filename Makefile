@@ -1,5 +1,5 @@
 # `make demo` sets up .venv and runs the whole job on a small built-in competition;
-# `make test` sets up .venv, lints and type-checks, then runs every test (what .ci/run calls); `make test-fast` skips the ones that train.
+# `make test` sets up .venv, lints, type-checks and checks the layers, then runs every test (what .ci/run calls); `make test-fast` skips the ones that train.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -27,10 +27,12 @@ test: lint
 test-fast: setup
 	$(PYTEST) -m "not slow"
 
+# lint-imports checks the layers (pyproject.toml, [tool.importlinter]; README, "How it is built").
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 benchmark: setup
 	$(BIN)/python benchmarks/holdout.py --full-run

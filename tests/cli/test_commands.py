@@ -1,15 +1,8 @@
-import subprocess
-import sys
+"""The `digits` group: its help, its commands, and a usage error (start-up time: test_startup.py)."""
 
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-
-
-def test_cli_starts_without_tensorflow_or_kaggle():
-    code = "import sys, pipeline.cli; heavy = [m for m in ('tensorflow', 'keras', 'kaggle', 'matplotlib') if m in sys.modules]; print(heavy)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
 
 
 def test_help_lists_every_command_and_the_exit_codes():
