@@ -15,7 +15,20 @@ from pipeline.competition.dataset import PIXEL_COLUMNS
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ZIP = ROOT.parent / "shared" / "data" / "digit-recognizer.zip"
 # A run small enough for a test: 2 folds, 2 epochs, one narrow layer.
-TINY = ["--folds", "2", "--epochs", "2", "--hidden", "32", "--batch-size", "64", "--set", "train.warmup_epochs=0"]
+TINY = [
+    "--model",
+    "mlp",
+    "--folds",
+    "2",
+    "--epochs",
+    "2",
+    "--hidden",
+    "32",
+    "--batch-size",
+    "64",
+    "--set",
+    "train.warmup_epochs=0",
+]
 
 
 def table(n: int, seed: int = 0, labels: bool = True) -> np.ndarray:

@@ -32,11 +32,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network: an MLP on the 784 pixels, or a CNN on the 28x28 image; its widths and regularisation."""
+    """The recipe (an MLP on the 784 pixels, or a CNN on the 28x28 image), its widths and regularisation."""
 
-    kind: str = "mlp"  # mlp | cnn
-    hidden: tuple[int, ...] | None = None  # dense widths (the CNN's head); None: the kind's default
-    filters: tuple[int, ...] = (16, 32)  # CNN only: one block of two 3x3 convolutions and a 2x2 pool per entry
+    kind: str | None = None  # the recipe, one of RECIPES; None: tonight's plan chooses ([plan])
+    hidden: tuple[int, ...] | None = None  # dense widths (a CNN's head); None: the recipe's default
+    filters: tuple[int, ...] | None = None  # CNN only: convolution widths per block; None: the recipe's default
     dropout: float | None = None
     input_dropout: float = 0.0
     batch_norm: bool = True
@@ -71,9 +71,9 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine | constant
     warmup_epochs: int = 2
     label_smoothing: float = 0.1
-    early_stopping: int = 10  # patience in epochs on the fold's validation loss; 0 = off
     seed: int | None = None  # None: a fresh seed each run, recorded in its report
     threads: int = 2  # TensorFlow's threads inside a fold; fixed, because the arithmetic depends on it
+    precision: str = "auto"  # float32 | mixed_bfloat16 | auto (bfloat16 where the CPU has it and it pays: BF16_PAYS)
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,38 @@ class BlendConfig:
     """Which finished runs the submission may blend."""
 
     runs: int = 20  # the newest N compatible runs are candidates; 1 = this run's folds alone
+    estimate_parts: int = 5  # the blend's estimate: selection cross-validated over this many parts of the rows
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """Which recipe a night trains when none is named (``--model`` overrides the plan)."""
+
+    recipes: tuple[str, ...] = ("cnn-wide", "cnn", "mlp")
+    rule: str = "rotation"  # one of PLAN_RULES (pipeline.training.plan)
+
+
+@dataclass(frozen=True)
+class SubmitConfig:
+    """When ``digits run --submit`` submits: the gate (pipeline.nightly.gate)."""
+
+    alpha: float = 0.05  # significance level of the paired test against the best accepted submission
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """Who hears about a night, through Apprise URLs (the ``notify`` extra)."""
+
+    urls: tuple[str, ...] = ()
+    on: tuple[str, ...] = ("failure",)  # failure | submitted | always
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow tracking of every run (the ``mlflow`` extra); the run folder stays the record."""
+
+    mlflow: bool = False
+    uri: str | None = None  # None: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db beside the run folders
 
 
 @dataclass(frozen=True)
@@ -105,22 +137,40 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    submit: SubmitConfig = field(default_factory=SubmitConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     output_dir: str = "."
 
 
-KINDS = ("mlp", "cnn")
-KIND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    # measured on the real data: benchmarks/RESULTS.md
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    # Each recipe's defaults, measured on the real data: benchmarks/RESULTS.md.  A field set anywhere
+    # else (a file, --set, a named option) wins over its recipe's default.
     "mlp": {
-        "model": {"hidden": (1024, 512), "dropout": 0.1},
+        "model": {"hidden": (1024, 512), "filters": (), "dropout": 0.1},
         "train": {"epochs": 40, "batch_size": 512, "learning_rate": 2e-3},
     },
-    "cnn": {
-        "model": {"hidden": (256,), "dropout": 0.25},
+    "cnn": {  # two blocks of two 3x3 convolutions and a 2x2 max-pool, a dense layer of 256
+        "model": {"hidden": (256,), "filters": (16, 32), "dropout": 0.25},
         "train": {"epochs": 20, "batch_size": 256, "learning_rate": 2e-3},
     },
+    "cnn-wide": {  # per block 3x3, 3x3 and a strided 5x5 convolution; then a 4x4 convolution of twice the last width
+        "model": {"hidden": (), "filters": (32, 64), "dropout": 0.4},
+        "train": {"epochs": 30, "batch_size": 128, "learning_rate": 2e-3},
+    },
 }
-DEMO = {"train": {"folds": 3, "epochs": 30, "batch_size": 64, "early_stopping": 0}, "model": {"hidden": (256, 128)}}
+KINDS = tuple(RECIPES)
+DEFAULT_RECIPE = "mlp"  # what a config names when no plan chooses (a library call without a kind)
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")
+# Where `auto` picks mixed_bfloat16: the CPU flags that make bfloat16 native, and the recipes for which it
+# was measured to pay on such a CPU (benchmarks/RESULTS.md); anywhere else float32.
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+BF16_PAYS: tuple[str, ...] = ("cnn", "cnn-wide")
+PLAN_RULES = ("rotation", "least-held")
+NOTIFY_ON = ("failure", "submitted", "always")
+# The demo trains the MLP (about a minute on two cores); `--demo --model cnn-wide` shows a CNN on it.
+DEMO = {"train": {"folds": 3, "epochs": 30, "batch_size": 64}, "model": {"kind": "mlp", "hidden": (256, 128)}}
 RESULT_SECTIONS = ("data", "model", "augment", "train")  # what decides a run's numbers (resume compares these)
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant")
@@ -179,9 +229,9 @@ def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
 
 
 def resolve(config: Config) -> Config:
-    """Fill the fields left None with the model kind's defaults."""
+    """Fill the fields left None with the recipe's defaults (nothing while the plan has not chosen a recipe)."""
     changes = {}
-    for section, values in KIND_DEFAULTS.get(config.model.kind, {}).items():
+    for section, values in RECIPES.get(config.model.kind or "", {}).items():
         current = getattr(config, section)
         unset = {k: v for k, v in values.items() if getattr(current, k) is None}
         if unset:
@@ -204,21 +254,31 @@ def validate(config: Config) -> Config:
         (t.weight_decay >= 0, "train.weight_decay", "must not be negative"),
         (t.warmup_epochs >= 0, "train.warmup_epochs", "must not be negative"),
         (0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)"),
-        (t.early_stopping >= 0, "train.early_stopping", "must not be negative (0 turns it off)"),
         (unset_or(t.seed, 0 <= (t.seed or 0) <= MAX_SEED), "train.seed", f"must be in 0..{MAX_SEED}"),
         (1 <= t.threads <= 1024, "train.threads", "must be in 1..1024"),
         (t.optimizer in OPTIMIZERS, "train.optimizer", f"must be one of {', '.join(OPTIMIZERS)}"),
         (t.schedule in SCHEDULES, "train.schedule", f"must be one of {', '.join(SCHEDULES)}"),
-        (m.kind in KINDS, "model.kind", f"must be one of {', '.join(KINDS)}"),
+        (unset_or(m.kind, m.kind in KINDS), "model.kind", f"must be one of {', '.join(KINDS)}"),
+        (t.precision in PRECISIONS, "train.precision", f"must be one of {', '.join(PRECISIONS)}"),
         (
-            unset_or(m.hidden, len(m.hidden or ()) >= 1 and all(h >= 1 for h in m.hidden or ())),
+            unset_or(
+                m.hidden, (len(m.hidden or ()) >= 1 or m.kind == "cnn-wide") and all(h >= 1 for h in m.hidden or ())
+            ),
             "model.hidden",
             "must list at least one positive width",
         ),
         (
-            all(f >= 1 for f in m.filters) and (m.kind != "cnn" or len(m.filters) in (1, 2, 3)),
+            unset_or(
+                m.filters,
+                all(f >= 1 for f in m.filters or ()) and (m.kind != "cnn" or len(m.filters or ()) in (1, 2, 3)),
+            ),
             "model.filters",
             "must list one to three positive widths (each block halves the image: 28, 14, 7, 3)",
+        ),
+        (
+            m.kind != "cnn-wide" or m.filters is None or (len(m.filters) in (1, 2) and all(f >= 1 for f in m.filters)),
+            "model.filters",
+            "must list one or two positive widths for cnn-wide (each block takes the image from 28 to 12 to 4)",
         ),
         (unset_or(m.dropout, 0 <= (m.dropout or 0) < 1), "model.dropout", "must be in [0, 1)"),
         (0 <= m.input_dropout < 1, "model.input_dropout", "must be in [0, 1)"),
@@ -228,6 +288,16 @@ def validate(config: Config) -> Config:
         (0 <= a.zoom < 1, "augment.zoom", "must be in [0, 1)"),
         (0 <= a.shear < 1, "augment.shear", "must be in [0, 1)"),
         (config.blend.runs >= 1, "blend.runs", "must be at least 1 (1 = this run alone)"),
+        (2 <= config.blend.estimate_parts <= 100, "blend.estimate_parts", "must be in 2..100"),
+        (len(config.plan.recipes) >= 1, "plan.recipes", "must name at least one recipe"),
+        (
+            all(r in KINDS for r in config.plan.recipes),
+            "plan.recipes",
+            f"must name recipes among {', '.join(KINDS)}",
+        ),
+        (config.plan.rule in PLAN_RULES, "plan.rule", f"must be one of {', '.join(PLAN_RULES)}"),
+        (0 < config.submit.alpha < 1, "submit.alpha", "must be in (0, 1)"),
+        (all(o in NOTIFY_ON for o in config.notify.on), "notify.on", f"must list some of {', '.join(NOTIFY_ON)}"),
         (e.kind in EXECUTORS, "executor.kind", f"must be one of {', '.join(EXECUTORS)}"),
         (e.cpus_per_fold > 0, "executor.cpus_per_fold", "must be positive"),
         (e.gpus_per_fold >= 0, "executor.gpus_per_fold", "must not be negative"),

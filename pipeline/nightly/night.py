@@ -88,12 +88,12 @@ def last_accepted(output_dir: str | Path, competition: str, exclude: str = "") -
 
 def decide(rec: RunRecord, previous: RunRecord | None, mode: str) -> SubmitDecision:
     """Submit this run's blend?  "always" does; "better" only above the last accepted submission's OOF accuracy."""
-    ours = rec.blend_oof_accuracy
+    ours = rec.submission_estimate
     if mode == "always":
         return SubmitDecision(True, "--submit always", mode)
     if previous is None:
         return SubmitDecision(True, "no earlier submission was accepted by Kaggle", mode)
-    theirs = previous.blend_oof_accuracy
+    theirs = previous.submission_estimate
     if ours is None or theirs is None:
         return SubmitDecision(
             True, "an out-of-fold accuracy is missing, so no comparison is possible", mode, previous.run_id, theirs

@@ -56,7 +56,7 @@ def predict(
         if limit < 1:
             raise BadInputError(f"option --ensemble-runs: must be at least 1, got {limit}")
         labels, found = blend.candidates(output_dir, run_dir, limit, warn=progress.warn)
-        info, chosen = blend.choose(labels, found)
+        info, chosen, estimate = blend.choose(labels, found, rec.config.blend.estimate_parts)
         changed = digest != rec.test_sha
         if changed:
             progress.warn(
@@ -77,6 +77,7 @@ def predict(
         rec.stage_seconds["predict"] = round(time.perf_counter() - t, 3)
         rec.submission = record.Submission(path=str(own), sha256=sha, rows=int(len(labels_out)))
         rec.blend = info
+        atomic_files.write_npz(run_dir / blend.ESTIMATE_FILE, labels=labels, predictions=estimate.predictions)
         record.write(run_dir, rec)
         progress.info(describe(info))
         progress.info(f"submission: {latest} ({len(labels_out):,} rows, from run {rec.run_id})")
@@ -87,8 +88,9 @@ def describe(info: record.Blend) -> str:
     """One line: which runs, with what weights, and what the blend scores against the best single run."""
     members = ", ".join(f"{m.run_id} x{m.weight:.2f}" for m in info.members)
     return (
-        f"blend of {len(info.members)} of {len(info.candidates)} compatible run(s) ({members}): out-of-fold "
-        f"{pct(info.oof_accuracy, 3)}% (best single run {info.best_single_run}: {pct(info.best_single_oof_accuracy, 3)}%)"
+        f"blend of {len(info.members)} of {len(info.candidates)} compatible run(s) ({members}): estimate "
+        f"{pct(info.estimate, 3)}% on rows the selection never saw (in-sample {pct(info.in_sample_accuracy, 3)}%; "
+        f"best single run {info.best_single_run}: {pct(info.best_single_oof_accuracy, 3)}%)"
     )
 
 

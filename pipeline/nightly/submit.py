@@ -41,7 +41,7 @@ def submit(
         path = Path(rec.submission.path)
         competition = competition or rec.config.data.competition
         data_dir = Path(rec.config.data.dir)
-        oof = rec.blend_oof_accuracy
+        oof = rec.submission_estimate
         message = message or f"digits run {rec.run_id}" + (f", CV {oof:.4%}" if oof is not None else "")
     competition = competition or cfg.DataConfig().competition
     test_csv = data_dir / "test.csv"

@@ -14,6 +14,13 @@ Schema history (`SCHEMA_VERSION`):
 - 2: adds ``error`` (why a run failed), ``blend`` (the runs the submission
   blends and their weights), ``submit_decision``, ``sweep``/``variant``;
   the config is the full resolved config, the drawn seed included.
+- 3: the figures are out-of-sample.  Folds no longer stop early on their own
+  validation rows (``train.early_stopping`` is gone from the config);
+  ``blend.estimate`` is the blend's cross-validated accuracy and
+  ``blend.in_sample_accuracy`` (was ``blend.oof_accuracy``) the figure of the
+  weights on the rows that chose them; ``plan`` says why the run trained
+  its recipe; the submit decision carries the gate's test.  Records of
+  schema 2 and older have no estimate: their figures were in-sample.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from pipeline.core import atomic_files, config_layers
 from pipeline.core import config as cfg
 from pipeline.core.errors import BadInputError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 REPORT = "report.json"
 RUN_ID = re.compile(r"\d{8}-\d{6}(-\d+)?")  # 20261125-233000, then -2, -3 within one second
 Status = Literal["running", "complete", "interrupted", "failed"]
@@ -126,25 +133,41 @@ class BlendMember:
 
 @dataclass
 class Blend:
-    """The runs behind the submission, chosen on their out-of-fold probabilities."""
+    """The runs behind the submission, chosen on their out-of-fold probabilities, and what the blend is worth."""
 
     members: list[BlendMember]
-    oof_accuracy: float
+    in_sample_accuracy: float  # the chosen weights scored on the rows that chose them: optimistic
     best_single_run: str
     best_single_oof_accuracy: float
     candidates: list[str] = field(default_factory=list)  # every compatible run considered
     seconds: float = 0.0
+    estimate: float | None = None  # out-of-sample: the selection cross-validated (pipeline.nightly.blend)
+    estimate_method: str | None = None
 
 
 @dataclass
 class SubmitDecision:
-    """Whether `run --submit` submitted, and why."""
+    """Whether `run --submit` submitted, and why: the gate's figures and test (pipeline.nightly.gate)."""
 
     submitted: bool
     reason: str
     mode: str = "better"  # better | always
-    previous_run: str | None = None
-    previous_oof_accuracy: float | None = None
+    previous_run: str | None = None  # the run behind the reference submission, when there is one
+    previous_oof_accuracy: float | None = None  # the reference's figure: its estimate, or its public score
+    ours: float | None = None  # tonight's estimate
+    reference: str | None = None  # the ledger entry compared against
+    disagree: int | None = None  # rows exactly one of the two blends gets right
+    p_value: float | None = None
+    test: str | None = None  # mcnemar | binomial
+
+
+@dataclass
+class PlanChoice:
+    """Why the run trained its recipe: the plan's rule and reason, or the recipe named on the command line."""
+
+    recipe: str
+    rule: str  # rotation | least-held | named
+    reason: str
 
 
 @dataclass
@@ -175,6 +198,8 @@ class RunRecord:
     error: str | None = None
     sweep: str | None = None
     variant: str | None = None
+    plan: PlanChoice | None = None
+    oof_in_sample: bool = False  # schema 2 and older with early stopping: the out-of-fold figures are optimistic
     schema_version: int = SCHEMA_VERSION
 
     # ---- views every reader shares -------------------------------------------------------
@@ -216,9 +241,26 @@ class RunRecord:
             return None
 
     @property
-    def blend_oof_accuracy(self) -> float | None:
-        """The submission's out-of-fold accuracy: the blend's when the run wrote one, else the run's own."""
-        return self.blend.oof_accuracy if self.blend else self.oof_accuracy
+    def submission_estimate(self) -> float | None:
+        """What the run's submission is worth on rows it never saw: the one definition every reader uses.
+
+        The blend's cross-validated estimate when the run blended; a run that
+        wrote its own folds' submission (before blending) is worth its
+        out-of-fold accuracy, unless its folds chose their epoch on those rows
+        (schema 2 and older): then, as for an older blend, there is no estimate.
+        """
+        if self.blend is not None:
+            return self.blend.estimate
+        if self.submission is not None and self.oof_accuracy is not None and not self.oof_in_sample:
+            return self.oof_accuracy
+        return None
+
+    @property
+    def submission_runs(self) -> int | None:
+        """How many runs the submission averages (None when the run wrote none)."""
+        if self.blend is not None:
+            return len(self.blend.members)
+        return 1 if self.submission is not None else None
 
     @property
     def complete(self) -> bool:
@@ -265,6 +307,14 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
             if isinstance(f, dict):
                 f.pop("model_path", None)  # fold files are found by index; a stored path went stale on a move
         data.setdefault("started_at", "")
+    if version < 3:
+        config = data.get("config")
+        train = config.get("train") if isinstance(config, dict) else None
+        if isinstance(train, dict) and train.pop("early_stopping", 0):
+            data["oof_in_sample"] = True  # its folds chose their epoch on the rows they were scored on
+        blend = data.get("blend")
+        if isinstance(blend, dict) and "oof_accuracy" in blend:
+            blend["in_sample_accuracy"] = blend.pop("oof_accuracy")
     data["schema_version"] = SCHEMA_VERSION
     return data
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pipeline.core import atomic_files
 from pipeline.core.errors import BadInputError, BusyError, StorageError
-from pipeline.store.record import REPORT, RUN_ID
+from pipeline.store import record
+from pipeline.store.record import REPORT, RUN_ID, RunRecord
 
 RUNS = "runs"
 SUBMISSIONS = "submissions"
@@ -66,6 +68,18 @@ def list_runs(output_dir: str | Path) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if p.is_dir() and RUN_ID.fullmatch(p.name))
+
+
+def newest_first(output_dir: str | Path, exclude: str = "") -> Iterator[tuple[Path, RunRecord]]:
+    """Every readable run, newest first, with its folder; unreadable reports are skipped (the views name them)."""
+    for run_id in reversed(list_runs(output_dir)):
+        if run_id == exclude:
+            continue
+        run_dir = runs_root(output_dir) / run_id
+        try:
+            yield run_dir, record.read(run_dir)
+        except BadInputError:
+            continue
 
 
 def resolve(output_dir: str | Path, ref: str) -> Path:

@@ -31,7 +31,7 @@ from pipeline.store import fold_files, record, run_folders
 from pipeline.store.fold_files import FoldResult
 from pipeline.store.record import RunRecord
 from pipeline.training import executor as executor_mod
-from pipeline.training import splits
+from pipeline.training import hardware, plan, splits
 from pipeline.training.interrupt import StopRequest, stop_on_signals
 from pipeline.training.splits import FoldTask
 
@@ -197,7 +197,8 @@ def open_run(
     """A new run folder with its record, or an unfinished one to resume, with its tasks and finished folds."""
     run_dir = _resume_target(config, data, resume, progress)
     if run_dir is None:
-        seeded = config if config.train.seed is not None else _with_seed(config, draw_seed())
+        settled, choice = settle(config)
+        seeded = settled if settled.train.seed is not None else _with_seed(settled, draw_seed())
         run_id, run_dir = run_folders.new_run(config.output_dir)
         rec = RunRecord(
             run_id=run_id,
@@ -209,12 +210,15 @@ def open_run(
             versions=record.library_versions(),
             sweep=sweep,
             variant=label or None,
+            plan=choice,
         )
         record.write(run_dir, rec)
         atomic_files.write_text(
             run_dir / "config.toml", "# the config this run used; reuse it with --config\n" + cfg.to_toml(seeded)
         )
         progress.info(f"run {run_id}: {describe(seeded)}" + (f" ({label})" if label else ""))
+        if choice.rule != "named":
+            progress.info(f"recipe {choice.recipe}: {choice.reason}")
     else:
         rec = record.read(run_dir)
         removed = fold_files.remove_leftovers(run_dir)
@@ -230,24 +234,56 @@ def open_run(
     return run
 
 
+def settle(config: cfg.Config) -> tuple[cfg.Config, record.PlanChoice]:
+    """The config a new run trains: the recipe (named, or the plan's choice) and its defaults, the precision."""
+    if config.model.kind is None:
+        chosen = plan.tonight(config.plan, config.output_dir)
+        choice = record.PlanChoice(chosen.recipe, chosen.rule, chosen.reason)
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, kind=chosen.recipe))
+    else:
+        choice = record.PlanChoice(config.model.kind, "named", "named by --model or the config")
+    config = cfg.validate(cfg.resolve(config))
+    precision = hardware.precision_for(cfg.resolved(config.model.kind), config.train.precision)
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, precision=precision)), choice
+
+
 def describe(config: cfg.Config) -> str:
-    """'5 folds x 40 epochs, MLP 1024-512, seed 123'."""
+    """'5 folds x 40 epochs, MLP 1024-512, float32, seed 123'."""
     m = config.model
     shape = (
         f"MLP {'-'.join(map(str, m.hidden or ()))}"
         if m.kind == "mlp"
-        else f"CNN {'-'.join(map(str, m.filters))} + {'-'.join(map(str, m.hidden or ()))}"
+        else f"{(m.kind or '').upper()} {'-'.join(map(str, m.filters or ()))}"
+        + (f" + {'-'.join(map(str, m.hidden))}" if m.hidden else "")
     )
-    return f"{config.train.folds} folds x {config.train.epochs} epochs, {shape}, seed {config.train.seed}"
+    return (
+        f"{config.train.folds} folds x {config.train.epochs} epochs, {shape}, {config.train.precision}, "
+        f"seed {config.train.seed}"
+    )
 
 
 def _with_seed(config: cfg.Config, seed: int) -> cfg.Config:
     return dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
 
 
+def _as_recorded(config: cfg.Config, rec: RunRecord) -> cfg.Config:
+    """`config` with what a run settles for itself (seed, recipe, precision) taken from `rec` where left open."""
+    if config.train.seed is None:
+        config = _with_seed(config, rec.config.train.seed or 0)
+    if config.model.kind is None:
+        config = cfg.resolve(
+            dataclasses.replace(config, model=dataclasses.replace(config.model, kind=rec.config.model.kind))
+        )
+    if config.train.precision == "auto":
+        config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, precision=rec.config.train.precision)
+        )
+    return config
+
+
 def _same_inputs(rec: RunRecord, config: cfg.Config, data: data_mod.Dataset) -> bool:
-    """Would this config on this data produce this run?  An unset seed matches any seed."""
-    wanted = config if config.train.seed is not None else _with_seed(config, rec.config.train.seed or 0)
+    """Would this config on this data produce this run?  An unset seed, recipe or precision matches any."""
+    wanted = _as_recorded(config, rec)
     same_data = {k: (v.sha256, v.rows) for k, v in rec.data.items()} == {
         k: (v["sha256"], v["rows"]) for k, v in data.files.items()
     }
@@ -260,12 +296,7 @@ def _resume_target(
     if not resume:
         return None
     if resume is True:
-        for run_id in reversed(run_folders.list_runs(config.output_dir)):
-            run_dir = run_folders.runs_root(config.output_dir) / run_id
-            try:
-                rec = record.read(run_dir)
-            except DigitsError:
-                continue
+        for run_dir, rec in run_folders.newest_first(config.output_dir):
             if rec.status in record.UNFINISHED and _same_inputs(rec, config, data):
                 return run_dir
         progress.info("no unfinished run with this config and data; starting a new run")
@@ -275,7 +306,7 @@ def _resume_target(
     if rec.status == "complete":
         raise BadInputError(f"run {rec.run_id} is already complete; nothing to resume")
     if not _same_inputs(rec, config, data):
-        wanted = config if config.train.seed is not None else _with_seed(config, rec.config.train.seed or 0)
+        wanted = _as_recorded(config, rec)
         changed = ", ".join(cfg.diff(cfg.result_part(rec.config), cfg.result_part(wanted))) or "the data files"
         raise BadInputError(
             f"run {rec.run_id} used a different config or data ({changed}); resume it with its own config: "

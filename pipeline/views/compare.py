@@ -67,7 +67,7 @@ def run_cells(rec: RunRecord) -> tuple[str, str, str, str, str, str]:
     return (
         mean_std(rec.fold_accuracy_mean, rec.fold_accuracy_std),
         pct(rec.oof_accuracy, 3),
-        blend_pct(*runset.submission_score(rec)),
+        blend_pct(rec.submission_estimate, rec.submission_runs),
         score_or_state(rec.lb_score, rec.lb_status),
         duration(runset.elapsed(rec)),
         when(runset.started(rec)),
@@ -111,7 +111,7 @@ def _runs_table(comp: Comparison, fold_columns: bool, tight: bool = False) -> Ta
         t.add_column(name, justify="right", no_wrap=True)
     several = len(comp.records) > 1
     best_oof = _best(r.oof_accuracy for r in comp.records)
-    best_blend = _best(runset.submission_score(r)[0] for r in comp.records)
+    best_blend = _best(r.submission_estimate for r in comp.records)
     best_lb = _best(r.lb_score for r in comp.records)
 
     def marked(text: str, value: float | None, best: float | None) -> Any:
@@ -131,7 +131,7 @@ def _runs_table(comp: Comparison, fold_columns: bool, tight: bool = False) -> Ta
             *fold_cells,
             mean,
             marked(oof, r.oof_accuracy, best_oof),
-            marked(blend, runset.submission_score(r)[0], best_blend),
+            marked(blend, r.submission_estimate, best_blend),
             marked(lb, r.lb_score, best_lb),
             took,
         )
@@ -210,8 +210,9 @@ CSV_RUN_COLUMNS = (
     "fold_accuracy_mean",
     "fold_accuracy_std",
     "oof_accuracy",
-    "blend_oof_accuracy",
+    "blend_estimate",
     "blend_runs",
+    "recipe",
     "leaderboard_score",
     "leaderboard_status",
     "seconds",

@@ -68,11 +68,10 @@ def build(found: runset.RunSet) -> Comparison:
 def summary(rec: RunRecord, run_dir: Path) -> dict[str, Any]:
     """One run as a flat record: the JSON object and CSV row of ``digits compare``.
 
-    ``blend_oof_accuracy`` and ``blend_runs`` describe the submission the run
-    wrote (`runset.submission_score`), so the blend's gain shows beside the
-    run's own ``oof_accuracy``.
+    ``blend_estimate`` and ``blend_runs`` describe the submission the run
+    wrote (`RunRecord.submission_estimate`: out-of-sample), so the blend's
+    gain shows beside the run's own ``oof_accuracy``.
     """
-    blend_accuracy, blend_runs = runset.submission_score(rec)
     return {
         "run_id": rec.run_id,
         "started_at": rec.started_at or None,
@@ -84,8 +83,10 @@ def summary(rec: RunRecord, run_dir: Path) -> dict[str, Any]:
         "fold_accuracy_mean": rec.fold_accuracy_mean,
         "fold_accuracy_std": rec.fold_accuracy_std,
         "oof_accuracy": rec.oof_accuracy,
-        "blend_oof_accuracy": blend_accuracy,
-        "blend_runs": blend_runs,
+        "blend_estimate": rec.submission_estimate,
+        "blend_runs": rec.submission_runs,
+        "recipe": rec.config.model.kind,
+        "plan": rec.plan.reason if rec.plan else None,
         "leaderboard_score": rec.lb_score,
         "leaderboard_status": rec.lb_status,
         "seconds": runset.elapsed(rec),

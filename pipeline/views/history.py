@@ -122,7 +122,7 @@ def history_table(records: list[RunRecord], tight: bool = False) -> Table:
             mean_std(r.fold_accuracy_mean, r.fold_accuracy_std),
             pct(r.oof_accuracy, 3),
             oof_change.next(r.oof_accuracy),
-            blend_pct(*runset.submission_score(r)),
+            blend_pct(r.submission_estimate, r.submission_runs),
             score_or_state(r.lb_score, r.lb_status),
             lb_change.next(r.lb_score),
             ui.styled("best OOF so far", "green") if is_best else "",

@@ -20,7 +20,6 @@ import numpy as np
 
 from pipeline.core.text import pct
 from pipeline.store.record import FoldRecord, RunRecord
-from pipeline.views import runset
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -88,7 +87,7 @@ def history_figure(records: Sequence[RunRecord]) -> Figure:
     mean = _percent([r.fold_accuracy_mean for r in records])
     std = _percent([r.fold_accuracy_std if r.fold_accuracy_mean is not None else None for r in records])
     oof = _percent([r.oof_accuracy for r in records])
-    blend = _percent([runset.submission_score(r)[0] for r in records])
+    blend = _percent([r.submission_estimate for r in records])
     lb = _percent([r.lb_score for r in records])
     if np.isfinite(mean).any():
         ax.errorbar(

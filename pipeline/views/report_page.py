@@ -99,7 +99,7 @@ def render(page: Page, evidence: Evidence) -> str:
     return TEMPLATE.format(
         title=esc(rec.run_id),
         css=CSS,
-        model=esc(rec.config.model.kind.upper()),
+        model=esc((rec.config.model.kind or "").upper()),
         summary=summary,
         sections="\n".join(sections),
         generated=esc(when(now(), seconds=True)),
@@ -159,8 +159,15 @@ def _blend(rec: RunRecord) -> str:
         f"<tr><td>{esc(m.run_id)}</td><td>{m.weight:.2f}</td><td>{pct(m.oof_accuracy, 3)} %</td></tr>"
         for m in blend.members
     )
+    if blend.estimate is not None:
+        figure = (
+            f"<b>{pct(blend.estimate, 3)} %</b> estimated on rows the selection never saw "
+            f'<span class="muted">({esc(blend.estimate_method or "")}; in-sample {pct(blend.in_sample_accuracy, 3)} %)</span>'
+        )
+    else:
+        figure = f"{pct(blend.in_sample_accuracy, 3)} % in-sample (recorded before digits estimated blends)"
     return (
-        f"<b>{pct(blend.oof_accuracy, 3)} %</b> out-of-fold, {len(blend.members)} of "
+        f"{figure}, {len(blend.members)} of "
         f"{len(blend.candidates) or len(blend.members)} compatible run(s)"
         f'<br><span class="muted">best single run {esc(blend.best_single_run)}: '
         f"{pct(blend.best_single_oof_accuracy, 3)} %</span>"

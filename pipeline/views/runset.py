@@ -130,20 +130,6 @@ def elapsed(rec: RunRecord) -> float | None:
         return None
 
 
-def submission_score(rec: RunRecord) -> tuple[float | None, int | None]:
-    """The out-of-fold accuracy of the submission the run wrote, and how many runs that submission blends.
-
-    A run that blended reports its blend; a run from before blending that
-    wrote a submission submitted its own folds (one run); a run that wrote
-    none has no submission score.
-    """
-    if rec.blend is not None:
-        return rec.blend.oof_accuracy, len(rec.blend.members)
-    if rec.submission is not None and rec.oof_accuracy is not None:
-        return rec.oof_accuracy, 1
-    return None, None
-
-
 def load_oof(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """``labels`` (N,) and ``proba`` (N, 10) of a run's out-of-fold predictions; `BadInputError` if unusable."""
     path = Path(run_dir) / OOF

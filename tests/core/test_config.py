@@ -5,13 +5,18 @@ from pipeline.core import config_layers
 from pipeline.core.errors import BadInputError, UsageError
 
 
-def test_defaults_are_valid_and_resolved_by_the_model_kind():
-    c = config_layers.build()
+def test_defaults_are_valid_and_resolved_by_the_recipe():
+    open_ = config_layers.build()
+    assert open_.model.kind is None and open_.train.epochs is None  # the plan chooses the recipe when a run starts
+    assert open_.train.precision == "auto"
+    c = config_layers.build(named={"model": {"kind": "mlp"}})
     assert c.model.kind == "mlp" and c.model.hidden == (1024, 512) and c.train.epochs == 40
     assert c.train.seed is None  # drawn by each run
     cnn = config_layers.build(named={"model": {"kind": "cnn"}})
-    assert cnn.model.hidden == cfg.KIND_DEFAULTS["cnn"]["model"]["hidden"]
-    assert cnn.train.epochs == cfg.KIND_DEFAULTS["cnn"]["train"]["epochs"]
+    assert cnn.model.hidden == cfg.RECIPES["cnn"]["model"]["hidden"]
+    assert cnn.train.epochs == cfg.RECIPES["cnn"]["train"]["epochs"]
+    wide = config_layers.build(named={"model": {"kind": "cnn-wide"}})
+    assert wide.model.filters == (32, 64) and wide.model.hidden == () and wide.train.batch_size == 128
     flat = cfg.flatten(cfg.to_dict(c))
     assert flat["train.folds"] == 5 and isinstance(flat["model.hidden"], list)
 
@@ -21,7 +26,7 @@ def test_a_kind_in_a_file_brings_its_defaults_but_not_over_explicit_values(tmp_p
     f.write_text('[model]\nkind = "cnn"\n[train]\nepochs = 3\n')
     c = config_layers.build(f)
     assert c.model.kind == "cnn" and c.train.epochs == 3
-    assert c.train.batch_size == cfg.KIND_DEFAULTS["cnn"]["train"]["batch_size"]
+    assert c.train.batch_size == cfg.RECIPES["cnn"]["train"]["batch_size"]
 
 
 def test_precedence_file_then_set_then_named_options(tmp_path):
@@ -64,7 +69,7 @@ def test_set_strings_are_coerced_to_field_types():
         ({"train": {"learning_rate": "inf"}}, "option train.learning_rate: expected a finite number, got 'inf'"),
         ({"train": {"learning_rate": "nan"}}, "option train.learning_rate: expected a finite number"),
         ({"train": {"seed": str(2**32)}}, "option train.seed: must be in 0..4294967295"),
-        ({"model": {"kind": "rnn"}}, "option model.kind: must be one of mlp, cnn"),
+        ({"model": {"kind": "rnn"}}, "option model.kind: must be one of mlp, cnn, cnn-wide"),
     ],
 )
 def test_bad_command_line_values_are_usage_errors_naming_the_option(sets, message):

@@ -123,15 +123,15 @@ def test_submit_only_when_the_blend_beats_the_last_accepted_submission(fake_kagg
     assert len(fake_kaggle.uploads) == 1 and first.leaderboard.accepted
 
     better = night("--submit", "--seed", "2", "--epochs", "12")
-    assert better.blend_oof_accuracy > first.blend_oof_accuracy
+    assert better.submission_estimate > first.submission_estimate
     assert better.submit_decision.submitted and better.submit_decision.previous_run == first.run_id
     assert len(fake_kaggle.uploads) == 2
 
     worse = night("--submit", "--seed", "3", "--epochs", "1", "--ensemble-runs", "1")
-    assert worse.blend_oof_accuracy <= better.blend_oof_accuracy
+    assert worse.submission_estimate <= better.submission_estimate
     decision = worse.submit_decision
     assert not decision.submitted and decision.previous_run == better.run_id
-    assert decision.previous_oof_accuracy == better.blend_oof_accuracy and "is not higher than" in decision.reason
+    assert decision.previous_oof_accuracy == better.submission_estimate and "is not higher than" in decision.reason
     assert len(fake_kaggle.uploads) == 2 and worse.leaderboard is None  # nothing went to Kaggle
 
     forced = night("--submit", "always", "--seed", "3", "--epochs", "1", "--ensemble-runs", "1")

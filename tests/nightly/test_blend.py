@@ -123,9 +123,10 @@ def test_choose_records_members_weights_and_the_best_single_run(tmp_path):
     ]
     got_labels, found = blend.candidates(tmp_path, dirs[0], limit=5)
     assert np.array_equal(got_labels, labels)
-    info, chosen = blend.choose(got_labels, found)
+    info, chosen, estimate = blend.choose(got_labels, found, parts=5)
     assert isinstance(info, record.Blend) and info.candidates == [d.name for d in (dirs[0], dirs[2], dirs[1])]
     assert info.best_single_run == dirs[1].name
-    assert info.oof_accuracy >= info.best_single_oof_accuracy
+    assert info.in_sample_accuracy >= info.best_single_oof_accuracy
+    assert info.estimate == estimate.accuracy == np.mean(estimate.predictions == labels)
     assert dirs[2].name not in [m.run_id for m in info.members]  # 50% accurate: no help
     assert sum(w for _, w in chosen) == pytest.approx(1.0)

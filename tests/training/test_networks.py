@@ -82,7 +82,7 @@ def test_the_sign_of_a_rotation_follows_its_random_draw():
 )
 def test_compile_model_builds_the_configured_optimizer_and_schedule(optimizer, schedule, kind):
     config = config_layers.build(
-        named={"train": {"seed": 1, "epochs": 4, "learning_rate": 0.01}, "model": {"hidden": "8"}},
+        named={"train": {"seed": 1, "epochs": 4, "learning_rate": 0.01}, "model": {"kind": "mlp", "hidden": "8"}},
         sets={"train": {"optimizer": optimizer, "schedule": schedule, "warmup_epochs": "1"}},
     )
     net = networks.build_model(config)
@@ -101,8 +101,14 @@ def test_compile_model_builds_the_configured_optimizer_and_schedule(optimizer, s
         assert opt.momentum == pytest.approx(0.9) and opt.nesterov
 
 
-def test_the_parameter_count_matches_keras_for_both_kinds():
-    for named in ({"model": {"hidden": "64,32"}}, {"model": {"kind": "cnn", "filters": "8,16", "hidden": "32"}}):
+def test_the_parameter_count_matches_keras_for_every_recipe():
+    for named in (
+        {"model": {"kind": "mlp", "hidden": "64,32"}},
+        {"model": {"kind": "cnn", "filters": "8,16", "hidden": "32"}},
+        {"model": {"kind": "cnn-wide", "filters": "8,16"}},
+        {"model": {"kind": "cnn-wide", "filters": "8"}},
+        {"model": {"kind": "cnn-wide", "filters": "8,16", "hidden": "24"}},
+    ):
         config = config_layers.build(named={**named, "train": {"seed": 1}})
         # batch norm's 4 numbers per unit: 2 trainable, 2 moving statistics
         assert networks.parameter_count(config) == networks.build_model(config).count_params()

@@ -108,7 +108,7 @@ def test_missing_oof_says_significance_not_tested(tmp_path):
     assert p["mcnemar"] is None and any("oof.npz: missing" in n for n in p["notes"])
 
 
-DEFAULTS = cfg.to_dict(cfg.resolve(cfg.Config()))  # a record holds the resolved config
+DEFAULTS = cfg.to_dict(rf.RECORDED)  # a record holds the resolved config
 
 
 def test_config_differences_are_listed_exactly(tmp_path):
@@ -219,17 +219,17 @@ def test_blend_column_in_every_format(tmp_path):
         T0 + dt.timedelta(days=21),
         seed=8,
         submission=True,
-        blend=rf.blend_of((own, 0.6, 0.97), (made[-1], 0.4, 0.96), oof_accuracy=0.98765),
+        blend=rf.blend_of((own, 0.6, 0.97), (made[-1], 0.4, 0.96), estimate=0.98765),
     )
     own_oof = rf.read(own)["oof_accuracy"]
     rows = {r["run_id"]: r for r in compare_json(tmp_path)["runs"]}
-    assert (rows[blended.name]["blend_oof_accuracy"], rows[blended.name]["blend_runs"]) == (0.98765, 2)
-    assert (rows[own.name]["blend_oof_accuracy"], rows[own.name]["blend_runs"]) == (own_oof, 1)
-    assert (rows[made[0].name]["blend_oof_accuracy"], rows[made[0].name]["blend_runs"]) == (None, None)
+    assert (rows[blended.name]["blend_estimate"], rows[blended.name]["blend_runs"]) == (0.98765, 2)
+    assert (rows[own.name]["blend_estimate"], rows[own.name]["blend_runs"]) == (own_oof, 1)
+    assert (rows[made[0].name]["blend_estimate"], rows[made[0].name]["blend_runs"]) == (None, None)
 
     csv_rows = {r["run_id"]: r for r in csv.DictReader(io.StringIO(invoke_ok(tmp_path, "--format", "csv")))}
-    assert (csv_rows[blended.name]["blend_oof_accuracy"], csv_rows[blended.name]["blend_runs"]) == ("0.98765", "2")
-    assert (csv_rows[made[0].name]["blend_oof_accuracy"], csv_rows[made[0].name]["blend_runs"]) == ("", "")
+    assert (csv_rows[blended.name]["blend_estimate"], csv_rows[blended.name]["blend_runs"]) == ("0.98765", "2")
+    assert (csv_rows[made[0].name]["blend_estimate"], csv_rows[made[0].name]["blend_runs"]) == ("", "")
 
     md = invoke_ok(tmp_path, "--format", "markdown").splitlines()
     header = [c.strip() for c in md[0].strip("|").split("|")]

@@ -84,7 +84,7 @@ def test_history_png_draws_each_score_where_it_belongs(tmp_path):
         T0 + dt.timedelta(days=30),
         seed=9,
         correct=rf.wrong_at(range(36), rows),  # 94.0 % alone, 98.5 % blended
-        blend=rf.blend_of((made[-1], 0.5, 0.975), (made[-2], 0.5, 0.97), oof_accuracy=0.985),
+        blend=rf.blend_of((made[-1], 0.5, 0.975), (made[-2], 0.5, 0.97), estimate=0.985),
     )
     records = runset.load(tmp_path, last=None).records
     assert [r.oof_accuracy for r in records] == pytest.approx([0.95, 0.955, 0.96, 0.965, 0.97, 0.975, 0.94])
@@ -136,7 +136,7 @@ def test_history_shows_the_blend_beside_the_runs(tmp_path):
         T0 + dt.timedelta(days=21),
         seed=8,
         submission=True,
-        blend=rf.blend_of((own, 0.4, 0.97), (made[-1], 0.35, 0.96), (made[-2], 0.25, 0.958), oof_accuracy=0.98765),
+        blend=rf.blend_of((own, 0.4, 0.97), (made[-1], 0.35, 0.96), (made[-2], 0.25, 0.958), estimate=0.98765),
     )
     result = invoke(view_commands.history, "--output-dir", tmp_path, "--no-plot")
     assert result.exit_code == 0, result.output

@@ -215,11 +215,12 @@ def test_config_and_leaderboard_text_is_escaped_never_markup(tmp_path):
 def test_summary_shows_the_blend_members_and_weights(tmp_path):
     a = rf.make_run(tmp_path, T0, seed=1)
     b_id = (T0 + dt.timedelta(days=1)).strftime("%Y%m%d-%H%M%S")
-    blend = rf.blend_of((a, 0.25, 0.951), (b_id, 0.75, 0.962), oof_accuracy=0.9734)
+    blend = rf.blend_of((a, 0.25, 0.951), (b_id, 0.75, 0.962), estimate=0.9734)
     rf.make_run(tmp_path, b_id, seed=2, submission=True, blend=blend)
     page = report.build_report(tmp_path, b_id).read_text()
     summary = page[page.index('<section id="summary">') : page.index("</section>")]
-    assert "<b>97.340 %</b> out-of-fold, 2 of 2 compatible run(s)" in summary
+    assert "<b>97.340 %</b> estimated on rows the selection never saw" in summary
+    assert "in-sample 97.440 %" in summary and "2 of 2 compatible run(s)" in summary
     assert f"best single run {b_id}: 96.200 %" in summary
     rows = re.findall(r"<tr><td>([\d-]+)</td><td>([\d.]+)</td><td>([\d.]+) %</td></tr>", summary)
     assert rows == [(a.name, "0.25", "95.100"), (b_id, "0.75", "96.200")]
