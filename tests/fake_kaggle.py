@@ -198,6 +198,29 @@ class FakeKaggle:
         """Kaggle updated the files: their last-modified moves forward."""
         self.competitions[competition or self.competition].last_modified += timedelta(days=days)
 
+    def add_submission(self, content: bytes, description: str, file_name: str = "submission.csv") -> int:
+        """A submission made without this job (the web page, another machine); returns its ref."""
+        with self.lock:
+            ref = self._next_ref
+            self._next_ref += 1
+            upload = {
+                "token": None,
+                "file_name": file_name,
+                "competition": self.competition,
+                "content": content,
+                "content_length": len(content),
+                "ref": ref,
+                "description": description,
+            }
+            self.submissions[ref] = {
+                "ref": ref,
+                "competition": self.competition,
+                "upload": upload,
+                "polls": 0,
+                "date": datetime.now(UTC),
+            }
+        return ref
+
     def refuse_connections(self) -> None:
         """Close the listening socket: every new connection is refused."""
         self.stop()
@@ -588,6 +611,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "upload": upload,
                 "polls": 0,
                 "date": datetime.now(UTC),
+                "error": fake.submission_error,  # decided when it is made, as Kaggle scores each file once
             }
         self._json({"message": f"Successfully submitted to {comp.title}", "ref": str(ref)})  # int64: a string
 
@@ -629,8 +653,8 @@ class _Handler(BaseHTTPRequestHandler):
             "submittedBy": self.fake.username,
             "status": "PENDING",
         }
-        if scored and self.fake.submission_error:
-            out.update(status="ERROR", errorDescription=self.fake.submission_error)
+        if scored and sub.get("error"):
+            out.update(status="ERROR", errorDescription=sub["error"])
         elif scored:
             comp = self.fake.competitions[sub["competition"]]
             out.update(status="COMPLETE", publicScore=self.fake.score_of(comp, upload["content"]))

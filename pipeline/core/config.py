@@ -97,6 +97,7 @@ class SubmitConfig:
     """When ``digits run --submit`` submits: the gate (pipeline.nightly.gate)."""
 
     alpha: float = 0.05  # significance level of the paired test against the best accepted submission
+    wait: float = 600.0  # seconds `run --submit` waits for Kaggle's score (a later night fills in one still pending)
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,7 @@ def validate(config: Config) -> Config:
         ),
         (config.plan.rule in PLAN_RULES, "plan.rule", f"must be one of {', '.join(PLAN_RULES)}"),
         (0 < config.submit.alpha < 1, "submit.alpha", "must be in (0, 1)"),
+        (0 <= config.submit.wait <= 86_400, "submit.wait", "must be in 0..86400 seconds"),
         (all(o in NOTIFY_ON for o in config.notify.on), "notify.on", f"must list some of {', '.join(NOTIFY_ON)}"),
         (e.kind in EXECUTORS, "executor.kind", f"must be one of {', '.join(EXECUTORS)}"),
         (e.cpus_per_fold > 0, "executor.cpus_per_fold", "must be positive"),

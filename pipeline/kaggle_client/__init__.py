@@ -13,7 +13,7 @@ print to stdout and report a refused submission as a success.
 - `client`: the authenticated connection: timeouts, bounded retries, one-line errors.
 - `datadir`: temporary files, safe unzipping, installing files and the manifest.
 - `downloads`: `download` and `have_data`.
-- `submissions`: `submit`.
+- `submissions`: `submit` and `list_submissions`.
 
 Every failure is one line: `KaggleError` (exit 3), `StorageError` (exit 6) or
 `BadInputError` (exit 1), and leaves the user's files as they were.
@@ -22,6 +22,6 @@ Every failure is one line: `KaggleError` (exit 3), `StorageError` (exit 6) or
 from pipeline.kaggle_client.client import COMPETITION
 from pipeline.kaggle_client.datadir import MANIFEST, REQUIRED
 from pipeline.kaggle_client.downloads import download, have_data
-from pipeline.kaggle_client.submissions import submit
+from pipeline.kaggle_client.submissions import list_submissions, submit
 
-__all__ = ["COMPETITION", "MANIFEST", "REQUIRED", "download", "have_data", "submit"]
+__all__ = ["COMPETITION", "MANIFEST", "REQUIRED", "download", "have_data", "list_submissions", "submit"]

@@ -1,4 +1,4 @@
-"""Submissions out: check today's limit, upload the file, create the submission, poll for its score.
+"""Submissions out: check today's limit, upload the file, create the submission, poll for its score; list them.
 
 The kaggle CLI reports a refused submission (the daily limit) as a success
 and prints to stdout; here every refusal is a one-line `KaggleError`, and a
@@ -7,6 +7,7 @@ submission Kaggle fails to score raises with Kaggle's description.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from pathlib import Path
@@ -233,3 +234,56 @@ def _score(value: Any) -> float | None:
         return float(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+LIST_TIMEOUT = 30.0
+LIST_PAGE_SIZE = 100
+
+
+def list_submissions(competition: str, *, log: Log | None = print) -> list[dict]:
+    """Every submission of this account to `competition`, newest first, as Kaggle lists them.
+
+    Each is {'ref', 'status' ('pending'|'complete'|'error'), 'public_score',
+    'error', 'message', 'submitted_at', 'file_name', 'competition'}: the
+    shape `submit` returns, so the ledger reads both the same way.
+    """
+    from kagglesdk.competitions.types.competition_api_service import ApiListSubmissionsRequest
+    from kagglesdk.competitions.types.submission_status import SubmissionStatus
+
+    states = {SubmissionStatus.COMPLETE: "complete", SubmissionStatus.ERROR: "error"}
+    found: list[dict] = []
+    with connect(timeout=LIST_TIMEOUT, retries=SUBMIT_RETRIES, log=log) as conn:
+        token = ""
+        for _ in range(100):  # 10,000 submissions at most: a server that always sends a next-page token cannot loop us
+            request = ApiListSubmissionsRequest()
+            request.competition_name = competition
+            request.page_size = LIST_PAGE_SIZE
+            if token:
+                request.page_token = token
+            response = conn.call(
+                f"listing the submissions to {competition}",
+                functools.partial(conn.competitions.list_submissions, request),
+                competition,
+            )
+            for sub in response.submissions or []:
+                if not sub.ref:
+                    continue
+                status = states.get(sub.status, "pending")
+                found.append(
+                    {
+                        "ref": int(sub.ref),
+                        "status": status,
+                        "public_score": _score(sub.public_score) if status == "complete" else None,
+                        "error": conn.secrets.scrub(flat(sub.error_description or "")) or None
+                        if status == "error"
+                        else None,
+                        "message": flat(sub.description or "") or None,
+                        "submitted_at": iso(sub.date) if sub.date is not None else None,
+                        "file_name": sub.file_name or None,
+                        "competition": competition,
+                    }
+                )
+            token = response.next_page_token or ""
+            if not token:
+                break
+    return found

@@ -23,7 +23,6 @@ submission still uses the weights chosen on all rows.
 from __future__ import annotations
 
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import BadInputError
-from pipeline.store import record, run_folders
+from pipeline.store import record, run_arrays, run_folders
 from pipeline.store.record import Blend, BlendMember, RunRecord
 
 MAX_ROUNDS = 100
 EPS = 1e-7
-ESTIMATE_FILE = "estimate.npz"  # in the run folder: labels and each row's prediction behind the blend's estimate
 ESTIMATE_SEED = 20261130  # which rows fall in which part: the same candidates always give the same estimate
 
 
@@ -59,26 +57,6 @@ def compatible(anchor: RunRecord, other: RunRecord) -> bool:
     return other.complete and other.train_sha == anchor.train_sha and other.test_sha == anchor.test_sha
 
 
-UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
-
-
-def load_oof(run_dir: Path, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, out-of-fold probabilities) of a run; ValueError if they do not fit."""
-    with np.load(run_dir / "oof.npz", allow_pickle=False) as z:
-        labels, oof = np.asarray(z["labels"]), np.asarray(z["proba"], dtype=np.float32)
-    if oof.shape != (rows, 10) or labels.shape != (rows,) or not np.isfinite(oof).all():
-        raise ValueError(f"out-of-fold probabilities of shape {oof.shape} do not fit {rows} rows")
-    return labels.astype(np.int64), oof
-
-
-def load_test(run_dir: Path, test_rows: int) -> np.ndarray:
-    """The run's soft vote on test.csv; ValueError if it does not fit."""
-    test = np.load(run_dir / "test_proba.npy", allow_pickle=False)
-    if test.shape != (test_rows, 10) or not np.isfinite(test).all():
-        raise ValueError(f"test probabilities of shape {test.shape} do not fit {test_rows} rows")
-    return test.astype(np.float32)
-
-
 def candidates(
     output_dir: str | Path, anchor_dir: Path, limit: int, warn: Callable[[str], None] = lambda s: None
 ) -> tuple[np.ndarray, list[Candidate]]:
@@ -86,16 +64,11 @@ def candidates(
     anchor = record.read(anchor_dir)
     rows = anchor.data["train.csv"].rows
     test_rows = anchor.data["test.csv"].rows
+    labels, oof = run_arrays.load_oof(anchor_dir, rows, finite=True)
     try:
-        labels, oof = load_oof(anchor_dir, rows)
-    except UNREADABLE as e:
-        raise BadInputError(
-            f"{anchor_dir / 'oof.npz'}: unreadable ({type(e).__name__}); cannot blend this run"
-        ) from None
-    try:
-        test: np.ndarray | None = load_test(anchor_dir, test_rows)
-    except UNREADABLE:
-        test = None
+        test: np.ndarray | None = run_arrays.load_test(anchor_dir, test_rows)
+    except BadInputError:
+        test = None  # its fold models predict test.csv again
     found = [Candidate(anchor_dir, anchor, oof, test)]
     for run_dir, other in run_folders.newest_first(output_dir, exclude=anchor.run_id):
         if len(found) >= limit:
@@ -103,10 +76,10 @@ def candidates(
         if not compatible(anchor, other):
             continue
         try:
-            other_labels, other_oof = load_oof(run_dir, rows)
-            other_test = load_test(run_dir, test_rows)
-        except UNREADABLE as e:
-            warn(f"{run_dir}: its probabilities are unreadable ({type(e).__name__}); left out of the blend")
+            other_labels, other_oof = run_arrays.load_oof(run_dir, rows, finite=True)
+            other_test = run_arrays.load_test(run_dir, test_rows)
+        except BadInputError as e:
+            warn(f"{e}; run {other.run_id} is left out of the blend")
             continue
         if not np.array_equal(other_labels, labels):
             continue

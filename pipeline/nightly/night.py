@@ -1,10 +1,12 @@
-"""The nightly job: download, train, blend and predict, then submit when better.
+"""The nightly job: download, train, blend and predict, then submit when the gate says so.
 
-`nightly` is what ``digits run`` calls.  With ``--submit`` (mode "better") a
-night submits only when its blend's out-of-fold accuracy beats that of the
-last submission Kaggle accepted (`last_accepted`, `decide`), so the daily
-allowance is spent on progress; "always" submits every night.  The upload
-itself is `pipeline.nightly.submit`.
+`nightly` is what ``digits run`` calls.  A night that reaches Kaggle first
+refreshes the ledger of submissions from Kaggle's list (scores that were
+pending, submissions made elsewhere: `pipeline.nightly.submit.refresh`).
+With ``--submit`` (mode "better") it submits only when its blend beats the
+best submission Kaggle accepted by a paired test (`pipeline.nightly.gate`),
+so the daily allowance is spent on progress, not on noise; "always" submits
+every night.  The upload itself is `pipeline.nightly.submit`.
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ from pathlib import Path
 
 from pipeline.competition import dataset as data_mod
 from pipeline.core import config as cfg
-from pipeline.core.errors import DigitsError, KaggleError, UsageError
+from pipeline.core.errors import BadInputError, KaggleError, UsageError
 from pipeline.core.progress import Progress
-from pipeline.core.text import pct
+from pipeline.nightly import gate
 from pipeline.nightly.predict import predict
-from pipeline.nightly.submit import submit
-from pipeline.store import record, run_folders
-from pipeline.store.record import RunRecord, SubmitDecision
+from pipeline.nightly.submit import refresh, submit
+from pipeline.store import ledger, record, run_arrays, run_folders
 from pipeline.training import trainer
 
 SUBMIT_MODES = ("better", "always")
@@ -42,6 +43,7 @@ def nightly(
     if offline and submit_mode:
         raise UsageError("--offline never contacts Kaggle, so it cannot --submit; drop one of them")
     data_dir = Path(config.data.dir)
+    entries: list[ledger.Entry] | None = None
     if demo:
         if not (data_dir / "train.csv").is_file():
             data_mod.write_demo(data_dir)
@@ -56,53 +58,59 @@ def nightly(
                 raise
             progress.warn(f"{e}; continuing with the files already in {data_dir}")
     with run_folders.Lock(config.output_dir):
+        if not (demo or offline):  # under the lock: the refresh writes scores into run records
+            entries = _refresh(config, progress)
         run_dir = trainer.train(config, progress, resume=resume or None, hold_lock=False)
         path = predict(config.output_dir, str(run_dir), config.data.dir, progress, hold_lock=False)
     if submit_mode:
-        rec = record.read(run_dir)
-        decision = decide(rec, last_accepted(config.output_dir, config.data.competition, rec.run_id), submit_mode)
-        record.update(run_dir, submit_decision=decision)
-        if decision.submitted:
-            submit(
-                config.output_dir, str(run_dir), submit_message, competition=config.data.competition, progress=progress
-            )
-        else:
-            progress.info(f"not submitting: {decision.reason}")
+        _gate_and_submit(config, run_dir, submit_mode, submit_message, entries, progress)
     return path
 
 
-def last_accepted(output_dir: str | Path, competition: str, exclude: str = "") -> RunRecord | None:
-    """The newest run whose submission Kaggle accepted for `competition` (unreadable reports are skipped)."""
-    for run_id in reversed(run_folders.list_runs(output_dir)):
-        if run_id == exclude:
-            continue
-        try:
-            rec = record.read(run_folders.runs_root(output_dir) / run_id)
-        except DigitsError:
-            continue
-        board = rec.leaderboard
-        if board is not None and board.accepted and (board.competition or rec.config.data.competition) == competition:
-            return rec
-    return None
-
-
-def decide(rec: RunRecord, previous: RunRecord | None, mode: str) -> SubmitDecision:
-    """Submit this run's blend?  "always" does; "better" only above the last accepted submission's OOF accuracy."""
-    ours = rec.submission_estimate
-    if mode == "always":
-        return SubmitDecision(True, "--submit always", mode)
-    if previous is None:
-        return SubmitDecision(True, "no earlier submission was accepted by Kaggle", mode)
-    theirs = previous.submission_estimate
-    if ours is None or theirs is None:
-        return SubmitDecision(
-            True, "an out-of-fold accuracy is missing, so no comparison is possible", mode, previous.run_id, theirs
-        )
-    if ours > theirs:
-        reason = f"blend out-of-fold accuracy {pct(ours, 3)}% beats {pct(theirs, 3)}% of run {previous.run_id}, submitted last"
-        return SubmitDecision(True, reason, mode, previous.run_id, theirs)
-    reason = (
-        f"blend out-of-fold accuracy {pct(ours, 3)}% is not higher than {pct(theirs, 3)}% of run {previous.run_id}, "
-        "the last submission Kaggle accepted (`--submit always` submits anyway)"
+def _gate_and_submit(
+    config: cfg.Config,
+    run_dir: Path,
+    mode: str,
+    message: str | None,
+    entries: list[ledger.Entry] | None,
+    progress: Progress,
+) -> None:
+    """Ask the gate; record its decision in the run; submit when it says so."""
+    rec = record.read(run_dir)
+    kept = run_arrays.load_estimate(run_dir)
+    estimate = rec.submission_estimate
+    if kept is None or estimate is None:
+        raise BadInputError(f"run {rec.run_id} kept no estimate of its blend; predict it again with `digits predict`")
+    tonight = gate.Tonight(estimate, kept[0], kept[1], rec.train_sha)
+    if entries is None:
+        entries = ledger.read(config.output_dir, warn=progress.warn)
+    decision = gate.decide(
+        tonight,
+        entries,
+        config.data.competition,
+        lambda entry: ledger.load_predictions(config.output_dir, entry),
+        config.submit.alpha,
+        mode,
     )
-    return SubmitDecision(False, reason, mode, previous.run_id, theirs)
+    record.update(run_dir, submit_decision=decision)
+    if decision.submitted:
+        progress.info(f"submitting: {decision.reason}")
+        submit(
+            config.output_dir,
+            str(run_dir),
+            message,
+            competition=config.data.competition,
+            progress=progress,
+            wait=config.submit.wait,
+        )
+    else:
+        progress.info(f"not submitting: {decision.reason}")
+
+
+def _refresh(config: cfg.Config, progress: Progress) -> list[ledger.Entry] | None:
+    """The ledger brought up to date from Kaggle's list; on a Kaggle failure one warning and the ledger as it is."""
+    try:
+        return refresh(config.output_dir, config.data.competition, progress)
+    except KaggleError as e:
+        progress.warn(f"{e}; the ledger's pending scores stay pending until the next night")
+        return None

@@ -6,7 +6,9 @@ averages the members' saved test probabilities with the chosen weights and
 writes ``submissions/<run-id>.csv`` and ``submissions/submission.csv``.  Only
 when test.csv changed since the runs predicted it are the members' fold
 models loaded to predict it again.  The anchor's record keeps the members,
-their weights and the blend's out-of-fold accuracy.
+their weights, the blend's out-of-sample estimate and the in-sample figure;
+``estimate.npz`` keeps each row's prediction behind the estimate (the gate
+pairs it with the best submission's).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pipeline.core.errors import BadInputError
 from pipeline.core.progress import Progress
 from pipeline.core.text import pct
 from pipeline.nightly import blend
-from pipeline.store import fold_files, record, run_folders
+from pipeline.store import fold_files, record, run_arrays, run_folders
 
 
 def predict(
@@ -77,7 +79,7 @@ def predict(
         rec.stage_seconds["predict"] = round(time.perf_counter() - t, 3)
         rec.submission = record.Submission(path=str(own), sha256=sha, rows=int(len(labels_out)))
         rec.blend = info
-        atomic_files.write_npz(run_dir / blend.ESTIMATE_FILE, labels=labels, predictions=estimate.predictions)
+        atomic_files.write_npz(run_dir / run_arrays.ESTIMATE, labels=labels, predictions=estimate.predictions)
         record.write(run_dir, rec)
         progress.info(describe(info))
         progress.info(f"submission: {latest} ({len(labels_out):,} rows, from run {rec.run_id})")

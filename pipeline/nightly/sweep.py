@@ -18,6 +18,7 @@ the variants' runs.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import re
 from collections.abc import Callable
@@ -67,6 +68,15 @@ def sweep(build: Builder, variants_file: str | Path, progress: Progress, resume:
     """
     variants = load_variants(variants_file)
     configs = [build((f"{variants_file}: variant {name}", overrides)) for name, overrides in variants]
+    # One seed for every variant that sets none: the same folds and initial draws, so the comparison
+    # is paired fold by fold and measures the variants, not the luck of two seeds.  (A resumed sweep
+    # finds its runs with any seed, and keeps theirs.)
+    if not resume:
+        seed = trainer.draw_seed()
+        configs = [
+            c if c.train.seed is not None else dataclasses.replace(c, train=dataclasses.replace(c.train, seed=seed))
+            for c in configs
+        ]
     names = [name for name, _ in variants]
     ident = sweep_id()
     progress.info(

@@ -1,7 +1,9 @@
 """``digits gc``: delete old run folders, keeping the newest N.
 
-Never removes the run that made ``submissions/submission.csv`` (matched by
-sha256, or by the run's own copy of it when its record is unreadable), nor a
+Never removes a run that a submission Kaggle accepted (or is still scoring)
+blends or made (`pipeline.store.ledger`), the run that made
+``submissions/submission.csv`` (matched by sha256, or by the run's own copy
+of it when its record is unreadable), nor a
 "running" run while another process holds the output directory's lock.
 gc holds that lock itself while deleting, so no run starts meanwhile.
 
@@ -24,7 +26,7 @@ from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.errors import BadInputError, BusyError, StorageError
 from pipeline.core.text import size
-from pipeline.store import run_folders
+from pipeline.store import ledger, run_folders
 from pipeline.store.record import RunRecord, read
 
 if TYPE_CHECKING:
@@ -95,6 +97,7 @@ def plan_gc(output_dir: str | Path, keep: int, lock_busy: bool) -> list[GcEntry]
     """Decide which runs go: all but the newest `keep`, sparing the current submission's and live runs."""
     ids = run_folders.list_runs(output_dir)
     current = run_folders.current_submission_sha(output_dir)
+    submitted = ledger.protected_runs(ledger.read(output_dir, warn=ui.warn))
     newest = set(ids[-keep:]) if keep > 0 else set()
     plan = []
     for run_id in ids:
@@ -105,7 +108,7 @@ def plan_gc(output_dir: str | Path, keep: int, lock_busy: bool) -> list[GcEntry]
             rec = None
         status = rec.status if rec is not None else "unreadable"
         made_it = current is not None and _made_submission(output_dir, run_id, rec, current)
-        remove, reason = _decide(run_id in newest, made_it, lock_busy, rec, keep)
+        remove, reason = _decide(run_id in newest, made_it, lock_busy, rec, keep, run_id in submitted)
         plan.append(GcEntry(run_id, path, status, folder_size(path), remove, reason))
     return plan
 
@@ -118,9 +121,13 @@ def _made_submission(output_dir: str | Path, run_id: str, rec: RunRecord | None,
     return own.is_file() and atomic_files.sha256(own) == current
 
 
-def _decide(newest: bool, made_it: bool, lock_busy: bool, rec: RunRecord | None, keep: int) -> tuple[bool, str]:
+def _decide(
+    newest: bool, made_it: bool, lock_busy: bool, rec: RunRecord | None, keep: int, submitted: bool
+) -> tuple[bool, str]:
     if newest:
         return False, f"among the newest {keep}"
+    if submitted:
+        return False, "in a submission Kaggle accepted or is scoring (submissions/ledger.jsonl)"
     if made_it:
         return False, "made the current submissions/submission.csv"
     running = rec is not None and rec.status == "running"

@@ -4,7 +4,7 @@
 table for people (plain text when stdout is not a terminal), or markdown,
 csv or json for notes and scripts (data on stdout, warnings on stderr).
 Every format has the same columns: per-fold accuracy, fold mean ± std,
-out-of-fold accuracy, the blend (the out-of-fold accuracy of the submission
+out-of-fold accuracy, the blend (the out-of-sample estimate of the submission
 the run wrote, and how many runs it averages), the leaderboard score and the
 time; then what differs between the runs, and for two runs the pair test.
 
@@ -36,7 +36,10 @@ if TYPE_CHECKING:
 
 FORMATS = ("table", "markdown", "csv", "json")
 DEFAULT_LAST = run_folders.DEFAULT_LAST
-LEGEND = "accuracy in %; F<k> = fold k; OOF = out-of-fold; blend = OOF of the submission (runs); LB = leaderboard"
+LEGEND = (
+    "accuracy in %; F<k> = fold k; OOF = out-of-fold; blend = the submission's estimate on rows its selection "
+    "never saw (runs); LB = leaderboard"
+)
 
 
 def compare(
@@ -285,8 +288,8 @@ def _md_runs(comp: Comparison) -> list[str]:
         lines.append(_md_row([r.run_id, date, r.status, *folds_shown, mean, oof, blend, lb, took]))
     lines += [
         "",
-        "Accuracy in %; OOF = out-of-fold accuracy over all training rows; blend = OOF accuracy of the "
-        "run's submission (runs blended); LB = public leaderboard score.",
+        "Accuracy in %; OOF = out-of-fold accuracy over all training rows; blend = the out-of-sample estimate "
+        "of the run's submission (runs blended); LB = public leaderboard score.",
     ]
     return lines
 

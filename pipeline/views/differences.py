@@ -21,6 +21,7 @@ from pipeline.core import config as cfg
 from pipeline.core.errors import BadInputError
 from pipeline.core.mcnemar import ALPHA, mcnemar
 from pipeline.core.text import signed_pct
+from pipeline.store import run_arrays
 from pipeline.store.record import RunRecord
 from pipeline.views import runset
 
@@ -146,8 +147,8 @@ def compare_pair(a_dir: Path, a: RunRecord, b_dir: Path, b: RunRecord, alpha: fl
         )
         return result
     try:
-        labels_a, proba_a = runset.load_oof(a_dir)
-        labels_b, proba_b = runset.load_oof(b_dir)
+        labels_a, proba_a = run_arrays.load_oof(a_dir)
+        labels_b, proba_b = run_arrays.load_oof(b_dir)
     except BadInputError as e:
         notes.append(f"{e}; significance not tested")
         return result

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.text import blend_pct, mean_std, number, pct, score_or_state, signed_pct, when
-from pipeline.store import run_folders
+from pipeline.store import ledger, run_folders
 from pipeline.store.record import RunRecord
 from pipeline.views import runset
 from pipeline.views.plots import history_png
@@ -82,9 +82,16 @@ def history(
     con = out or ui.console()
     ui.heading(
         con,
-        "History: accuracy in %; blend = OOF of the submission (runs); Δ = change from the last run with the score",
+        "History: accuracy in %; blend = the submission's estimate on rows its selection never saw (runs it "
+        "averages); Δ = change from the last run with the score",
     )
     con.print(ui.first_fitting(con, (lambda: history_table(found.records), lambda: history_table(found.records, True))))
+    submitted = ledger.read(output_dir, warn=lambda m: ui.warn(m, err))
+    if submitted:
+        ui.heading(
+            con, "Submissions (submissions/ledger.jsonl): the estimate when submitted, and Kaggle's public score"
+        )
+        con.print(submissions_table(submitted))
     if draw:
         target = Path(plot) if plot else Path(output_dir) / HISTORY_PNG
         atomic_files.write_bytes(target, history_png(found.records))
@@ -99,6 +106,7 @@ def history_table(records: list[RunRecord], tight: bool = False) -> Table:
             ("run", "left"),
             ("date", "left"),
             ("status", "left"),
+            ("recipe", "left"),
             ("mean ± std", "right"),
             ("OOF", "right"),
             ("Δ OOF", "right"),
@@ -119,6 +127,7 @@ def history_table(records: list[RunRecord], tight: bool = False) -> Table:
             r.run_id,
             when(runset.started(r)),
             ui.status(r.status),
+            recipe(r),
             mean_std(r.fold_accuracy_mean, r.fold_accuracy_std),
             pct(r.oof_accuracy, 3),
             oof_change.next(r.oof_accuracy),
@@ -126,6 +135,41 @@ def history_table(records: list[RunRecord], tight: bool = False) -> Table:
             score_or_state(r.lb_score, r.lb_status),
             lb_change.next(r.lb_score),
             ui.styled("best OOF so far", "green") if is_best else "",
+        )
+    return t
+
+
+def recipe(rec: RunRecord) -> str:
+    """The recipe and, when the plan chose it, the plan's rule: 'cnn-wide (rotation)'."""
+    kind = rec.config.model.kind or "?"
+    return f"{kind} ({rec.plan.rule})" if rec.plan is not None and rec.plan.rule != "named" else kind
+
+
+def submissions_table(entries: list[ledger.Entry]) -> Table:
+    """One row per submission in the ledger, oldest first: when, what, its estimate and its public score."""
+    t = ui.table(
+        [
+            ("sent", "left"),
+            ("run", "left"),
+            ("blend", "left"),
+            ("estimate", "right"),
+            ("LB", "right"),
+            ("status", "left"),
+            ("ref", "right"),
+        ]
+    )
+    for e in entries:
+        members = ", ".join(f"{m.run_id[-6:]} x{m.weight:.2f}" for m in e.members) or (
+            "made elsewhere" if e.origin == "kaggle" else "—"
+        )
+        t.add_row(
+            when(e.sent_at),
+            e.run_id or "—",
+            members,
+            pct(e.estimate, 3),
+            score_or_state(e.public_score, e.status),
+            e.status,
+            str(e.ref) if e.ref is not None else "—",
         )
     return t
 

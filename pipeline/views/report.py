@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.errors import BadInputError
-from pipeline.store import run_folders
+from pipeline.store import run_arrays, run_folders
 from pipeline.store.record import RunRecord, read
 from pipeline.views import runset
 from pipeline.views.report_page import Evidence, Mistakes, Page, render
@@ -77,7 +77,7 @@ def confusion_matrix(run_dir: Path, rec: RunRecord) -> tuple[np.ndarray | None, 
         if recorded.shape == (10, 10):
             return recorded, None
     try:
-        labels, proba = runset.load_oof(run_dir)
+        labels, proba = run_arrays.load_oof(run_dir)
     except BadInputError as err:
         return None, f"No confusion matrix: the report has none, and {err}."
     pred, valid = runset.predicted(proba)
@@ -123,7 +123,7 @@ def _confidence(run_dir: Path, index: np.ndarray, pred: np.ndarray) -> np.ndarra
     """The run's probability of each wrong answer, from ``oof.npz``; NaN where it is not known."""
     confidence = np.full(len(index), np.nan)
     try:
-        _, proba = runset.load_oof(run_dir)
+        _, proba = run_arrays.load_oof(run_dir)
     except BadInputError:
         return confidence
     rows = index.astype(np.int64)

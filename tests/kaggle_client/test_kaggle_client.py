@@ -848,3 +848,17 @@ def test_only_the_fake_hosts_and_loopback_resolve(fake_kaggle, data_dir, monkeyp
     with pytest.raises(KaggleError, match="proxy"):
         kaggle_client.download(data_dir, retries=0, log=Log())
     assert fake_kaggle.calls == []
+
+
+def test_list_submissions_pages_through_and_reads_every_state(fake_kaggle):
+    fake_kaggle.page_size = 2
+    made = [fake_kaggle.add_submission(f"ImageId,Label\n1,{k}\n".encode(), f"try {k}") for k in range(3)]
+    fake_kaggle.submissions[made[1]]["error"] = "Submission must have 28000 rows"
+    listed = kaggle_client.list_submissions("digit-recognizer", log=None)
+    assert [s["ref"] for s in listed] == made[::-1]  # newest first, across two pages
+    assert fake_kaggle.calls.count("ListSubmissions") == 2
+    by_ref = {s["ref"]: s for s in listed}
+    assert by_ref[made[0]]["status"] == "complete" and by_ref[made[0]]["public_score"] is not None
+    assert by_ref[made[0]]["message"] == "try 0" and by_ref[made[0]]["submitted_at"]
+    assert by_ref[made[1]]["status"] == "error" and by_ref[made[1]]["error"] == "Submission must have 28000 rows"
+    assert by_ref[made[1]]["public_score"] is None

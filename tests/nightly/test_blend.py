@@ -130,3 +130,41 @@ def test_choose_records_members_weights_and_the_best_single_run(tmp_path):
     assert info.estimate == estimate.accuracy == np.mean(estimate.predictions == labels)
     assert dirs[2].name not in [m.run_id for m in info.members]  # 50% accurate: no help
     assert sum(w for _, w in chosen) == pytest.approx(1.0)
+
+
+# ---- the estimate: selection cross-validated -----------------------------------------------------------
+
+
+def test_the_estimate_of_one_run_is_its_own_out_of_fold_accuracy(labels):
+    only = _proba(labels, np.random.default_rng(20).random(2000) < 0.93, 21)
+    estimate = blend.cross_validated(labels, [only], parts=5)
+    assert estimate.accuracy == blend.score(labels, only)[0]
+    assert np.array_equal(estimate.predictions, only.argmax(axis=1))
+
+
+def test_pure_noise_candidates_raise_the_in_sample_figure_but_not_the_estimate():
+    """Thirty runs of pure noise (probabilities that know nothing of the labels): greedy selection scored on the
+    rows it chose on climbs above the best of them by luck; chosen without the rows it predicts, the blend stays
+    within noise of the best single run, which is chance itself."""
+    rng = np.random.default_rng(30)
+    labels = rng.integers(0, 10, 3000)
+    noise = [rng.dirichlet(np.ones(10), 3000).astype(np.float32) for _ in range(30)]
+    best_single = max(blend.score(labels, p)[0] for p in noise)
+    counts = blend.select(labels, noise)
+    in_sample = blend.score(labels, sum(c * p.astype(np.float64) for c, p in zip(counts, noise)))[0]
+    estimate = blend.cross_validated(labels, noise, parts=5).accuracy
+    se = np.sqrt(best_single * (1 - best_single) / len(labels))  # one standard error: 0.55 points here
+    assert in_sample > best_single + se  # what the job used to decide with: a gain that is not there
+    assert estimate <= best_single + se
+    assert estimate < in_sample
+
+
+def test_the_estimate_is_deterministic_and_stratified(labels):
+    parts = blend.parts_of(labels, 5)
+    assert np.array_equal(parts, blend.parts_of(labels, 5))
+    for digit in range(10):
+        counts = np.bincount(parts[labels == digit], minlength=5)
+        assert counts.max() - counts.min() <= 1  # every part holds about a fifth of each digit
+    runs = [_proba(labels, np.random.default_rng(40 + k).random(2000) < 0.9, 50 + k) for k in range(4)]
+    first, second = blend.cross_validated(labels, runs, 5), blend.cross_validated(labels, runs, 5)
+    assert first.accuracy == second.accuracy and np.array_equal(first.predictions, second.predictions)

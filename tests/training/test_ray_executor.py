@@ -258,6 +258,8 @@ def test_sweep_trains_two_variants_on_ray_and_prints_the_comparison(tmp_path):
     r = digits(
         "sweep",
         str(variants),
+        "--model",
+        "mlp",
         "--data-dir",
         "out/data",
         "--output-dir",
@@ -277,3 +279,4 @@ def test_sweep_trains_two_variants_on_ray_and_prints_the_comparison(tmp_path):
     assert [r.variant for r in recs] == ["narrow", "wide"] and len({r.sweep for r in recs}) == 1
     assert [r.config.model.hidden for r in recs] == [(32,), (96,)] and all(r.status == "complete" for r in recs)
     assert all(i in r.stdout for i in ids) and "model.hidden" in r.stdout
+    assert recs[0].config.train.seed == recs[1].config.train.seed  # one seed: the comparison is paired

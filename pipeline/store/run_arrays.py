@@ -1,0 +1,80 @@
+"""The arrays a finished run keeps beside its record, and their one reader each.
+
+``oof.npz`` (``labels``: the training rows' digits; ``proba``: each row's
+probabilities from the fold that did not train on it, NaN for folds an
+interrupted run never trained), ``test_proba.npy`` (the run's soft vote on
+test.csv) and ``estimate.npz`` (``labels`` and ``predictions``: each row's
+prediction behind the blend's out-of-sample estimate).  The trainer and the
+blend write them; the blend, the gate, the ledger, compare and report read
+them through here, so a damaged array is refused in one place, with one
+line naming the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.core.errors import BadInputError
+
+OOF = "oof.npz"
+TEST = "test_proba.npy"
+ESTIMATE = "estimate.npz"
+CLASSES = 10
+# what numpy raises for a missing, truncated or foreign file (zip archives are npz files)
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def load_oof(run_dir: str | Path, rows: int | None = None, finite: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``labels`` (N,) and ``proba`` (N, 10) of a run's out-of-fold predictions; `BadInputError` if unusable.
+
+    `rows`: the number of training rows the run's record says it had; `finite`:
+    refuse rows without a prediction (the blend needs every row; a report of an
+    interrupted run shows what there is).
+    """
+    path = Path(run_dir) / OOF
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            labels, proba = np.asarray(z["labels"]), np.asarray(z["proba"], dtype=np.float32)
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: missing (the run saved no out-of-fold predictions)") from None
+    except UNREADABLE as e:
+        raise BadInputError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
+    if labels.ndim != 1 or proba.shape != (len(labels), CLASSES):
+        raise BadInputError(
+            f"{path}: labels {labels.shape} and probabilities {proba.shape} do not fit (N,) and (N, 10)"
+        )
+    if rows is not None and len(labels) != rows:
+        raise BadInputError(f"{path}: {len(labels):,} rows, but the run's record says train.csv had {rows:,}")
+    if not np.issubdtype(labels.dtype, np.integer) or (len(labels) and (labels.min() < 0 or labels.max() >= CLASSES)):
+        raise BadInputError(f"{path}: labels must be digits 0-9")
+    if finite and not np.isfinite(proba).all():
+        raise BadInputError(f"{path}: some rows have no prediction (an unfinished run?)")
+    return labels.astype(np.int64), proba
+
+
+def load_test(run_dir: str | Path, rows: int) -> np.ndarray:
+    """The run's soft vote on test.csv, (rows, 10); `BadInputError` if missing or unusable."""
+    path = Path(run_dir) / TEST
+    try:
+        test = np.load(path, allow_pickle=False)
+    except UNREADABLE as e:
+        raise BadInputError(f"{path}: unreadable ({type(e).__name__})") from None
+    if test.shape != (rows, CLASSES) or not np.isfinite(test).all():
+        raise BadInputError(f"{path}: test probabilities of shape {test.shape} do not fit {rows:,} test rows")
+    return test.astype(np.float32)
+
+
+def load_estimate(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(labels, predictions) behind the run's blend estimate; None when the run kept none (or it is unusable)."""
+    path = Path(run_dir) / ESTIMATE
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            labels, predictions = np.asarray(z["labels"]), np.asarray(z["predictions"])
+    except UNREADABLE:
+        return None
+    if labels.ndim != 1 or labels.shape != predictions.shape:
+        return None
+    return labels.astype(np.int64), predictions.astype(np.int64)
