@@ -144,9 +144,11 @@ def write_npy(path: str | Path, array: np.ndarray) -> None:
     write_bytes(path, buf.getvalue())
 
 
-def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
+def write_npz(path: str | Path, compress: bool = True, **arrays: np.ndarray) -> None:
+    """Arrays as one .npz file; `compress` off for files written often and read once (checkpoints)."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub takes the first ** as allow_pickle
+    save = np.savez_compressed if compress else np.savez
+    save(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub takes the first ** as allow_pickle
     write_bytes(path, buf.getvalue())
 
 

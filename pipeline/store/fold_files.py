@@ -45,6 +45,11 @@ class FoldResult:
         return self.record.index
 
 
+def checkpoint_path(run_dir: str | Path, index: int) -> Path:
+    """Where a fold training in the driver's process keeps its state between epochs (`pipeline.training.checkpoint`)."""
+    return Path(run_dir) / FOLDS / f"fold-{index}.resume.npz"
+
+
 def fold_paths(run_dir: str | Path, index: int) -> dict[str, Path]:
     base = Path(run_dir) / FOLDS
     return {ext: base / f"fold-{index}.{ext}" for ext in ("keras", "npz", "json")}

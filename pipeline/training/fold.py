@@ -11,6 +11,7 @@ the saved model included as bytes, goes back to the driver, which writes it
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
@@ -28,11 +29,13 @@ from pipeline.core.config import Config, resolved
 from pipeline.core.errors import BadInputError
 from pipeline.store.fold_files import FoldResult
 from pipeline.store.record import FoldRecord
+from pipeline.training import checkpoint
 from pipeline.training.splits import FoldTask
 
 EpochCallback = Callable[[int, int, int, dict], None]  # (fold, epoch, epochs, logs)
 StopCheck = Callable[[], bool]
 PREDICT_BATCH = 2048
+log = logging.getLogger("digits")
 _threads: int | None = None
 
 
@@ -73,8 +76,12 @@ def check_size(config: Config) -> None:
         )
 
 
-def _dataset(x: np.ndarray, y: np.ndarray, task: FoldTask) -> Any:
-    """Shuffled, one-hot, distorted batches for all epochs, from stateless seeds."""
+def _dataset(x: np.ndarray, y: np.ndarray, task: FoldTask, first_epoch: int = 0) -> Any:
+    """Shuffled, one-hot, distorted batches for the epochs from `first_epoch` on, from stateless seeds.
+
+    Each epoch's order and distortions depend only on (seed, epoch), so a
+    fold resumed at epoch k sees exactly the batches it would have seen.
+    """
     import tensorflow as tf
 
     from pipeline.training.networks import distort
@@ -97,22 +104,27 @@ def _dataset(x: np.ndarray, y: np.ndarray, task: FoldTask) -> Any:
 
         return batches.map(load)
 
-    return tf.data.Dataset.range(resolved(config.train.epochs)).flat_map(epoch).prefetch(4)
+    epochs = tf.data.Dataset.range(first_epoch, resolved(config.train.epochs))
+    return epochs.flat_map(epoch).prefetch(4)
 
 
-def _callbacks(task: FoldTask, on_epoch: EpochCallback | None, should_stop: StopCheck | None) -> list:
+def _callbacks(
+    task: FoldTask, history: dict[str, list[float]], on_epoch: EpochCallback | None, should_stop: StopCheck | None
+) -> list:
     import keras
 
     epochs = resolved(task.config.train.epochs)
 
     class Report(keras.callbacks.Callback):
-        """Records the learning rate; forwards each epoch to the progress display; stops when asked."""
+        """Keeps each epoch's metrics and learning rate in `history`; forwards them to the progress display;
+        stops at the next batch when asked."""
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = dict(logs or {})
             lr = self.model.optimizer.learning_rate
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
-            self.model.history.history.setdefault("learning_rate", []).append(logs["learning_rate"])
+            for key, value in logs.items():
+                history.setdefault(key, []).append(float(value))
             if on_epoch:
                 on_epoch(task.index, epoch + 1, epochs, logs)
 
@@ -187,21 +199,31 @@ def _train(task: FoldTask, data: Dataset, on_epoch: EpochCallback | None, should
 
     model = build_model(task.config)
     compile_model(model, train, steps)
+    saved = Path(task.checkpoint) if task.checkpoint else None
+    mark = checkpoint.fingerprint(task) if saved else ""
+    state = checkpoint.restore(saved, model, mark) if saved else checkpoint.State()
+    if state.epoch:
+        log.info("fold %d: resuming after epoch %d of %d (%s)", task.index + 1, state.epoch, train.epochs, saved)
+    hist = {k: list(v) for k, v in state.history.items()}
+    callbacks = _callbacks(task, hist, on_epoch, should_stop)
     start = time.perf_counter()
-    history = model.fit(
-        _dataset(x_train, y_train, task),
-        steps_per_epoch=steps,
-        epochs=resolved(train.epochs),
-        validation_data=(x_val, y_val),
-        validation_batch_size=PREDICT_BATCH,
-        callbacks=_callbacks(task, on_epoch, should_stop),
-        shuffle=False,  # the dataset shuffles itself, reproducibly
-        verbose=0,
-    )
+    if saved:
+        callbacks.append(checkpoint.callback(saved, mark, hist, state.seconds, start))
+    if state.epoch < resolved(train.epochs):
+        model.fit(
+            _dataset(x_train, y_train, task, first_epoch=state.epoch),
+            steps_per_epoch=steps,
+            initial_epoch=state.epoch,
+            epochs=resolved(train.epochs),
+            validation_data=(x_val, y_val),
+            validation_batch_size=PREDICT_BATCH,
+            callbacks=callbacks,
+            shuffle=False,  # the dataset shuffles itself, reproducibly
+            verbose=0,
+        )
     if should_stop is not None and should_stop():
         raise KeyboardInterrupt
-    seconds = time.perf_counter() - start
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    seconds = state.seconds + time.perf_counter() - start
     _check_finite(hist, task)
     epochs_run = len(hist.get("loss", []))
 
@@ -222,8 +244,8 @@ def _train(task: FoldTask, data: Dataset, on_epoch: EpochCallback | None, should
         best_epoch=epochs_run,  # the model is its last epoch: nothing chooses one on the validation rows
         epochs_run=epochs_run,
         seconds=round(seconds, 2),
-        samples_per_second=round(len(x_train) * epochs_run / seconds, 1),
-        history=dict(hist),
+        samples_per_second=round(len(x_train) * epochs_run / max(seconds, 1e-9), 1),
+        history={k: list(v) for k, v in hist.items()},
     )
     return FoldResult(record, task.val_idx, val_proba, test_proba.astype(np.float32), model_bytes)
 

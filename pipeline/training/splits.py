@@ -25,6 +25,7 @@ class FoldTask:
     train_idx: np.ndarray
     val_idx: np.ndarray
     run_id: str = ""
+    checkpoint: str | None = None  # where the fold keeps its state at each epoch's end; None: it starts over
 
     @property
     def seed(self) -> int:

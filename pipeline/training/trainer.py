@@ -30,8 +30,8 @@ from pipeline.core.text import one_line
 from pipeline.store import fold_files, record, run_folders
 from pipeline.store.fold_files import FoldResult
 from pipeline.store.record import RunRecord
+from pipeline.training import checkpoint, hardware, plan, splits
 from pipeline.training import executor as executor_mod
-from pipeline.training import hardware, plan, splits
 from pipeline.training.interrupt import StopRequest, stop_on_signals
 from pipeline.training.splits import FoldTask
 
@@ -132,6 +132,9 @@ def _train_pool(
     def on_result(task: FoldTask, result: FoldResult) -> None:
         run = by_id[task.run_id]
         fold_files.save_fold(run.dir, result)
+        checkpoint.remove(
+            fold_files.checkpoint_path(run.dir, result.index)
+        )  # the fold's own files are the resume point now
         run.done[result.index] = result
         run.record.folds = [run.done[k].record for k in sorted(run.done)]
         record.write(run.dir, run.record)
@@ -226,7 +229,10 @@ def open_run(
             progress.warn(f"removed {len(removed)} temporary file(s) a killed run left in {run_dir}")
         rec.status, rec.error, rec.finished_at = "running", None, None
         record.write(run_dir, rec)
-    run = OpenRun(run_dir, rec, splits.make_tasks(rec.config, data.y, rec.run_id), label=label)
+    tasks = splits.make_tasks(rec.config, data.y, rec.run_id)
+    if config.executor.kind == "local":  # a fold in this process can resume inside itself; a Ray worker's cannot
+        tasks = [dataclasses.replace(t, checkpoint=str(fold_files.checkpoint_path(run_dir, t.index))) for t in tasks]
+    run = OpenRun(run_dir, rec, tasks, label=label)
     for task in run.tasks:
         loaded = fold_files.load_fold(run_dir, task.index, task.val_idx, len(data.x_test), warn=progress.warn)
         if loaded is not None:

@@ -130,7 +130,20 @@ def test_unwritable_output_dir_exits_6(tmp_path):
 
 
 # 3 folds of 30 epochs: long enough to interrupt the second fold
-SLOW = ["--folds", "3", "--epochs", "30", "--hidden", "32", "--batch-size", "64", "--set", "train.warmup_epochs=0"]
+SLOW = [
+    "--model",
+    "mlp",
+    "--folds",
+    "3",
+    "--epochs",
+    "30",
+    "--hidden",
+    "32",
+    "--batch-size",
+    "64",
+    "--set",
+    "train.warmup_epochs=0",
+]
 
 
 def _wait_for(path, proc, timeout=120):
@@ -220,6 +233,8 @@ def test_real_data_end_to_end_with_a_short_config(tmp_path, monkeypatch):
         "--offline",
         "--data-dir",
         "data",
+        "--model",
+        "mlp",
         "--folds",
         "2",
         "--epochs",

@@ -1,0 +1,84 @@
+"""Resuming inside a fold (pipeline.training.checkpoint): a SIGKILL mid-epoch costs that epoch, not the fold."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from pipeline.store import record, run_folders
+from tests.helpers import ROOT, digits, write_competition
+
+KILL_SITE = ROOT / "tests" / "kill_site"
+# cnn-wide, narrow: dropout, batch norm, AdamW and the cosine schedule all carry state across epochs
+ARGS = [
+    "--data-dir",
+    "data",
+    "--model",
+    "cnn-wide",
+    "--set",
+    "model.filters=4",
+    "--folds",
+    "2",
+    "--epochs",
+    "4",
+    "--batch-size",
+    "32",
+    "--set",
+    "train.warmup_epochs=1",
+    "--seed",
+    "11",
+]
+
+
+@pytest.mark.slow
+def test_a_fold_killed_in_epoch_3_of_4_resumes_there_and_ends_byte_identical(tmp_path):
+    write_competition(tmp_path / "data", n_train=400)
+    once = tmp_path / "killed-once"
+    env = {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(KILL_SITE), os.environ.get("PYTHONPATH")])),
+        "DIGITS_KILL_AT": "3:4",  # fold 0, epoch 3 of 4, before its fifth batch
+        "DIGITS_KILL_ONCE": str(once),
+    }
+    killed = digits("train", *ARGS, cwd=tmp_path, env=env)
+    assert killed.returncode == -signal.SIGKILL and once.exists()
+    (run_id,) = run_folders.list_runs(tmp_path)
+    run_dir = tmp_path / "runs" / run_id
+    saved = run_dir / "folds" / "fold-0.resume.npz"
+    with np.load(saved) as z:
+        assert b'"epoch": 2' in bytes(z["meta"])  # epochs 1 and 2 were finished and saved; 3 was not
+
+    resumed = digits("train", "--resume", run_id, *ARGS, cwd=tmp_path, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "fold 1: resuming after epoch 2 of 4" in resumed.stderr
+    assert not list(run_dir.rglob("*.resume.npz")), "a finished fold's checkpoint was left behind"
+
+    fresh = digits("train", *ARGS, "--output-dir", "fresh", cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr
+    (fresh_id,) = run_folders.list_runs(tmp_path / "fresh")
+    fresh_dir = tmp_path / "fresh" / "runs" / fresh_id
+    for name in ("test_proba.npy", "folds/fold-0.npz", "folds/fold-1.npz"):
+        assert (run_dir / name).read_bytes() == (fresh_dir / name).read_bytes(), name
+    a, b = record.read(run_dir), record.read(fresh_dir)
+    assert a.folds[0].history == b.folds[0].history and a.folds[0].epochs_run == 4
+    assert np.array_equal(np.load(run_dir / "oof.npz")["proba"], np.load(fresh_dir / "oof.npz")["proba"])
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_another_config_is_not_trusted(tmp_path):
+    write_competition(tmp_path / "data", n_train=200)
+    once = tmp_path / "killed-once"
+    env = {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(KILL_SITE), os.environ.get("PYTHONPATH")])),
+        "DIGITS_KILL_AT": "3:0",
+        "DIGITS_KILL_ONCE": str(once),
+    }
+    assert digits("train", *ARGS, cwd=tmp_path, env=env).returncode == -signal.SIGKILL
+    (run_id,) = run_folders.list_runs(tmp_path)
+    saved = tmp_path / "runs" / run_id / "folds" / "fold-0.resume.npz"
+    saved.write_bytes(saved.read_bytes()[:1000])  # a checkpoint cut short (a disk that filled up)
+    resumed = digits("train", "--resume", run_id, *ARGS, cwd=tmp_path, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "fold-0.resume.npz: damaged" in resumed.stderr and "the fold starts over" in resumed.stderr
