@@ -181,15 +181,13 @@ def versions() -> str:
 
     names = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn", "pyarrow", "ray")
     libs = ", ".join(v for v in map(installed, names) if v)
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}; {libs}"
+    from pipeline.training import hardware
+
+    bf16 = ", ".join(hardware.native_bf16()) or "none"
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({hardware.cpu_model()}; native bfloat16: "
+        f"{bf16}), Python {platform.python_version()}; {libs}"
+    )
 
 
 def main() -> None:

@@ -1,40 +1,40 @@
-"""Nights on a holdout: does each night add, does the blend climb, what does the CNN cost, what does Ray cost?
+"""Nights on a holdout: is the estimate honest, does the gate tell progress from noise, which plan climbs?
 
 Splits the real competition's 42,000 labelled rows as benchmarks/holdout.py
 does (10,000 stratified holdout rows that no run trains on; they play
-test.csv), then runs `digits run --offline` in subprocesses, as cron would,
-into one output folder:
+test.csv), then trains a pool of runs with `digits train` in subprocesses,
+as cron would, each recipe with its own seeds:
 
-  mlp nights   the default MLP N times, each night with its own seed; each
-               night's submission is the blend of every night so far
-  cnn          one `--model cnn` run into the same folder: its own folds
-               alone (what `--ensemble-runs 1` submits), and the blend of
-               the MLP nights and the CNN
-  ray          the first MLP night again, same seed, with `--executor ray`
-               on a local Ray: minutes, time to the first saved fold, and
-               whether the bytes equal the local run's
+    python benchmarks/nights.py --keep /tmp/bench --runs mlp:3,cnn:2,cnn-wide:3 [--json OUT.json]
 
-For each: holdout accuracy of the run's own folds and of the submission
-(the blend), out-of-fold accuracy of both, and minutes.
+A second call with the same --keep trains only what is missing (and resumes
+an interrupted run).  Then it replays nights from the pool with the job's own
+code (`pipeline.nightly.blend.choose`, `pipeline.nightly.gate.decide`,
+`pipeline.training.plan.choose`): night k blends the runs of nights 1..k, as
+`digits run` does, and for every night it prints
 
-    python benchmarks/nights.py [--mlp-nights 3] [--cnn] [--ray] [--keep DIR] [--json OUT.json] [-- extra digits options]
+- the blend's estimate (selection cross-validated over the out-of-fold rows)
+  beside its accuracy on the holdout, and the gap in standard errors;
+- the in-sample figure the job used to decide with;
+- what the gate would have done against the best night submitted so far
+  (each submitted night's holdout accuracy plays its public score), with the
+  rows that disagree and McNemar's p-value.
 
-With --keep, a second call into the same folder measures the runs that
-already finished there instead of training them again (their minutes are
-the ones their report.json recorded), and finishes an interrupted one with
-`digits run --resume`. "fold minutes" (the sum of the folds' own training
-times) is the figure that stays honest across a resume.
+Scenarios: each recipe's nights alone; the MLP nights then a CNN (issue
+"Honest numbers"); and the plan's rules over the pool for as many nights as
+the pool allows (issue "Nights that climb").  Minutes are the runs' own
+training seconds; with other work on the machine they are not timings (see
+benchmarks/speed.py for those).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,112 +43,153 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from holdout import DEFAULT_ZIP, digits_command, load_real, split, versions, write_competition  # noqa: E402
+from holdout import DEFAULT_ZIP, load_real, split, versions, write_competition  # noqa: E402
 
-MLP_SEED = 1000  # night k trains with seed MLP_SEED + k
-CNN_SEED = 2001
+from pipeline.core import config as cfg  # noqa: E402
+from pipeline.nightly import blend, gate  # noqa: E402
+from pipeline.store import ledger, record, run_arrays  # noqa: E402
+from pipeline.store.record import RunRecord  # noqa: E402
+from pipeline.training import plan  # noqa: E402
+
+SEEDS = {"mlp": 1000, "cnn": 2000, "cnn-wide": 3000}  # night k of a recipe trains with seed SEEDS[recipe] + k
+ALPHA = cfg.SubmitConfig().alpha
+PARTS = cfg.BlendConfig().estimate_parts
 
 
-def earlier(out: Path, seed: int, model: str) -> tuple[Path, str] | None:
-    """A run already in `out` with this seed and model, and its status."""
-    for run_dir in sorted((out / "runs").glob("*")) if (out / "runs").is_dir() else []:
+@dataclasses.dataclass
+class Run:
+    """A finished run of the pool and what the replay needs of it."""
+
+    dir: Path
+    record: RunRecord
+    oof: np.ndarray
+    test: np.ndarray  # its own soft vote on the holdout rows
+
+    @property
+    def recipe(self) -> str:
+        return str(self.record.config.model.kind)
+
+
+def train_pool(data_dir: Path, pool: Path, wanted: dict[str, int]) -> None:
+    """Train every run of `wanted` that the pool lacks; finish one that was interrupted."""
+    for recipe, count in wanted.items():
+        for k in range(1, count + 1):
+            seed = SEEDS[recipe] + k
+            found = _existing(pool, recipe, seed)
+            if found is not None and found[1] == "complete":
+                continue
+            args = ["--data-dir", str(data_dir), "--output-dir", str(pool), "--model", recipe, "--seed", str(seed)]
+            if found is not None:
+                args = ["--resume", found[0].name, *args]
+            print(f"training {recipe} seed {seed}" + (" (resuming)" if found else ""), flush=True)
+            proc = subprocess.run([sys.executable, "-m", "pipeline", "train", *args], cwd=ROOT, text=True)
+            if proc.returncode != 0:
+                sys.exit(f"digits train failed ({proc.returncode})")
+
+
+def _existing(pool: Path, recipe: str, seed: int) -> tuple[Path, str] | None:
+    for run_dir in sorted((pool / "runs").glob("*")) if (pool / "runs").is_dir() else []:
         try:
-            report = json.loads((run_dir / "report.json").read_text())
-        except (OSError, ValueError):
+            rec = record.read(run_dir)
+        except Exception:  # noqa: BLE001 - a folder without a readable report is not one of ours
             continue
-        cfg = report.get("config", {})
-        if cfg.get("train", {}).get("seed") == seed and cfg.get("model", {}).get("kind", "mlp") == model:
-            return run_dir, report.get("status", "")
+        if rec.config.model.kind == recipe and rec.config.train.seed == seed:
+            return run_dir, rec.status
     return None
 
 
-def run_night(data_dir: Path, out: Path, args: list[str], seed: int, model: str = "mlp") -> dict:
-    """One `digits run --offline` in a subprocess; wall seconds and seconds until its first fold was saved.
-
-    A run that already finished in `out` is measured, not trained again; an
-    interrupted one is finished with --resume.
-    """
-    args = ["--seed", str(seed), *args]
-    found = earlier(out, seed, model)
-    if found and found[1] == "complete":
-        run_dir = found[0]
-        report = json.loads((run_dir / "report.json").read_text())
-        fold0 = json.loads((run_dir / "folds" / "fold-0.json").read_text())
-        print(f"{run_dir.name}: finished earlier, measured again", flush=True)
-        return {
-            "run_dir": run_dir,
-            "wall": report["seconds"],
-            "first_fold": fold0["seconds"],
-            "log": "",
-            "how": "earlier",
-        }
-    how = "resumed" if found else "trained"
-    if found:
-        args.append("--resume")
-        print(f"{found[0].name}: interrupted earlier, resuming", flush=True)
-    before = set((out / "runs").glob("*")) if (out / "runs").is_dir() else set()
-    t = time.perf_counter()
-    proc = subprocess.Popen(
-        digits_command(data_dir, out, args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    first: list[float] = []
-
-    def watch() -> None:
-        while proc.poll() is None and not first:
-            new = [p for p in (out / "runs").glob("*") if p not in before] if (out / "runs").is_dir() else []
-            if any((p / "folds" / f"fold-{k}.json").exists() for p in new for k in range(20)):
-                first.append(time.perf_counter() - t)
-            time.sleep(0.5)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    _, err = proc.communicate()
-    wall = time.perf_counter() - t
-    if proc.returncode != 0:
-        sys.exit(f"digits run failed ({proc.returncode}):\n{err[-3000:]}")
-    (run_dir,) = [found[0]] if found else [p for p in (out / "runs").glob("*") if p not in before]
-    return {"run_dir": run_dir, "wall": wall, "first_fold": first[0] if first else None, "log": err, "how": how}
+def load_pool(pool: Path, holdout_rows: int) -> list[Run]:
+    runs = []
+    for run_dir in sorted((pool / "runs").glob("*")):
+        rec = record.read(run_dir)
+        if rec.complete:
+            labels, oof = run_arrays.load_oof(run_dir, finite=True)
+            runs.append(Run(run_dir, rec, oof, run_arrays.load_test(run_dir, holdout_rows)))
+    return runs
 
 
-def measure(night: dict, out: Path, y_ho: np.ndarray, name: str) -> dict:
-    run_dir = night["run_dir"]
-    report = json.loads((run_dir / "report.json").read_text())
-    own = np.load(run_dir / "test_proba.npy").argmax(axis=1)
-    sub = np.loadtxt(out / "submissions" / f"{run_dir.name}.csv", delimiter=",", skiprows=1, dtype=np.int64)[:, 1]
-    blend = report.get("blend") or {}
-    return {
-        "name": name,
-        "run_id": run_dir.name,
-        "seed": report["config"]["train"]["seed"],
-        "holdout_run": float(np.mean(own == y_ho)),
-        "holdout_submission": float(np.mean(sub == y_ho)),
-        "oof_run": report["oof_accuracy"],
-        "oof_blend": blend.get("oof_accuracy"),
-        "members": [(m["run_id"], m["weight"]) for m in blend.get("members", [])],
-        "how": night["how"],
-        "minutes": night["wall"] / 60,
-        "fold_minutes": sum(f["seconds"] for f in report["folds"]) / 60,
-        "train_minutes": report["stage_seconds"]["train"] / 60,
-        "first_fold_minutes": None if night["first_fold"] is None else night["first_fold"] / 60,
-        "blend_seconds": blend.get("seconds"),
-        "folds": [f["val_accuracy"] for f in report["folds"]],
-        "epochs_run": [f["epochs_run"] for f in report["folds"]],
-        "samples_per_second": [f["samples_per_second"] for f in report["folds"]],
-    }
+def replay(nights: list[Run], labels: np.ndarray, y_ho: np.ndarray, name: str) -> list[dict]:
+    """Nights 1..n of a scenario as `digits run --submit` would live them; one row of figures per night."""
+    rows: list[dict] = []
+    submitted: list[tuple[ledger.Entry, tuple[np.ndarray, np.ndarray]]] = []
+    for k, night in enumerate(nights, start=1):
+        found = [blend.Candidate(r.dir, r.record, r.oof, r.test) for r in [night, *reversed(nights[: k - 1])]]
+        info, chosen, estimate = blend.choose(labels, found, PARTS)
+        test = sum(w * c.test.astype(np.float64) for c, w in chosen if c.test is not None)
+        holdout = float(np.mean(np.asarray(test).argmax(axis=1) == y_ho))
+        tonight = gate.Tonight(estimate.accuracy, labels, estimate.predictions, night.record.train_sha)
+        entries = [e for e, _ in submitted]
+        kept = {e.id: arrays for e, arrays in submitted}
+        decision = gate.decide(
+            tonight, entries, "digit-recognizer", lambda e, kept=kept: kept.get(e.id), ALPHA, "better"
+        )
+        if decision.submitted:
+            entry = ledger.Entry(
+                id=f"night-{k}",
+                competition="digit-recognizer",
+                status="complete",
+                ref=k,
+                run_id=night.record.run_id,
+                estimate=estimate.accuracy,
+                train_sha=night.record.train_sha,
+                public_score=holdout,  # the holdout plays the leaderboard
+            )
+            submitted.append((entry, (labels, estimate.predictions)))
+        se = np.sqrt(holdout * (1 - holdout) / len(y_ho))
+        rows.append(
+            {
+                "scenario": name,
+                "night": k,
+                "run": night.record.run_id,
+                "recipe": night.recipe,
+                "run_holdout": float(np.mean(night.test.argmax(axis=1) == y_ho)),
+                "run_oof": night.record.oof_accuracy,
+                "members": [(m.run_id, m.weight) for m in info.members],
+                "estimate": estimate.accuracy,
+                "in_sample": info.in_sample_accuracy,
+                "holdout": holdout,
+                "gap_se": (estimate.accuracy - holdout) / se,
+                "submitted": decision.submitted,
+                "p_value": decision.p_value,
+                "disagree": decision.disagree,
+                "train_minutes": sum(f.seconds for f in night.record.folds) / 60,
+                "precision": night.record.config.train.precision,
+            }
+        )
+    return rows
+
+
+def plan_nights(pool: list[Run], recipes: tuple[str, ...], rule: str, labels: np.ndarray, limit: int) -> list[Run]:
+    """The nights `pipeline.training.plan.choose` picks, each taking the pool's next unused run of its recipe."""
+    unused = {r: [run for run in pool if run.recipe == r] for r in recipes}
+    chosen: list[Run] = []
+    finished: list[RunRecord] = []  # newest first, each with the blend it would have written
+    for _ in range(limit):
+        recipe = plan.choose(cfg.PlanConfig(recipes=recipes, rule=rule), finished).recipe
+        if not unused.get(recipe):
+            break
+        night = unused[recipe].pop(0)
+        chosen.append(night)
+        found = [blend.Candidate(r.dir, r.record, r.oof, r.test) for r in reversed(chosen)]
+        info, _, _ = blend.choose(labels, found, PARTS)
+        finished.insert(0, dataclasses.replace(night.record, blend=info))
+    return chosen
 
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| night | holdout, the run's own folds | holdout, the submission (blend) | OOF run | OOF blend "
-        "| blend members | minutes | fold minutes | run |",
-        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
+        "| scenario | night | recipe | run alone: holdout | blend: estimate | blend: holdout | gap (SE) "
+        "| in-sample | gate | p | disagree | members | train min |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: |",
     ]
     for r in rows:
         members = ", ".join(f"{m[0][-6:]} x{m[1]:.2f}" for m in r["members"])
-        blend = "—" if r["oof_blend"] is None else f"{r['oof_blend']:.2%}"
+        p = "—" if r["p_value"] is None else f"{r['p_value']:.3g}"
         lines.append(
-            f"| {r['name']} | {r['holdout_run']:.2%} | {r['holdout_submission']:.2%} | {r['oof_run']:.2%} | {blend} "
-            f"| {members} | {r['minutes']:.1f} | {r['fold_minutes']:.1f} | {r['how']} |"
+            f"| {r['scenario']} | {r['night']} | {r['recipe']} | {r['run_holdout']:.2%} | {r['estimate']:.2%} "
+            f"| **{r['holdout']:.2%}** | {r['gap_se']:+.1f} | {r['in_sample']:.2%} "
+            f"| {'submit' if r['submitted'] else 'hold'} | {p} | {r['disagree'] if r['disagree'] is not None else '—'} "
+            f"| {members} | {r['train_minutes']:.1f} |"
         )
     return "\n".join(lines)
 
@@ -156,56 +197,49 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--zip", type=Path, default=DEFAULT_ZIP)
-    p.add_argument("--mlp-nights", type=int, default=3)
-    p.add_argument("--cnn", action="store_true", help="Also one --model cnn run into the same output folder.")
-    p.add_argument("--ray", action="store_true", help="Also the first MLP night again with --executor ray.")
+    p.add_argument("--runs", default="mlp:3,cnn:2,cnn-wide:3", help="recipe:count,... to train into the pool")
+    p.add_argument("--keep", type=Path, help="Keep the pool here (default: a temporary folder).")
     p.add_argument("--json", type=Path, help="Write every figure here as JSON.")
-    p.add_argument("--keep", type=Path, help="Keep the output folders here (default: a temporary folder).")
-    p.add_argument("digits_args", nargs="*", help="Extra options for every `digits run` (after --).")
+    p.add_argument("--no-train", action="store_true", help="Only replay the runs the pool already holds.")
     a = p.parse_args()
     if not a.zip.is_file():
         sys.exit(f"{a.zip}: real competition data not found; nothing to benchmark")
+    wanted = {name: int(count) for name, count in (item.split(":") for item in a.runs.split(","))}
     with tempfile.TemporaryDirectory(prefix="digits-nights-") as tmp:
         work = a.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        x, y, _ = load_real(a.zip, work)
-        x_tr, x_ho, y_tr, y_ho = split(x, y)
-        write_competition(x_tr, y_tr, x_ho, work / "split")
-        print(f"split: {len(x_tr):,} training rows, {len(x_ho):,} holdout rows", flush=True)
-        out = work / "out"
+        if not (work / "split" / "train.csv").is_file():
+            x, y, _ = load_real(a.zip, work)
+            x_tr, x_ho, y_tr, y_ho = split(x, y)
+            write_competition(x_tr, y_tr, x_ho, work / "split")
+            np.save(work / "holdout_labels.npy", y_ho)
+        y_ho = np.load(work / "holdout_labels.npy")
+        if not a.no_train:
+            train_pool(work / "split", work / "pool", wanted)
+        pool = load_pool(work / "pool", len(y_ho))
+        labels = run_arrays.load_oof(pool[0].dir)[0]
+        by = {r: [run for run in pool if run.recipe == r] for r in cfg.KINDS}
         rows: list[dict] = []
-        for k in range(1, a.mlp_nights + 1):
-            night = run_night(work / "split", out, a.digits_args, MLP_SEED + k)
-            rows.append(measure(night, out, y_ho, f"MLP night {k}"))
-            print(json.dumps(rows[-1]), flush=True)
-        if a.cnn:
-            night = run_night(work / "split", out, ["--model", "cnn", *a.digits_args], CNN_SEED, "cnn")
-            rows.append(measure(night, out, y_ho, "CNN run (+ the MLP nights in the blend)"))
-            print(json.dumps(rows[-1]), flush=True)
-        ray_row = None
-        if a.ray:
-            ray_out = work / "out-ray"
-            night = run_night(work / "split", ray_out, ["--executor", "ray", *a.digits_args], MLP_SEED + 1)
-            ray_row = measure(night, ray_out, y_ho, "MLP night 1 on a local Ray")
-            local_dir = out / "runs" / rows[0]["run_id"] if rows else None
-            same = local_dir is not None and (
-                (local_dir / "test_proba.npy").read_bytes() == (night["run_dir"] / "test_proba.npy").read_bytes()
-            )
-            ray_row["identical_to_local"] = same
-            print(json.dumps(ray_row), flush=True)
-    text = table(rows)
-    if ray_row and rows:
-        local = rows[0]
-        text += (
-            f"\n\nRay: the same run (seed {local['seed']}) with `--executor ray` on a local Ray took "
-            f"{ray_row['minutes']:.1f} min against {local['minutes']:.1f} min in-process (ratio "
-            f"{ray_row['minutes'] / local['minutes']:.2f}); first fold saved after {ray_row['first_fold_minutes']:.1f} min "
-            f"against {local['first_fold_minutes']:.1f} min; test probabilities byte-identical: {ray_row['identical_to_local']}."
-        )
-    text += f"\n\nMachine: {versions()}."
+        for recipe, runs in by.items():
+            if runs:
+                rows += replay(runs, labels, y_ho, f"{recipe} nights")
+        if by["mlp"] and by["cnn"]:
+            rows += replay([*by["mlp"], by["cnn"][0]], labels, y_ho, "MLP nights, then a CNN")
+        plans = [
+            (("cnn-wide",), "rotation"),
+            (("cnn-wide", "cnn"), "rotation"),
+            (("cnn-wide", "cnn"), "least-held"),
+            (("cnn-wide", "cnn", "mlp"), "rotation"),
+            (("cnn-wide", "cnn", "mlp"), "least-held"),
+        ]
+        for recipes, rule in plans:
+            nights = plan_nights(pool, recipes, rule, labels, limit=6)
+            if len(nights) >= 2:
+                rows += replay(nights, labels, y_ho, f"plan {rule} over {', '.join(recipes)}")
+    text = table(rows) + f"\n\nMachine: {versions()}."
     print("\n" + text)
     if a.json:
-        a.json.write_text(json.dumps({"rows": rows, "ray": ray_row}, indent=2, default=str))
+        a.json.write_text(json.dumps(rows, indent=2, default=str))
 
 
 if __name__ == "__main__":
