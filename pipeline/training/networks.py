@@ -140,8 +140,8 @@ def parameter_count(config: Config) -> int:
     return count + inputs * 10 + 10
 
 
-def compile_model(model: keras.Model, train: TrainConfig, steps_per_epoch: int) -> None:
-    """Optimizer, schedule and loss from the config."""
+def compile_model(model: keras.Model, train: TrainConfig, steps_per_epoch: int, jit_compile: bool = False) -> None:
+    """Optimizer, schedule and loss from the config.  `jit_compile`: XLA (benchmarks/speed.py measures it)."""
     peak = resolved(train.learning_rate)
     if train.schedule == "cosine":
         warmup = train.warmup_epochs * steps_per_epoch
@@ -165,6 +165,7 @@ def compile_model(model: keras.Model, train: TrainConfig, steps_per_epoch: int) 
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=train.label_smoothing),
         metrics=["accuracy"],
+        jit_compile=jit_compile,
     )
 
 
