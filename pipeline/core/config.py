@@ -171,7 +171,7 @@ BF16_PAYS: tuple[str, ...] = ("cnn", "cnn-wide")
 PLAN_RULES = ("rotation", "least-held")
 NOTIFY_ON = ("failure", "submitted", "always")
 # The demo trains the MLP (about a minute on two cores); `--demo --model cnn-wide` shows a CNN on it.
-DEMO = {"train": {"folds": 3, "epochs": 30, "batch_size": 64}, "model": {"kind": "mlp", "hidden": (256, 128)}}
+DEMO = {"train": {"folds": 3, "epochs": 30, "batch_size": 64}, "model": {"kind": "mlp"}}
 RESULT_SECTIONS = ("data", "model", "augment", "train")  # what decides a run's numbers (resume compares these)
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant")

@@ -85,12 +85,21 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
     raise BadInputError(f"option {name}: expected {kind}, got {quoted(shown)}")
 
 
+# Options that existed once: a config file that still sets one is told why it is gone, not just "unknown".
+REMOVED = {
+    "train.early_stopping": "it chose each fold's epoch on the rows the run's out-of-fold estimate is scored on; "
+    "folds now train every epoch of the cosine schedule (delete the line)",
+}
+
+
 def _replace(obj: Any, updates: dict[str, Any], where: str) -> Any:
     hints = get_type_hints(type(obj))
     known = {f.name for f in fields(obj)}
     changes = {}
     for key, value in updates.items():
         name = f"{where}{key}"
+        if name in REMOVED:
+            raise BadInputError(f"option {name} was removed: {REMOVED[name]}")
         if key not in known:
             raise BadInputError(f"unknown option {name} (known: {', '.join(sorted(where + k for k in known))})")
         current = getattr(obj, key)

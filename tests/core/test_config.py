@@ -39,7 +39,9 @@ def test_precedence_file_then_set_then_named_options(tmp_path):
 
 def test_demo_base_yields_to_what_the_user_sets():
     c = config_layers.build(named={"train": {"epochs": 5}}, base=config_layers.demo_base())
-    assert c.train.epochs == 5 and c.train.folds == 3 and c.model.hidden == (256, 128)
+    assert c.train.epochs == 5 and c.train.folds == 3 and c.model.kind == "mlp" and c.model.hidden == (1024, 512)
+    wide = config_layers.build(named={"model": {"kind": "cnn-wide"}}, base=config_layers.demo_base())
+    assert wide.model.kind == "cnn-wide" and wide.model.hidden == () and wide.train.epochs == 30
 
 
 def test_set_strings_are_coerced_to_field_types():
@@ -70,6 +72,13 @@ def test_set_strings_are_coerced_to_field_types():
         ({"train": {"learning_rate": "nan"}}, "option train.learning_rate: expected a finite number"),
         ({"train": {"seed": str(2**32)}}, "option train.seed: must be in 0..4294967295"),
         ({"model": {"kind": "rnn"}}, "option model.kind: must be one of mlp, cnn, cnn-wide"),
+        ({"train": {"early_stopping": "10"}}, "option train.early_stopping was removed: it chose each fold's epoch"),
+        ({"train": {"precision": "float16"}}, "option train.precision: must be one of float32, mixed_bfloat16, auto"),
+        ({"plan": {"recipes": "cnn,rnn"}}, "option plan.recipes: must name recipes among mlp, cnn, cnn-wide"),
+        ({"plan": {"rule": "random"}}, "option plan.rule: must be one of rotation, least-held"),
+        ({"submit": {"alpha": "1.5"}}, "option submit.alpha: must be in (0, 1)"),
+        ({"notify": {"on": "never"}}, "option notify.on: must list some of failure, submitted, always"),
+        ({"model": {"kind": "cnn-wide", "filters": "8,16,32"}}, "option model.filters: must list one or two"),
     ],
 )
 def test_bad_command_line_values_are_usage_errors_naming_the_option(sets, message):
