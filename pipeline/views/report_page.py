@@ -139,7 +139,11 @@ def _summary(rec: RunRecord) -> str:
             ("finished", esc(when(rec.finished_at, seconds=True))),
             ("time", esc(duration(runset.elapsed(rec)))),
             ("folds", f"{len(rec.folds)} of {rec.folds_planned}"),
-            ("out-of-fold accuracy", oof),
+            ("recipe", _recipe(rec)),
+            (
+                "out-of-fold accuracy",
+                oof + (_muted(" (epochs chosen on these rows: optimistic)") if rec.oof_in_sample else ""),
+            ),
             ("fold accuracy", esc(mean_std(rec.fold_accuracy_mean, rec.fold_accuracy_std)) + " %"),
             ("blend", _blend(rec)),
             ("leaderboard", _leaderboard(rec)),
@@ -148,6 +152,12 @@ def _summary(rec: RunRecord) -> str:
             ("code version", esc(rec.code_version or "—")),
         ]
     )
+
+
+def _recipe(rec: RunRecord) -> str:
+    """The recipe, its precision, and why the run trained it."""
+    why = rec.plan.reason if rec.plan is not None and rec.plan.rule != "named" else "named by --model or the config"
+    return f"<b>{esc(rec.config.model.kind)}</b>, {esc(rec.config.train.precision)}<br>{_muted(why)}"
 
 
 def _blend(rec: RunRecord) -> str:

@@ -222,6 +222,7 @@ def test_summary_shows_the_blend_members_and_weights(tmp_path):
     assert "<b>97.340 %</b> estimated on rows the selection never saw" in summary
     assert "in-sample 97.440 %" in summary and "2 of 2 compatible run(s)" in summary
     assert f"best single run {b_id}: 96.200 %" in summary
+    assert "<b>mlp</b>, float32" in summary and "named by --model or the config" in summary
     rows = re.findall(r"<tr><td>([\d-]+)</td><td>([\d.]+)</td><td>([\d.]+) %</td></tr>", summary)
     assert rows == [(a.name, "0.25", "95.100"), (b_id, "0.75", "96.200")]
     alone = report.build_report(tmp_path, a.name).read_text()
