@@ -41,7 +41,8 @@ def test_demo_runs_the_whole_job(demo_run):
     assert {"load", "train", "ensemble", "predict"} <= set(rec.stage_seconds)
     assert "tensorflow-cpu" in rec.versions or "tensorflow" in rec.versions
     assert rec.submission.sha256 == __import__("hashlib").sha256(sub.read_bytes()).hexdigest()
-    assert rec.blend.members[0].run_id == run_id and rec.blend.oof_accuracy == rec.oof_accuracy
+    assert rec.blend.members[0].run_id == run_id and rec.blend.in_sample_accuracy == rec.oof_accuracy
+    assert rec.blend.estimate == rec.submission_estimate == rec.oof_accuracy  # one run: its out-of-fold figure
     assert (cwd / "demo" / "runs" / run_id / "folds" / "fold-2.keras").is_file()
     # one plain line per fold when not on a terminal
     assert sum("fold " in line and "val accuracy" in line for line in result.stderr.splitlines()) == 3

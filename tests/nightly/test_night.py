@@ -51,7 +51,8 @@ def test_the_second_night_blends_both_runs_and_never_scores_below_the_best(night
     cwd, ids, recs, results = nights
     second = recs[1].blend
     assert second.candidates == [ids[1], ids[0]]
-    assert second.oof_accuracy >= max(recs[0].oof_accuracy, recs[1].oof_accuracy)
+    assert second.in_sample_accuracy >= max(recs[0].oof_accuracy, recs[1].oof_accuracy)
+    assert second.estimate is not None and 0 < second.estimate <= 1
     assert second.best_single_oof_accuracy == max(recs[0].oof_accuracy, recs[1].oof_accuracy)
     assert sum(m.weight for m in second.members) == pytest.approx(1.0)
     assert "blend of" in results[1].stderr
