@@ -22,13 +22,12 @@ import click
 
 from pipeline.core import config as cfg
 from pipeline.core import config_layers
-from pipeline.core.errors import INTERRUPTED, STORAGE, DigitsError
+from pipeline.core.errors import EXIT_MEANINGS, INTERRUPTED, STORAGE, DigitsError
 from pipeline.core.text import one_line
 
-EXIT_CODES = """\b
-Exit codes: 0 ok, 1 bad input (data, config file, run folder), 2 usage (a bad
-or conflicting option), 3 Kaggle, 4 interrupted, 5 output dir busy, 6 cannot
-write output, 7 Ray cluster unreachable or failing."""
+EXIT_CODES = "\b\nExit codes:\n" + "\n".join(  # \b: Click keeps these lines as they are
+    f"  {code} {short} ({what})" for code, (short, what) in EXIT_MEANINGS.items()
+)
 
 
 class App:
