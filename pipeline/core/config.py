@@ -105,6 +105,7 @@ class NotifyConfig:
 
     urls: tuple[str, ...] = ()
     on: tuple[str, ...] = ("failure",)  # failure | submitted | always
+    timeout: float = 30.0  # seconds the sending may take in all; a receiver that does not answer by then is left
 
 
 @dataclass(frozen=True)
@@ -298,6 +299,7 @@ def validate(config: Config) -> Config:
         (config.plan.rule in PLAN_RULES, "plan.rule", f"must be one of {', '.join(PLAN_RULES)}"),
         (0 < config.submit.alpha < 1, "submit.alpha", "must be in (0, 1)"),
         (all(o in NOTIFY_ON for o in config.notify.on), "notify.on", f"must list some of {', '.join(NOTIFY_ON)}"),
+        (0 < config.notify.timeout <= 3600, "notify.timeout", "must be in (0, 3600] seconds"),
         (e.kind in EXECUTORS, "executor.kind", f"must be one of {', '.join(EXECUTORS)}"),
         (e.cpus_per_fold > 0, "executor.cpus_per_fold", "must be positive"),
         (e.gpus_per_fold >= 0, "executor.gpus_per_fold", "must not be negative"),

@@ -70,6 +70,7 @@ def test_set_strings_are_coerced_to_field_types():
         ({"train": {"learning_rate": "nan"}}, "option train.learning_rate: expected a finite number"),
         ({"train": {"seed": str(2**32)}}, "option train.seed: must be in 0..4294967295"),
         ({"model": {"kind": "rnn"}}, "option model.kind: must be one of mlp, cnn, cnn-wide"),
+        ({"notify": {"timeout": "0"}}, "option notify.timeout: must be in (0, 3600] seconds"),
     ],
 )
 def test_bad_command_line_values_are_usage_errors_naming_the_option(sets, message):
