@@ -189,10 +189,17 @@ def resolved(value: T | None) -> T:
 
 
 def to_dict(config: Config) -> dict[str, Any]:
-    """The config as plain JSON-friendly data (tuples become lists)."""
-    return dataclasses.asdict(
+    """The config as plain JSON-friendly data (tuples become lists), without the notify URLs.
+
+    What every run records (report.json, config.toml, the HTML report), so
+    ``notify.urls`` is left out: an Apprise URL often holds a password or a
+    token, and where a night is told changes none of its numbers.
+    """
+    data = dataclasses.asdict(
         config, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items}
     )
+    data["notify"].pop("urls", None)
+    return data
 
 
 def to_toml(config: Config) -> str:

@@ -141,3 +141,10 @@ def test_diff_lists_exactly_the_changed_values():
     assert cfg.diff(a, b) == {"model.hidden": (a["model"]["hidden"], [8]), "train.epochs": (a["train"]["epochs"], 3)}
     old = {k: v for k, v in a.items() if k != "augment"}  # a report from before augmentation existed
     assert set(cfg.diff(old, a)) == {f"augment.{k}" for k in a["augment"]}
+
+
+def test_the_notify_urls_are_never_recorded():
+    """An Apprise URL often holds a password: a run's report, config.toml and HTML page must not copy it."""
+    config = cfg.Config(notify=cfg.NotifyConfig(urls=("mailto://me:s3cret@example.com",), on=("always",)))
+    assert "urls" not in cfg.to_dict(config)["notify"] and cfg.to_dict(config)["notify"]["on"] == ["always"]
+    assert "s3cret" not in cfg.to_toml(config)
