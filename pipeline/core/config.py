@@ -195,7 +195,7 @@ def to_dict(config: Config) -> dict[str, Any]:
     ``notify.urls`` is left out: an Apprise URL often holds a password or a
     token, and where a night is told changes none of its numbers.
     """
-    data = dataclasses.asdict(
+    data: dict[str, Any] = dataclasses.asdict(
         config, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items}
     )
     data["notify"].pop("urls", None)
