@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pipeline.core import config as cfg
+from pipeline.core.errors import BUSY
 
 if TYPE_CHECKING:
     from pipeline.cli.app import App
@@ -46,7 +47,9 @@ def _notify(
 ) -> None:
     from pipeline.nightly import notify
 
-    found = notify.find_run(app.config.output_dir if app.config is not None else app.out, started)
+    found = None
+    if exit_code != BUSY:  # another command held the output directory: a run written meanwhile is its, not ours
+        found = notify.find_run(app.config.output_dir if app.config is not None else app.out, started)
     run_dir, rec = found if found else (None, None)
     outcome = notify.Outcome(command, exit_code, reason, run_dir, rec, bug)
 

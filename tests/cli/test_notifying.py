@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.store import run_folders
 from tests.helpers import ROOT, TINY, digits, error_line, write_competition
+from tests.runfactory import make_run
 
 pytest.importorskip("apprise", reason="Apprise is the notify extra: pip install -e '.[notify]'")
 
@@ -136,6 +137,17 @@ def test_a_submitted_night_is_told_with_its_run_estimate_gate_and_score(fake_kag
     assert f"run: {run_id}, recipe mlp, complete" in body
     assert "gate: submitted: no earlier submission was accepted by Kaggle" in body
     assert "leaderboard: 0." in body and "(public score)" in body
+
+
+def test_a_busy_output_dir_names_no_run_of_the_command_that_holds_it(receiver, tmp_path):
+    write_competition(tmp_path / "data")
+    with run_folders.Lock(tmp_path):
+        make_run(tmp_path, "20261125-013000", status="running")  # the holder's run, written just now
+        r = digits("train", "--data-dir", "data", *TINY, "--notify", receiver.url(), cwd=tmp_path)
+    assert r.returncode == 5
+    (got,) = receiver.received
+    assert got["title"] == "digits train: failed (exit 5, output dir busy)"
+    assert "run:" not in got["message"]
 
 
 # ---- the ends that are hard to cause from outside: in-process ------------------------------------------------
