@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fake_kaggle"]
+pytest_plugins = ["tests.fake_kaggle", "tests.notify_receiver"]

@@ -4,8 +4,9 @@ As in Click's own examples: the options every command takes (``--output-dir``,
 ``--log-file``, ``--quiet``) are defined once, with one default (the
 config's), and travel in an `App` context object that `pass_app` hands to
 each command.  `DigitsGroup` turns a `DigitsError` into one line on stderr
-and its documented exit code.  `build_config` layers a command's options
-over the defaults for the commands that train.
+and its documented exit code, then tells the ``--notify``/``[notify]`` URLs
+how the command ended (`pipeline.cli.notifying`).  `build_config` layers a
+command's options over the defaults for the commands that train.
 """
 
 from __future__ import annotations
@@ -13,22 +14,22 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import time
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from pipeline.core import config as cfg
 from pipeline.core import config_layers
-from pipeline.core.errors import INTERRUPTED, STORAGE, DigitsError
+from pipeline.core.errors import EXIT_MEANINGS, INTERRUPTED, STORAGE, DigitsError
 from pipeline.core.text import one_line
 
-EXIT_CODES = """\b
-Exit codes: 0 ok, 1 bad input (data, config file, run folder), 2 usage (a bad
-or conflicting option), 3 Kaggle, 4 interrupted, 5 output dir busy, 6 cannot
-write output, 7 Ray cluster unreachable or failing."""
+EXIT_CODES = "\b\nExit codes:\n" + "\n".join(  # \b: Click keeps these lines as they are
+    f"  {code} {short} ({what})" for code, (short, what) in EXIT_MEANINGS.items()
+)
 
 
 class App:
@@ -38,6 +39,8 @@ class App:
         self.output_dir: str | None = None  # None: the config's default
         self.log_file: str | None = None
         self.quiet = False
+        self.notify_urls: list[str] = []  # --notify, added to the config's [notify] urls
+        self.config: cfg.Config | None = None  # the command's config, once built (its [notify] is read at the end)
 
     @property
     def out(self) -> str:
@@ -54,28 +57,52 @@ pass_app = click.make_pass_decorator(App, ensure=True)
 
 
 class DigitsGroup(click.Group):
-    """Maps library errors to one line on stderr and a documented exit code."""
+    """Maps library errors to one line on stderr and a documented exit code, then notifies (`notifying.after`)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        started = time.time()
+        ctx.ensure_object(App)  # one App, shared by the command's context: the end reads what the command set
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except DigitsError as e:
-            click.echo(f"digits: {one_line(e)}", err=True)
-            ctx.exit(e.exit_code)
+            self._end(ctx, started, e.exit_code, one_line(e))
         except KeyboardInterrupt:
-            click.echo("digits: interrupted (SIGINT/SIGTERM); nothing half-written was kept", err=True)
-            ctx.exit(INTERRUPTED)
+            self._end(ctx, started, INTERRUPTED, "interrupted (SIGINT/SIGTERM); nothing half-written was kept")
         except OSError as e:
             # Every file the library writes goes through pipeline.core.atomic_files, which turns OS errors into
             # StorageError; an OSError of these kinds reaching here is standard output failing.
             if e.errno not in OUTPUT_ERRNOS:
+                self._notify(ctx, started, 1, one_line(f"{type(e).__name__}: {e}"), bug=True)
                 raise
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
             if e.errno == errno.EPIPE:  # `digits runs | head`: the reader has what it wanted
-                ctx.exit(0)
+                self._end(ctx, started, 0, None)
             reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
-            click.echo(f"digits: cannot write to standard output: {reason}", err=True)
-            ctx.exit(STORAGE)
+            self._end(ctx, started, STORAGE, f"cannot write to standard output: {reason}")
+        except (click.exceptions.Exit, click.exceptions.Abort):  # --help, --version: nothing ran
+            raise
+        except click.ClickException as e:  # a bad option of the command, found by Click: it prints it
+            self._notify(ctx, started, e.exit_code, one_line(f"Error: {e.format_message()}"))
+            raise
+        except Exception as e:  # a bug keeps its traceback, and the night is still heard of
+            self._notify(ctx, started, 1, one_line(f"{type(e).__name__}: {e}"), bug=True)
+            raise
+        self._notify(ctx, started, 0, None)
+        return result
+
+    def _end(self, ctx: click.Context, started: float, code: int, reason: str | None) -> NoReturn:
+        """The one line on stderr (when there is a reason), the notification, then the exit code."""
+        if reason is not None:
+            reason = f"digits: {reason}"
+            click.echo(reason, err=True)
+        self._notify(ctx, started, code, reason)
+        ctx.exit(code)
+
+    @staticmethod
+    def _notify(ctx: click.Context, started: float, code: int, reason: str | None, bug: bool = False) -> None:
+        from pipeline.cli import notifying
+
+        notifying.after(ctx.ensure_object(App), ctx.invoked_subcommand, code, reason, started, bug)
 
 
 OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EPIPE)
@@ -109,6 +136,26 @@ SHARED = [
         "-q", "--quiet", is_flag=True, expose_value=False, callback=_store("quiet"), help="Only warnings and errors."
     ),
 ]
+
+
+def _add_notify(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    ctx.ensure_object(App).notify_urls.extend(value)
+    return value
+
+
+NOTIFY = click.option(
+    "--notify",
+    metavar="URL",
+    multiple=True,
+    expose_value=False,
+    callback=_add_notify,
+    help="Tell this Apprise URL how the command ended (repeatable; adds to [notify] urls; needs digits[notify]).",
+)
+
+
+def notify_option(f: Callable) -> Callable:
+    """--notify URL: on the commands that run unattended (download, train, predict, run, submit, sweep)."""
+    return NOTIFY(f)
 
 
 def shared(f: Callable) -> Callable:
@@ -170,13 +217,14 @@ def build_config(
     if demo:
         named["output_dir"] = named["output_dir"] or "demo"
         named["data"]["dir"] = named["data"]["dir"] or str(Path(named["output_dir"]) / "data")
-    return config_layers.build(
+    app.config = config_layers.build(
         opts.get("config_file"),
         config_layers.parse_set(opts.get("sets") or ()),
         _drop_none(named),
         base=config_layers.demo_base() if demo else None,
         variant=variant,
     )
+    return app.config
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli.app import App, build_config, config_options, pass_app, shared
+from pipeline.cli.app import App, build_config, config_options, notify_option, pass_app, shared
 from pipeline.core import config as cfg
 from pipeline.core.errors import UsageError
 
@@ -24,6 +24,7 @@ from pipeline.core.errors import UsageError
 @click.option("--data-dir", default=cfg.DataConfig.dir, show_default=True, help="Where the competition files go.")
 @click.option("--competition", default=cfg.DataConfig.competition, show_default=True)
 @click.option("--force", is_flag=True, help="Download again even if the local files are current.")
+@notify_option
 @shared
 @pass_app
 def download(app: App, data_dir: str, competition: str, force: bool) -> None:
@@ -42,6 +43,7 @@ def download(app: App, data_dir: str, competition: str, force: bool) -> None:
 @click.command()
 @config_options
 @click.option("--resume", "resume", metavar="RUN", help="Finish an interrupted run: train only its missing folds.")
+@notify_option
 @shared
 @pass_app
 def train(app: App, resume: str | None, **opts: Any) -> None:
@@ -59,6 +61,7 @@ def train(app: App, resume: str | None, **opts: Any) -> None:
     type=click.IntRange(min=1),
     help="Blend at most this many compatible runs (default: the run's blend.runs; 1: RUN alone).",
 )
+@notify_option
 @shared
 @pass_app
 def predict(app: App, run: str, data_dir: str | None, ensemble_runs: int | None) -> None:
@@ -85,6 +88,7 @@ def predict(app: App, run: str, data_dir: str | None, ensemble_runs: int | None)
     "(--submit always: every night).",
 )
 @click.option("-m", "--message", help="Submission message (default: run id and CV accuracy).")
+@notify_option
 @shared
 @pass_app
 def run(
@@ -127,6 +131,7 @@ def run(
 @click.option(
     "--wait", type=click.FloatRange(min=0), default=600, show_default=True, help="Seconds to wait for Kaggle's score."
 )
+@notify_option
 @shared
 @pass_app
 def submit(app: App, target: str, message: str | None, competition: str | None, wait: float) -> None:
@@ -140,6 +145,7 @@ def submit(app: App, target: str, message: str | None, competition: str | None, 
 @click.argument("variants", type=click.Path(dir_okay=False))
 @config_options
 @click.option("--resume", is_flag=True, help="Finish the sweep's unfinished runs instead of starting new ones.")
+@notify_option
 @shared
 @pass_app
 def sweep(app: App, variants: str, resume: bool, **opts: Any) -> None:

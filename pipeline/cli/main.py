@@ -20,7 +20,7 @@ import sys
 import click
 
 from pipeline import __version__
-from pipeline.cli import job_commands, view_commands
+from pipeline.cli import job_commands, schedule, view_commands
 from pipeline.cli.app import EXIT_CODES, DigitsGroup, shared
 from pipeline.core.errors import STORAGE
 
@@ -38,8 +38,8 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    """The commands that train or talk to Kaggle, and those that read runs/ only and never train."""
-    for command in (*job_commands.COMMANDS, *view_commands.COMMANDS):
+    """The commands that train or talk to Kaggle, those that read runs/ only and never train, and `schedule`."""
+    for command in (*job_commands.COMMANDS, *view_commands.COMMANDS, schedule.schedule):
         cli.add_command(command)
 
 

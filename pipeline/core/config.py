@@ -106,6 +106,7 @@ class NotifyConfig:
 
     urls: tuple[str, ...] = ()
     on: tuple[str, ...] = ("failure",)  # failure | submitted | always
+    timeout: float = 30.0  # seconds the sending may take in all; a receiver that does not answer by then is left
 
 
 @dataclass(frozen=True)
@@ -189,10 +190,17 @@ def resolved(value: T | None) -> T:
 
 
 def to_dict(config: Config) -> dict[str, Any]:
-    """The config as plain JSON-friendly data (tuples become lists)."""
-    return dataclasses.asdict(
+    """The config as plain JSON-friendly data (tuples become lists), without the notify URLs.
+
+    What every run records (report.json, config.toml, the HTML report), so
+    ``notify.urls`` is left out: an Apprise URL often holds a password or a
+    token, and where a night is told changes none of its numbers.
+    """
+    data: dict[str, Any] = dataclasses.asdict(
         config, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items}
     )
+    data["notify"].pop("urls", None)
+    return data
 
 
 def to_toml(config: Config) -> str:
@@ -300,6 +308,7 @@ def validate(config: Config) -> Config:
         (0 < config.submit.alpha < 1, "submit.alpha", "must be in (0, 1)"),
         (0 <= config.submit.wait <= 86_400, "submit.wait", "must be in 0..86400 seconds"),
         (all(o in NOTIFY_ON for o in config.notify.on), "notify.on", f"must list some of {', '.join(NOTIFY_ON)}"),
+        (0 < config.notify.timeout <= 3600, "notify.timeout", "must be in (0, 3600] seconds"),
         (e.kind in EXECUTORS, "executor.kind", f"must be one of {', '.join(EXECUTORS)}"),
         (e.cpus_per_fold > 0, "executor.cpus_per_fold", "must be positive"),
         (e.gpus_per_fold >= 0, "executor.gpus_per_fold", "must not be negative"),

@@ -14,6 +14,24 @@ BUSY = 5
 STORAGE = 6
 CLUSTER = 7
 
+# What each exit code means, in one place: the CLI's epilog and the notifications (pipeline.nightly.notify)
+# say it in these words; the README's table says the same at more length.  A short name, then what it covers.
+EXIT_MEANINGS: dict[int, tuple[str, str]] = {
+    OK: ("ok", "also when --submit decided not to submit"),
+    BAD_INPUT: ("bad input", "a data file, config file or run folder"),
+    USAGE: ("usage", "a bad or conflicting option"),
+    KAGGLE: ("Kaggle", "credentials, rules not accepted, daily limit, server error, unreachable"),
+    INTERRUPTED: ("interrupted", "SIGINT/SIGTERM; finished folds are saved, --resume continues"),
+    BUSY: ("output dir busy", "another run holds its lock"),
+    STORAGE: ("cannot write output", "disk full, read-only or missing folder, standard output full"),
+    CLUSTER: ("Ray cluster", "unreachable, or a fold failed on it"),
+}
+
+
+def exit_meaning(code: int) -> tuple[str, str]:
+    """The short name of an exit code and what it covers; a code digits never documents says so."""
+    return EXIT_MEANINGS.get(code, ("undocumented", "not an exit code digits documents"))
+
 
 class DigitsError(Exception):
     """Base class: a failure the user can act on, described in one line."""

@@ -79,6 +79,7 @@ def test_set_strings_are_coerced_to_field_types():
         ({"submit": {"alpha": "1.5"}}, "option submit.alpha: must be in (0, 1)"),
         ({"notify": {"on": "never"}}, "option notify.on: must list some of failure, submitted, always"),
         ({"model": {"kind": "cnn-wide", "filters": "8,16,32"}}, "option model.filters: must list one or two"),
+        ({"notify": {"timeout": "0"}}, "option notify.timeout: must be in (0, 3600] seconds"),
     ],
 )
 def test_bad_command_line_values_are_usage_errors_naming_the_option(sets, message):
@@ -149,3 +150,10 @@ def test_diff_lists_exactly_the_changed_values():
     assert cfg.diff(a, b) == {"model.hidden": (a["model"]["hidden"], [8]), "train.epochs": (a["train"]["epochs"], 3)}
     old = {k: v for k, v in a.items() if k != "augment"}  # a report from before augmentation existed
     assert set(cfg.diff(old, a)) == {f"augment.{k}" for k in a["augment"]}
+
+
+def test_the_notify_urls_are_never_recorded():
+    """An Apprise URL often holds a password: a run's report, config.toml and HTML page must not copy it."""
+    config = cfg.Config(notify=cfg.NotifyConfig(urls=("mailto://me:s3cret@example.com",), on=("always",)))
+    assert "urls" not in cfg.to_dict(config)["notify"] and cfg.to_dict(config)["notify"]["on"] == ["always"]
+    assert "s3cret" not in cfg.to_toml(config)
