@@ -30,6 +30,6 @@ def test_help_of_digits_and_of_every_command_imports_no_heavy_library():
     *helps, last = done.stdout.splitlines()
     seen = json.loads(last)
     assert seen["codes"] == [0] * (1 + len(seen["commands"]))
-    assert len(seen["commands"]) == 11 and "Usage: " in "\n".join(helps)
+    assert len(seen["commands"]) == 12 and "Usage: " in "\n".join(helps)
     heavy = sorted({name.split(".")[0] for name in seen["modules"]} & set(HEAVY))
     assert heavy == [], f"`digits --help` imported {heavy}"
