@@ -138,11 +138,13 @@ class Found:
 
 @dataclass
 class Outcome:
-    """What `MlflowRuns.sync_all` did: run ids logged, unchanged, skipped as still running; unreadable reports."""
+    """What `MlflowRuns.sync_all` did: run ids logged, unchanged, left alone (still running, or never tracked);
+    unreadable reports."""
 
     logged: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     running: list[str] = field(default_factory=list)
+    untracked: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -316,11 +318,18 @@ class MlflowRuns:
     # ---- many runs -------------------------------------------------------------------------------
 
     def sync_all(
-        self, output_dir: str | Path, refs: Sequence[str] = (), force: bool = False, log: Any = None
+        self,
+        output_dir: str | Path,
+        refs: Sequence[str] = (),
+        force: bool = False,
+        log: Any = None,
+        tracked_only: bool = False,
     ) -> Outcome:
         """Sync the runs named by `refs` (default: every run not still running) whose report changed.
 
-        `force` syncs them even when unchanged.  An unreadable report is a note, not a stop.
+        `force` syncs them even when unchanged.  `tracked_only` (a night's catch-up) leaves alone the runs
+        never tracked, trained before tracking was on: backfilling them is `digits mlflow-sync`'s, on
+        purpose, not a cost a night takes on unasked.  An unreadable report is a note, not a stop.
         """
         outcome = Outcome()
         records: list[RunRecord] = []
@@ -343,6 +352,9 @@ class MlflowRuns:
             if experiment not in found:
                 found[experiment] = self.find_all(experiment)
             parent = found[experiment].get(rec.run_id, Found()).parent
+            if tracked_only and parent is None and not rec.config.tracking.mlflow:
+                outcome.untracked.append(rec.run_id)
+                continue
             if not force and parent is not None and parent.data.tags.get(SHA_TAG) == sha:
                 outcome.unchanged.append(rec.run_id)
                 continue

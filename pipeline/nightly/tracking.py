@@ -15,9 +15,10 @@ as the events come:
   talks to MLflow, and a remote fold's epochs come back in its history);
 - ``run_finished``: the whole record, its report.html, history plot and
   status;
-- ``command_finished``: every other run whose report changed since it was
-  last logged (a leaderboard score that came later, a night that could not
-  reach the server), so tracking catches up by itself.
+- ``command_finished``: every other tracked run whose report changed since
+  it was last logged (a leaderboard score that came later, a night that
+  could not reach the server), so tracking catches up by itself.  Runs from
+  before tracking was on are ``digits mlflow-sync``'s to backfill.
 
 Tracking never fails a night: the first fault (an unreachable server, a
 locked database, a full disk) is one warning line from `Progress`, the
@@ -104,7 +105,7 @@ class Tracker:
     @_one_line_fault
     def command_finished(self, output_dir: str | Path) -> None:
         if run_folders.list_runs(output_dir):
-            self.runs.sync_all(output_dir)
+            self.runs.sync_all(output_dir, tracked_only=True)
 
     def _open(self, run_dir: Path, rec: RunRecord) -> None:
         parent, found = self.runs.open_parent(run_dir, rec)

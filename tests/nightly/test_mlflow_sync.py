@@ -344,3 +344,18 @@ def test_a_score_from_digits_submit_reaches_a_tracked_run_at_once(fake_kaggle, o
     assert CliRunner().invoke(cli, ["submit", untracked.name, "--wait", "5", "--mlflow"]).exit_code == 0
     parents, _, _ = read_back(uri_of(out))
     assert parents[untracked.name].data.metrics["leaderboard_public_score"] == 0.98765
+
+
+def test_a_commands_catch_up_logs_its_tracked_runs_and_leaves_older_ones_to_mlflow_sync(out):
+    older = make_run(out, NIGHTS[0], folds=2)  # trained before tracking was on
+    tracked = make_run(
+        out, NIGHTS[1], folds=2, config_overrides={"tracking": {"mlflow": True}}
+    )  # its night failed to log
+    progress, tracker = _tracker(out)
+    progress.command_finished(out)
+    assert tracker in progress.observers
+    assert sorted(read_back(uri_of(out))[0]) == [tracked.name]
+    assert "1 run(s) logged, 1 unchanged" in sync(out)[-1]  # the backfill
+    record.update(older, leaderboard=Leaderboard(status="complete", public_score=0.9, ref=3))  # now it is in MLflow
+    progress.command_finished(out)
+    assert read_back(uri_of(out))[0][older.name].data.metrics["leaderboard_public_score"] == 0.9
