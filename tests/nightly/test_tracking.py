@@ -209,22 +209,3 @@ def test_a_night_with_tracking_off_imports_no_mlflow(tmp_path):
     seen = json.loads(done.stdout.splitlines()[-1])
     assert seen["mlflow"] == [] and (tmp_path / "submissions" / "submission.csv").is_file()
     assert not (tmp_path / mlflow_sync.DB).exists() and not (tmp_path / mlflow_sync.ARTIFACTS).exists()
-
-
-def test_on_ray_the_driver_logs_each_folds_epochs_when_the_fold_comes_back(tmp_path, monkeypatch):
-    pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' (CI installs it)")
-    for name in [k for k in os.environ if k.startswith("RAY_")]:
-        monkeypatch.delenv(name)
-    loopback = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}  # as tests/training/test_ray_executor.py  # fmt: skip
-    args = ["run", "--demo", "--folds", "2", "--epochs", "3", "--hidden", "64", "--executor", "ray", "--mlflow"]
-    r = digits(*args, "--output-dir", "out", cwd=tmp_path, env=loopback, timeout=600)
-    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
-    (run_id,) = run_folders.list_runs(tmp_path / "out")
-    rec = record.read(tmp_path / "out" / "runs" / run_id)
-    parents, folds, client = runs_of(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
-    pairs = [(fold, folds[(run_id, fold.index)]) for fold in rec.folds]
-    assert parents[run_id].info.status == "FINISHED" and len(pairs) == 2
-    for fold, fold_run in pairs:
-        logged = client.get_metric_history(fold_run.info.run_id, "val_accuracy")
-        assert [(m.step, m.value) for m in logged] == list(enumerate(fold.history["val_accuracy"], start=1))
-        assert len({m.timestamp for m in logged}) == 1  # all at once, with the fold's result: no worker logs
