@@ -10,7 +10,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,ray,notify]'
+	$(BIN)/python -m pip install -q -e '.[test,ray,notify,mlflow]'
 	touch $@
 
 demo: setup

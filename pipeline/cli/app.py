@@ -165,6 +165,15 @@ def shared(f: Callable) -> Callable:
     return f
 
 
+# Defined once; the commands that train take it with the config options, and `digits submit` on its own.
+MLFLOW_OPTION = click.option(
+    "--mlflow",
+    is_flag=True,
+    default=None,
+    help="Track the runs in MLflow, as [tracking] mlflow = true does (the mlflow extra): at [tracking] uri, "
+    "else MLFLOW_TRACKING_URI, else mlflow.db beside runs/.",
+)
+
 CONFIG_OPTIONS = [
     click.option(
         "--config",
@@ -186,6 +195,7 @@ CONFIG_OPTIONS = [
     click.option("--ensemble-runs", type=int, help="Blend at most this many compatible runs (1: this run alone)."),
     click.option("--executor", type=click.Choice(cfg.EXECUTORS), help="Where folds train: local (default) or ray."),
     click.option("--ray-address", help="Attach to this Ray cluster (auto, ray://host:10001, host:6379)."),
+    MLFLOW_OPTION,
     click.option(
         "--set",
         "sets",
@@ -212,6 +222,7 @@ def build_config(
         "train": {k: opts.get(k) for k in ("folds", "epochs", "seed", "batch_size")},
         "blend": {"runs": opts.get("ensemble_runs")},
         "executor": {"kind": opts.get("executor"), "address": opts.get("ray_address")},
+        "tracking": {"mlflow": True if opts.get("mlflow") else None},  # no flag: the file's or the default
         "output_dir": app.output_dir,
     }
     if demo:

@@ -1,11 +1,13 @@
-"""The commands that train or talk to Kaggle: download, train, predict, run, submit, sweep.
+"""The commands that train or talk to Kaggle or MLflow: download, train, predict, run, submit, sweep, mlflow-sync.
 
 Each is a thin call into one library function.  A command that trains builds
 its `Config` (defaults < ``--config FILE`` < ``--set`` < named options) with
 `pipeline.cli.app.build_config`.  The library is imported inside each
 command, so ``digits --help`` and the commands that only read runs/ never
-import TensorFlow, Ray or kaggle.  `pipeline.cli.main` registers them on the
-``digits`` group.
+import TensorFlow, Ray, kaggle or MLflow.  The commands that train or submit
+run inside `pipeline.nightly.tracking.tracked`, which logs them into MLflow
+when tracking is on.  `pipeline.cli.main` registers them on the ``digits``
+group.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli.app import App, build_config, config_options, notify_option, pass_app, shared
+from pipeline.cli.app import MLFLOW_OPTION, App, build_config, config_options, notify_option, pass_app, shared
 from pipeline.core import config as cfg
 from pipeline.core.errors import UsageError
 
@@ -48,9 +50,12 @@ def download(app: App, data_dir: str, competition: str, force: bool) -> None:
 @pass_app
 def train(app: App, resume: str | None, **opts: Any) -> None:
     """Train one run: k folds into OUTPUT_DIR/runs/<run-id>/."""
+    from pipeline.nightly.tracking import tracked
     from pipeline.training import trainer
 
-    click.echo(trainer.train(build_config(app, opts), app.progress, resume=resume))
+    config = build_config(app, opts)
+    with tracked(config.tracking, config.output_dir, app.progress):
+        click.echo(trainer.train(config, app.progress, resume=resume))
 
 
 @click.command()
@@ -106,12 +111,13 @@ def run(
     Exits 0 only when a valid submission was written.
     """
     from pipeline.nightly import night
+    from pipeline.nightly.tracking import tracked
 
     if demo and submit_mode:
         raise UsageError("--demo makes a practice competition; it cannot be submitted to Kaggle")
     config = build_config(app, opts, demo=demo)
-    click.echo(
-        night.nightly(
+    with tracked(config.tracking, config.output_dir, app.progress):
+        path = night.nightly(
             config,
             offline=offline,
             demo=demo,
@@ -121,7 +127,7 @@ def run(
             submit_message=message,
             progress=app.progress,
         )
-    )
+    click.echo(path)
 
 
 @click.command()
@@ -132,13 +138,21 @@ def run(
     "--wait", type=click.FloatRange(min=0), default=600, show_default=True, help="Seconds to wait for Kaggle's score."
 )
 @notify_option
+@MLFLOW_OPTION
 @shared
 @pass_app
-def submit(app: App, target: str, message: str | None, competition: str | None, wait: float) -> None:
-    """Validate and submit a run's submission (or a CSV file) to Kaggle; record the public score."""
-    from pipeline.nightly import submit as submit_mod
+def submit(
+    app: App, target: str, message: str | None, competition: str | None, wait: float, mlflow: bool | None
+) -> None:
+    """Validate and submit a run's submission (or a CSV file) to Kaggle; record the public score.
 
-    submit_mod.submit(app.out, target, message, competition, app.progress, wait=wait)
+    The score also goes to MLflow when the run was tracked, or with --mlflow.
+    """
+    from pipeline.nightly import submit as submit_mod
+    from pipeline.nightly import tracking
+
+    with tracking.tracked(tracking.for_run(app.out, target, bool(mlflow)), app.out, app.progress):
+        submit_mod.submit(app.out, target, message, competition, app.progress, wait=wait)
 
 
 @click.command()
@@ -156,8 +170,28 @@ def sweep(app: App, variants: str, resume: bool, **opts: Any) -> None:
     top.  Every variant becomes an ordinary run; all share one sweep id.
     """
     from pipeline.nightly import sweep as sweep_mod
+    from pipeline.nightly.tracking import tracked
 
-    sweep_mod.sweep(lambda variant: build_config(app, opts, variant=variant), variants, app.progress, resume=resume)
+    config = build_config(app, opts)
+    with tracked(config.tracking, config.output_dir, app.progress):
+        sweep_mod.sweep(lambda variant: build_config(app, opts, variant=variant), variants, app.progress, resume=resume)
 
 
-COMMANDS = (download, train, predict, run, submit, sweep)
+@click.command("mlflow-sync")
+@click.argument("runs", nargs=-1, metavar="[RUN ...]")
+@click.option("--uri", help="Tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db beside runs/).")
+@click.option("--force", is_flag=True, help="Log the runs again even if unchanged since they were last logged.")
+@shared
+@pass_app
+def mlflow_sync(app: App, runs: tuple[str, ...], uri: str | None, force: bool) -> None:
+    """Log runs into MLflow: those never logged (trained before tracking was on) and those changed since.
+
+    Without RUN: every run not still running.  Idempotent: a second call
+    logs nothing new and creates no duplicates.  Prints the tracking URI.
+    """
+    from pipeline.nightly import tracking
+
+    click.echo(tracking.sync(app.out, runs, uri, force, app.progress))
+
+
+COMMANDS = (download, train, predict, run, submit, sweep, mlflow_sync)

@@ -1,9 +1,17 @@
-"""What a run tells its operator while it works.
+"""What a run tells its operator while it works, and whoever else listens.
 
 Every event becomes a line on the ``digits`` logger (one per stage and per
 fold), which is what cron mails and ``--log-file`` keep.  On a terminal a
 rich progress bar also shows the epochs of the fold in training; it is
 transient, so the scrollback keeps only the lines.
+
+Observers (`Progress.observers`) hear the same events, for a tracker such as
+MLflow (`pipeline.nightly.tracking`).  An observer implements any of
+``run_started(run_dir, record)``, ``epoch(run_id, fold, epoch, logs)``,
+``fold_done(run_dir, fold_record)``, ``run_finished(run_dir, record)`` and
+``command_finished(output_dir)``.  It is a bystander: the first exception it
+raises costs one warning line and it hears nothing more in this command, so
+it can never fail or flood a run.
 """
 
 from __future__ import annotations
@@ -16,13 +24,20 @@ import re
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+from pipeline.core.errors import DigitsError
+from pipeline.core.text import one_line
 
 log = logging.getLogger("digits")
 
 
 class Progress:
-    """Plain reporter: one line per stage and per fold."""
+    """Plain reporter: one line per stage and per fold; the events also go to its observers."""
+
+    def __init__(self) -> None:
+        self.observers: list[Any] = []
 
     def info(self, message: str) -> None:
         log.info(message)
@@ -37,15 +52,44 @@ class Progress:
         if skipped:
             self.info(f"resuming: {skipped} of {total} folds already finished")
 
-    def epoch(self, fold: int, epoch: int, epochs: int, logs: dict[str, Any]) -> None:
-        pass
+    def epoch(self, task: Any, epoch: int, epochs: int, logs: dict[str, Any]) -> None:
+        """Epoch `epoch` of `epochs` of the fold `task` (a `FoldTask`: its run id and fold index) ended."""
+        self.notify("epoch", task.run_id, task.index, epoch, logs)
 
-    def fold_done(self, result: Any, label: str = "") -> None:
+    def fold_done(self, result: Any, label: str = "", run_dir: Path | None = None) -> None:
         r = result.record
         self.info(
             f"{label + ' ' if label else ''}fold {r.index + 1}: val accuracy {r.val_accuracy:.4%}, "
             f"best epoch {r.best_epoch}/{r.epochs_run}, {r.seconds:.0f}s, {r.samples_per_second:,.0f} samples/s"
         )
+        if run_dir is not None:
+            self.notify("fold_done", run_dir, r)
+
+    def run_started(self, run_dir: Path, record: Any) -> None:
+        """A run's folder and record exist (new or resumed): its folds are about to train."""
+        self.notify("run_started", run_dir, record)
+
+    def run_finished(self, run_dir: Path, record: Any) -> None:
+        """A run's folds are trained and voted: its record is complete."""
+        self.notify("run_finished", run_dir, record)
+
+    def command_finished(self, output_dir: str | Path) -> None:
+        """The command is done writing records in `output_dir` (blend, submission, leaderboard scores)."""
+        self.notify("command_finished", output_dir)
+
+    def notify(self, event: str, *args: Any) -> None:
+        """Call `event` on every observer that has it; one that raises is warned about once and dropped."""
+        for observer in list(self.observers):
+            handler = getattr(observer, event, None)
+            if handler is None:
+                continue
+            try:
+                handler(*args)
+            except Exception as e:  # an observer never fails the run; KeyboardInterrupt still stops it
+                self.observers.remove(observer)
+                name = getattr(observer, "name", type(observer).__name__)
+                what = one_line(e, 400) if isinstance(e, DigitsError) else f"{type(e).__name__}: {one_line(e, 300)}"
+                self.warn(f"{name}: {what}; off for the rest of this command")
 
     def close(self) -> None:
         pass
@@ -69,8 +113,11 @@ class LiveProgress(Progress):
             transient=True,
         )
         self.task: Any = None  # rich's TaskID of the fold in training
+        super().__init__()
 
-    def epoch(self, fold: int, epoch: int, epochs: int, logs: dict[str, Any]) -> None:
+    def epoch(self, task: Any, epoch: int, epochs: int, logs: dict[str, Any]) -> None:
+        super().epoch(task, epoch, epochs, logs)
+        fold = task.index
         metrics = f"loss {logs.get('loss', 0):.4f} val acc {logs.get('val_accuracy', 0):.4f}"
         if self.task is None:
             self.bar.start()
@@ -79,11 +126,11 @@ class LiveProgress(Progress):
             self.task, description=f"fold {fold + 1}/{self.total}", completed=epoch, total=epochs, metrics=metrics
         )
 
-    def fold_done(self, result: Any, label: str = "") -> None:
+    def fold_done(self, result: Any, label: str = "", run_dir: Path | None = None) -> None:
         if self.task is not None:
             self.bar.remove_task(self.task)
             self.task = None
-        super().fold_done(result, label)
+        super().fold_done(result, label, run_dir)
 
     def close(self) -> None:
         self.bar.stop()

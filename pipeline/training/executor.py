@@ -8,6 +8,9 @@ An executor knows nothing of what a fold does.  It trains each task and
 hands every result to ``on_result(task, result)`` as soon as it exists, in
 whatever order tasks finish, so the driver saves each fold at once and
 resume works the same everywhere.  A sweep is just more tasks in the pool.
+``on_epoch(task, epoch, epochs, logs)`` hears each epoch where the fold
+trains in this process; a remote fold's epochs come back in its result's
+history instead.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pipeline.training.interrupt import StopRequest
 from pipeline.training.splits import FoldTask
 
 OnResult = Callable[[FoldTask, FoldResult], None]
+OnEpoch = Callable[[FoldTask, int, int, dict], None]  # (task, epoch, epochs, logs): the task names run and fold
 
 
 class Executor(Protocol):
@@ -31,7 +35,7 @@ class Executor(Protocol):
         data: Dataset,
         on_result: OnResult,
         stop: StopRequest,
-        on_epoch: EpochCallback | None = None,
+        on_epoch: OnEpoch | None = None,
     ) -> None:
         """Train every task; raise KeyboardInterrupt once `stop` is set, after handing over what finished."""
 
@@ -48,13 +52,25 @@ class LocalExecutor:
         data: Dataset,
         on_result: OnResult,
         stop: StopRequest,
-        on_epoch: EpochCallback | None = None,
+        on_epoch: OnEpoch | None = None,
     ) -> None:
         from pipeline.training.fold import train_fold
 
         for task in tasks:
             stop.check()
-            on_result(task, train_fold(task, data, on_epoch, stop.is_set))
+            on_result(task, train_fold(task, data, _for_task(task, on_epoch), stop.is_set))
 
     def close(self) -> None:
         pass
+
+
+def _for_task(task: FoldTask, on_epoch: OnEpoch | None) -> EpochCallback | None:
+    """`train_fold`'s per-epoch callback (it knows the fold's index only), calling `on_epoch` with the task."""
+    if on_epoch is None:
+        return None
+    report = on_epoch
+
+    def callback(fold: int, epoch: int, epochs: int, logs: dict) -> None:
+        report(task, epoch, epochs, logs)
+
+    return callback

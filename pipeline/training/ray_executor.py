@@ -30,8 +30,8 @@ from pipeline.competition.dataset import Dataset
 from pipeline.core.config import ExecutorConfig
 from pipeline.core.errors import ClusterError, DigitsError
 from pipeline.core.text import one_line
-from pipeline.training.executor import OnResult
-from pipeline.training.fold import EpochCallback, FoldResult
+from pipeline.training.executor import OnEpoch, OnResult
+from pipeline.training.fold import FoldResult
 from pipeline.training.interrupt import StopRequest
 from pipeline.training.splits import FoldTask
 
@@ -123,9 +123,12 @@ class RayExecutor:
         data: Dataset,
         on_result: OnResult,
         stop: StopRequest,
-        on_epoch: EpochCallback | None = None,
+        on_epoch: OnEpoch | None = None,
     ) -> None:
-        """Submit every task at once; hand over results as they finish; cancel the rest on a stop or a failure."""
+        """Submit every task at once; hand over results as they finish; cancel the rest on a stop or a failure.
+
+        `on_epoch` is not called: workers report to no one, and a fold's epochs come back in its result's history.
+        """
         if not tasks:
             return
         ray = self.ray

@@ -138,7 +138,7 @@ def _train_pool(
         run.done[result.index] = result
         run.record.folds = [run.done[k].record for k in sorted(run.done)]
         record.write(run.dir, run.record)
-        progress.fold_done(result, label=run.label)
+        progress.fold_done(result, label=run.label, run_dir=run.dir)
 
     t = time.perf_counter()
     try:
@@ -233,6 +233,7 @@ def open_run(
     if config.executor.kind == "local":  # a fold in this process can resume inside itself; a Ray worker's cannot
         tasks = [dataclasses.replace(t, checkpoint=str(fold_files.checkpoint_path(run_dir, t.index))) for t in tasks]
     run = OpenRun(run_dir, rec, tasks, label=label)
+    progress.run_started(run_dir, rec)
     for task in run.tasks:
         loaded = fold_files.load_fold(run_dir, task.index, task.val_idx, len(data.x_test), warn=progress.warn)
         if loaded is not None:
@@ -349,3 +350,4 @@ def finish(run: OpenRun, data: data_mod.Dataset, progress: Progress) -> None:
         f"run {rec.run_id}{f' ({run.label})' if run.label else ''}: out-of-fold accuracy {rec.oof_accuracy:.4%} "
         f"(folds {rec.fold_accuracy_mean:.4%} ± {rec.fold_accuracy_std:.4%})"
     )
+    progress.run_finished(run.dir, rec)

@@ -280,3 +280,21 @@ def test_sweep_trains_two_variants_on_ray_and_prints_the_comparison(tmp_path):
     assert [r.config.model.hidden for r in recs] == [(32,), (96,)] and all(r.status == "complete" for r in recs)
     assert all(i in r.stdout for i in ids) and "model.hidden" in r.stdout
     assert recs[0].config.train.seed == recs[1].config.train.seed  # one seed: the comparison is paired
+
+
+def test_tracked_in_mlflow_the_driver_logs_each_folds_epochs_when_the_fold_comes_back(tmp_path):
+    """Only the driver talks to MLflow (pipeline.nightly.tracking): here, so Ray tests never run two clusters at once."""
+    mlflow = pytest.importorskip("mlflow", reason="MLflow is not installed: pip install -e '.[mlflow]'")
+    r = digits("run", *SMALL, "--executor", "ray", "--mlflow", "--output-dir", "out", cwd=tmp_path, timeout=RAY_TIMEOUT)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    (run_id,) = run_folders.list_runs(tmp_path / "out")
+    rec = record.read(tmp_path / "out" / "runs" / run_id)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("digit-recognizer")
+    runs = client.search_runs([experiment.experiment_id], f"tags.`digits.run_id` = '{run_id}'")
+    folds = {int(f.data.tags["digits.fold"]): f for f in runs if "digits.fold" in f.data.tags}
+    assert len(runs) == 1 + 2 and sorted(folds) == [f.index for f in rec.folds]
+    for fold in rec.folds:
+        logged = client.get_metric_history(folds[fold.index].info.run_id, "val_accuracy")
+        assert [(m.step, m.value) for m in logged] == list(enumerate(fold.history["val_accuracy"], start=1))
+        assert len({m.timestamp for m in logged}) == 1  # all at once, with the fold's result: the worker logged none
