@@ -88,14 +88,17 @@ def train_pool(data_dir: Path, pool: Path, wanted: dict[str, int]) -> None:
 
 
 def _existing(pool: Path, recipe: str, seed: int) -> tuple[Path, str] | None:
+    found: list[tuple[Path, str]] = []
     for run_dir in sorted((pool / "runs").glob("*")) if (pool / "runs").is_dir() else []:
         try:
             rec = record.read(run_dir)
         except Exception:  # noqa: BLE001 - a folder without a readable report is not one of ours
             continue
         if rec.config.model.kind == recipe and rec.config.train.seed == seed:
-            return run_dir, rec.status
-    return None
+            found.append((run_dir, rec.status))
+    # a finished run wins over an abandoned start of the same seed; otherwise resume the newest
+    found.sort(key=lambda f: (f[1] == "complete", f[0].name))
+    return found[-1] if found else None
 
 
 def load_pool(pool: Path, holdout_rows: int) -> list[Run]:

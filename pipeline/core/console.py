@@ -63,11 +63,13 @@ def change(delta: float | None, text: str) -> Text:
     return styled(text, "green" if delta > 0 else "red")
 
 
-def table(columns: Iterable[tuple[str, str]] = (), tight: bool = False) -> Table:
+def table(columns: Iterable[tuple[str, str]] = (), tight: bool = False, wrap: Iterable[str] = ()) -> Table:
     """A borderless table with a rule under the header: reads the same in a terminal and in a log.
 
-    `columns` are (header, justify) pairs of columns that never wrap; more
-    can be added with ``add_column``.  A `tight` table has one space between
+    `columns` are (header, justify) pairs of columns that never wrap, except
+    those named in `wrap`: on a narrow terminal Rich folds those onto more
+    lines before it cuts any other column (so numbers stay whole).  More can
+    be added with ``add_column``.  A `tight` table has one space between
     columns instead of two, for when the roomy one would not fit (see `fits`).
     """
     from rich import box
@@ -80,8 +82,10 @@ def table(columns: Iterable[tuple[str, str]] = (), tight: bool = False) -> Table
         pad_edge=False,
         show_edge=False,
     )
+    folding = set(wrap)
     for name, justify in columns:
-        t.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        folds = name in folding
+        t.add_column(name, justify=justify, no_wrap=not folds, overflow="fold" if folds else "ellipsis")  # type: ignore[arg-type]
     return t
 
 

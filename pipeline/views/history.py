@@ -156,7 +156,8 @@ def submissions_table(entries: list[ledger.Entry]) -> Table:
             ("LB", "right"),
             ("status", "left"),
             ("ref", "right"),
-        ]
+        ],
+        wrap=("sent", "run", "blend"),
     )
     for e in entries:
         members = ", ".join(f"{m.run_id[-6:]} x{m.weight:.2f}" for m in e.members) or (

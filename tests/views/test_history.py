@@ -154,3 +154,23 @@ def test_runs_marks_the_run_that_made_the_submission_by_its_hash(tmp_path):
     current = rf.make_run(tmp_path, T0 + dt.timedelta(days=1), seed=2, current_submission=True)
     out = invoke(view_commands.runs, "--output-dir", tmp_path).stdout
     assert "submission.csv" in row_of(out, current) and "submission.csv" not in row_of(out, first)
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_submissions_table_on_a_narrow_terminal_keeps_every_score_whole(width):
+    """CI's 80 columns cut "77.500" to "77.5…": the long text columns fold instead of the numbers."""
+    from rich.console import Console
+
+    from pipeline.store import ledger
+    from pipeline.views.history import submissions_table
+
+    members = [ledger.Member("20261130-060028", 0.61), ledger.Member("20261130-061502", 0.39)]
+    entry = ledger.Entry(
+        id="20261130T0600-ab12cd34", competition="digit-recognizer", status="complete",
+        sent_at="2026-11-30T06:00:41+00:00", run_id="20261130-060028", members=members,
+        estimate=0.99534, public_score=0.775, ref=40000012,
+    )  # fmt: skip
+    con = Console(file=io.StringIO(), width=width, color_system=None)
+    con.print(submissions_table([entry]))
+    shown = con.file.getvalue()  # type: ignore[attr-defined]
+    assert "…" not in shown and "99.534" in shown and "77.500" in shown and "40000012" in shown, shown
