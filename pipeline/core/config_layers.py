@@ -15,6 +15,7 @@ conflicts and file/command-line exit codes need this control anyway.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import math
 import tomllib
@@ -22,6 +23,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from pipeline.core import file_reads
 from pipeline.core.config import DEMO, Config, flatten, resolve, validate
 from pipeline.core.errors import BadInputError, UsageError
 from pipeline.core.text import quoted
@@ -106,17 +108,29 @@ def _replace(obj: Any, updates: dict[str, Any], where: str) -> Any:
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a config file; a syntax error names the file and line."""
+    """Read a config file; a syntax error names the file and line.
+
+    Anything but a readable regular file is bad input (exit 1), like a
+    missing one: a directory, or a FIFO, which would block the read for ever.
+    """
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        text = file_reads.read_bytes(path)
+        if text.startswith(codecs.BOM_UTF8):
+            raise BadInputError(
+                f"{path}: starts with a byte-order mark (BOM), which TOML does not allow; save it as UTF-8 without BOM"
+            )
+        return tomllib.loads(text.decode("utf-8"))
+    except BadInputError:
+        raise
     except FileNotFoundError:
         raise BadInputError(f"{path}: config file not found") from None
     except UnicodeDecodeError:
         raise BadInputError(f"{path}: not a UTF-8 text file (TOML must be UTF-8)") from None
     except tomllib.TOMLDecodeError as e:
         raise BadInputError(f"{path}: not valid TOML: {e}") from None
+    except (ValueError, RecursionError) as e:  # an integer of thousands of digits; arrays nested thousands deep
+        raise BadInputError(f"{path}: not valid TOML: {type(e).__name__}: {e}") from None
     except OSError as e:
         raise BadInputError(f"{path}: cannot read config file: {e.strerror}") from None
 

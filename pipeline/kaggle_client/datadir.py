@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, NamedTuple
 
-from pipeline.core import atomic_files
+from pipeline.core import atomic_files, file_reads
 from pipeline.core.errors import KaggleError, StorageError
 from pipeline.core.text import one_line, quoted, size
 
@@ -79,9 +79,17 @@ class Corrupt(Exception):
 
 
 def read_manifest(data_dir: Path) -> dict | None:
+    """The manifest, or None when there is none or it is damaged (the files are then downloaded again).
+
+    One that is not a regular file (a FIFO would hang the read, and the
+    download's write of a new one) is refused with one line.
+    """
+    path = Path(data_dir) / MANIFEST
     try:
-        manifest = json.loads((Path(data_dir) / MANIFEST).read_text())
-    except (OSError, ValueError):
+        manifest = json.loads(file_reads.read_text(path))
+    except file_reads.NotRegularFile:
+        raise
+    except (OSError, ValueError, RecursionError):
         return None
     return manifest if isinstance(manifest, dict) else None
 

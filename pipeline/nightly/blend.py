@@ -17,7 +17,6 @@ nothing.  Only arrays and run records are read here, never models.
 from __future__ import annotations
 
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import BadInputError, DigitsError
+from pipeline.core.file_reads import UNREADABLE, open_regular
 from pipeline.store import record, run_folders
 from pipeline.store.record import Blend, BlendMember, RunRecord
 
@@ -51,12 +51,9 @@ def compatible(anchor: RunRecord, other: RunRecord) -> bool:
     return other.complete and other.train_sha == anchor.train_sha and other.test_sha == anchor.test_sha
 
 
-UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
-
-
 def load_oof(run_dir: Path, rows: int) -> tuple[np.ndarray, np.ndarray]:
     """(labels, out-of-fold probabilities) of a run; ValueError if they do not fit."""
-    with np.load(run_dir / "oof.npz", allow_pickle=False) as z:
+    with open_regular(run_dir / "oof.npz") as f, np.load(f, allow_pickle=False) as z:
         labels, oof = np.asarray(z["labels"]), np.asarray(z["proba"], dtype=np.float32)
     if oof.shape != (rows, 10) or labels.shape != (rows,) or not np.isfinite(oof).all():
         raise ValueError(f"out-of-fold probabilities of shape {oof.shape} do not fit {rows} rows")
@@ -65,7 +62,8 @@ def load_oof(run_dir: Path, rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 def load_test(run_dir: Path, test_rows: int) -> np.ndarray:
     """The run's soft vote on test.csv; ValueError if it does not fit."""
-    test = np.load(run_dir / "test_proba.npy", allow_pickle=False)
+    with open_regular(run_dir / "test_proba.npy") as f:
+        test = np.load(f, allow_pickle=False)
     if test.shape != (test_rows, 10) or not np.isfinite(test).all():
         raise ValueError(f"test probabilities of shape {test.shape} do not fit {test_rows} rows")
     return test.astype(np.float32)

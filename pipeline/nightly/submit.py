@@ -30,7 +30,7 @@ def submit(
     progress = progress or Progress()
     path = Path(target)
     run_dir = None
-    if path.is_file() and path.suffix == ".csv":
+    if path.suffix == ".csv" and path.exists():  # a FIFO or a folder named .csv is refused by validate_file
         data_dir = Path(cfg.DataConfig().dir)
         message = message or f"digits submission {path.name}"
     else:

@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, PlainSerializer, TypeAdapter, ValidationError
 
-from pipeline.core import atomic_files, config_layers
+from pipeline.core import atomic_files, config_layers, file_reads
 from pipeline.core import config as cfg
 from pipeline.core.errors import BadInputError
 
@@ -298,11 +298,15 @@ def read(run_dir: str | Path) -> RunRecord:
     """The run's record, migrated and checked; a one-line `BadInputError` if it is missing or malformed."""
     path = Path(run_dir) / REPORT
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(file_reads.read_text(path))  # a FIFO is refused, never waited on
+    except BadInputError:
+        raise
     except FileNotFoundError:
         raise BadInputError(f"{path}: report missing (the run never finished its first stage?)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadInputError(f"{path}: report is corrupt: {e}") from None
+    except (ValueError, RecursionError) as e:  # a number of thousands of digits; lists nested thousands deep
+        raise BadInputError(f"{path}: report is corrupt: {type(e).__name__}: {e}") from None
     except OSError as e:
         raise BadInputError(f"{path}: cannot read report: {e.strerror}") from None
     return from_json(data, str(path))

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.core import atomic_files
+from pipeline.core import atomic_files, file_reads
 from pipeline.core.errors import BadInputError, BusyError, StorageError
 from pipeline.store.record import REPORT, RUN_ID
 
@@ -37,7 +37,7 @@ def current_submission_sha(output_dir: str | Path) -> str | None:
     """The sha256 of ``submissions/submission.csv``, or None when there is none."""
     try:
         return atomic_files.sha256(Path(output_dir) / SUBMISSIONS / "submission.csv")
-    except OSError:
+    except (OSError, BadInputError):  # missing, unreadable, or not a regular file: no current submission known
         return None
 
 
@@ -118,15 +118,19 @@ class Lock:
             ) from None
         except OSError as e:
             raise atomic_files.storage_error(self.path, e) from None
-        try:
-            (self.dir / (LOCK + ".pid")).write_text(f"{os.getpid()}\n")
+        try:  # without blocking: a FIFO put there would otherwise wait for a reader for ever
+            fd = os.open(self.dir / (LOCK + ".pid"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o644)
+            try:
+                os.write(fd, f"{os.getpid()}\n".encode())
+            finally:
+                os.close(fd)
         except OSError:
             pass  # the lock itself is what matters
         return self
 
     def _holder(self) -> str:
         try:
-            return f" (pid {int((self.dir / (LOCK + '.pid')).read_text())})"
+            return f" (pid {int(file_reads.read_text(self.dir / (LOCK + '.pid')))})"
         except (OSError, ValueError):
             return ""
 

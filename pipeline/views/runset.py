@@ -15,7 +15,6 @@ record may lack: when a run started, and how long it took.
 from __future__ import annotations
 
 import datetime as _dt
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from pipeline.core import console
 from pipeline.core.errors import BadInputError
+from pipeline.core.file_reads import UNREADABLE, open_regular
 from pipeline.store import run_folders
 from pipeline.store.record import RunRecord, read
 
@@ -148,11 +148,11 @@ def load_oof(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """``labels`` (N,) and ``proba`` (N, 10) of a run's out-of-fold predictions; `BadInputError` if unusable."""
     path = Path(run_dir) / OOF
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_regular(path) as f, np.load(f, allow_pickle=False) as z:
             labels, proba = np.asarray(z["labels"]), np.asarray(z["proba"], dtype=float)
     except FileNotFoundError:
         raise BadInputError(f"{path}: missing (the run saved no out-of-fold predictions)") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    except UNREADABLE as e:
         raise BadInputError(f"{path}: unreadable ({e})") from None
     if labels.ndim != 1 or proba.ndim != 2 or len(labels) != len(proba):
         raise BadInputError(f"{path}: labels {labels.shape} and proba {proba.shape} do not match")

@@ -14,7 +14,8 @@ from pipeline.cli import cli
 from pipeline.core import atomic_files
 from pipeline.core.errors import StorageError
 from pipeline.store import run_folders
-from tests.helpers import error_line, write_competition
+from tests import runfactory as rf
+from tests.helpers import error_line, make_fifo, write_competition
 from tests.runfactory import make_run
 
 
@@ -83,3 +84,55 @@ def test_compare_into_a_closed_pipe_is_quiet(tmp_path):
     err = p.stderr.read().decode() if p.stderr else ""
     p.wait(timeout=120)
     assert "Traceback" not in err
+
+
+# ---- a FIFO where a file is read: one line at once, never a hang ------------------------------------------------
+
+
+def _with_fifo(tmp_path: Path, where: str) -> Path:
+    """Two finished runs and a competition in `tmp_path`, with a FIFO at `where` (relative to it)."""
+    write_competition(tmp_path / "data", n_test=280)
+    rf.make_run(tmp_path, "20261101-233000", seed=1, current_submission=True)
+    rf.make_run(tmp_path, "20261102-233000", seed=2)
+    target = tmp_path / where
+    if target.exists():
+        target.unlink()
+    return make_fifo(target)
+
+
+@pytest.mark.parametrize(
+    "where, args, says",
+    [
+        ("my.toml", ["train", "--config", "my.toml"], "my.toml: not a regular file"),
+        ("variants.toml", ["sweep", "variants.toml"], "variants.toml: not a regular file"),
+        ("runs/20261102-233000/report.json", ["compare", "20261102-233000"], "report.json: not a regular file"),
+        ("runs/20261102-233000/report.json", ["report", "20261102-233000"], "report.json: not a regular file"),
+        ("runs/20261102-233000/oof.npz", ["predict", "20261102-233000"], "oof.npz: unreadable (NotRegularFile)"),
+        ("data/test.csv", ["predict", "20261102-233000"], "test.csv: not a regular file"),
+        ("mine.csv", ["submit", "mine.csv"], "mine.csv: not a regular file"),
+    ],
+)
+def test_a_fifo_that_is_read_is_one_line_and_exit_1(tmp_path, monkeypatch, where, args, says):
+    _with_fifo(tmp_path, where)
+    monkeypatch.chdir(tmp_path)
+    r = rf.invoke(cli, *args)
+    assert r.exit_code == 1 and says in error_line(r), r.output
+
+
+def test_runs_and_gc_read_past_a_fifo(tmp_path, monkeypatch):
+    _with_fifo(tmp_path, "submissions/submission.csv")  # hashed by runs and gc to find the run that made it
+    _with_fifo(tmp_path / "other", "runs/20261102-233000/report.json")
+    monkeypatch.chdir(tmp_path)
+    r = rf.invoke(cli, "runs")
+    assert r.exit_code == 0 and "20261102-233000" in r.output, r.output
+    r = rf.invoke(cli, "runs", "--output-dir", "other")
+    assert r.exit_code == 0 and "runs/20261102-233000/report.json: not a regular file" in r.output, r.output
+    r = rf.invoke(cli, "gc", "--keep", "1", "--dry-run")
+    assert r.exit_code == 0, r.output
+
+
+def test_a_fifo_instead_of_the_misclassified_digits_is_a_note_in_the_report(tmp_path, monkeypatch):
+    _with_fifo(tmp_path, "runs/20261102-233000/misclassified.npz")
+    monkeypatch.chdir(tmp_path)
+    r = rf.invoke(cli, "report", "20261102-233000")
+    assert r.exit_code == 0 and "misclassified.npz is unreadable" in r.output and "not a regular file" in r.output

@@ -25,7 +25,7 @@ from pipeline.kaggle_client import retry
 from pipeline.kaggle_client.datadir import STALE_TMP_SECONDS
 from pipeline.kaggle_client.downloads import NET_CHUNK
 from tests.fake_kaggle import KEY, REAL_ZIP, TOKEN, USERNAME, competition_zip
-from tests.helpers import ROOT
+from tests.helpers import ROOT, make_fifo
 
 SECRETS = (KEY, TOKEN, base64.b64encode(f"{USERNAME}:{KEY}".encode()).decode())
 
@@ -848,3 +848,89 @@ def test_only_the_fake_hosts_and_loopback_resolve(fake_kaggle, data_dir, monkeyp
     with pytest.raises(KaggleError, match="proxy"):
         kaggle_client.download(data_dir, retries=0, log=Log())
     assert fake_kaggle.calls == []
+
+
+MALFORMED_PROXIES = ["http://127.0.0.1:abc", "http://127.0.0.1:99999", "http://[::1"]
+
+
+@pytest.mark.parametrize("proxy", MALFORMED_PROXIES)
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "KAGGLE_PROXY"])
+def test_a_malformed_proxy_in_use_is_named_in_one_line(fake_kaggle, data_dir, monkeypatch, variable, proxy):
+    monkeypatch.setenv(variable, proxy)
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.delenv("no_proxy")
+    with pytest.raises(KaggleError) as err:
+        kaggle_client.download(data_dir, retries=0, log=Log())
+    message = str(err.value)
+    assert "proxy" in message and variable in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("proxy", MALFORMED_PROXIES)
+def test_a_malformed_https_proxy_is_named_before_anything_is_sent(fake_kaggle, data_dir, monkeypatch, proxy):
+    # the fake speaks http, so requests would never use HTTPS_PROXY; the real Kaggle does, and the message of
+    # any failure shows the proxy: `HTTPS_PROXY=http://127.0.0.1:abc digits download` crashed writing it
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    fake_kaggle.refuse_connections()
+    with pytest.raises(KaggleError) as err:
+        kaggle_client.download(data_dir, retries=0, log=Log())
+    assert str(err.value).startswith(f"proxy HTTPS_PROXY={proxy!r} is not a valid URL"), str(err.value)
+
+
+def test_a_malformed_proxy_in_kaggle_json_is_named(fake_kaggle, data_dir, monkeypatch):
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.delenv("no_proxy")
+    path = write_kaggle_json(fake_kaggle.config_dir)
+    path.write_text(json.dumps({"username": USERNAME, "key": KEY, "proxy": "http://127.0.0.1:abc"}))
+    with pytest.raises(KaggleError) as err:
+        kaggle_client.download(data_dir, retries=0, log=Log())
+    assert str(err.value).startswith(f"proxy in {path}='http://127.0.0.1:abc' is not a valid URL"), str(err.value)
+
+
+def _kaggle_json_fifo(path: Path) -> None:
+    make_fifo(path)
+
+
+def _kaggle_json_dir(path: Path) -> None:
+    path.mkdir()
+
+
+def _kaggle_json_not_json(path: Path) -> None:
+    path.write_text('{"username": "someone", "key": ')
+
+
+def _kaggle_json_not_utf8(path: Path) -> None:
+    path.write_bytes(b'{"username": "\xff"}')
+
+
+def _kaggle_json_a_list(path: Path) -> None:
+    path.write_text("[1, 2]")
+
+
+@pytest.mark.parametrize(
+    "make, says",
+    [
+        (_kaggle_json_fifo, "not a regular file"),
+        (_kaggle_json_dir, "not a regular file"),
+        (_kaggle_json_not_json, "not a valid kaggle.json (JSONDecodeError"),
+        (_kaggle_json_not_utf8, "not a valid kaggle.json (UnicodeDecodeError"),
+        (_kaggle_json_a_list, "not a valid kaggle.json (expected a JSON object"),
+    ],
+)
+def test_an_unreadable_kaggle_json_is_named_not_taken_for_no_credentials(
+    fake_kaggle, data_dir, monkeypatch, make, says
+):
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    path = fake_kaggle.config_dir / "kaggle.json"
+    make(path)
+    with pytest.raises(KaggleError) as err:
+        kaggle_client.download(data_dir, retries=0, log=Log())
+    assert str(err.value).startswith(f"{path}: {says}"), str(err.value)
+    assert fake_kaggle.calls == []
+
+
+def test_a_kaggle_json_fifo_never_hangs_even_with_credentials_in_the_environment(fake_kaggle, data_dir):
+    path = make_fifo(fake_kaggle.config_dir / "kaggle.json")  # the kaggle client itself would wait on it
+    with pytest.raises(KaggleError) as err:
+        kaggle_client.download(data_dir, retries=0, log=Log())
+    assert str(err.value).startswith(f"{path}: not a regular file")
