@@ -122,7 +122,7 @@ CONFIG_OPTIONS = [
     click.option(
         "--config",
         "config_file",
-        type=click.Path(dir_okay=False),
+        metavar="FILE",  # checked when read: anything but a readable regular file is bad input (exit 1)
         help="TOML file with [data] [model] [augment] [train] [blend] [executor] tables.",
     ),
     click.option("--data-dir", help="Competition files (default: data/)."),

@@ -105,6 +105,8 @@ def run(
 
     if demo and submit_mode:
         raise UsageError("--demo makes a practice competition; it cannot be submitted to Kaggle")
+    if force_download and (offline or demo):
+        raise UsageError(f"--{'offline' if offline else 'demo'} never downloads, so --force-download means nothing")
     config = build_config(app, opts, demo=demo)
     click.echo(
         night.nightly(
@@ -137,7 +139,7 @@ def submit(app: App, target: str, message: str | None, competition: str | None, 
 
 
 @click.command()
-@click.argument("variants", type=click.Path(dir_okay=False))
+@click.argument("variants")  # checked when read, like --config: a folder or a FIFO is bad input (exit 1)
 @config_options
 @click.option("--resume", is_flag=True, help="Finish the sweep's unfinished runs instead of starting new ones.")
 @shared

@@ -150,6 +150,11 @@ def parse_set(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
                 raise UsageError(f"option --set {quoted(item)}: {p} is given both as a value and as a section")
         if isinstance(node.get(leaf), dict):
             raise UsageError(f"option --set {quoted(item)}: {key.strip()} is given both as a value and as a section")
+        if leaf in node and node[leaf] != value.strip():
+            raise UsageError(
+                f"option {key.strip()} is given twice by --set, as {quoted(node[leaf])} and as "
+                f"{quoted(value.strip())}; give it once"
+            )
         node[leaf] = value.strip()
     return nested
 
@@ -187,11 +192,18 @@ def build(
     config = base or Config()
     layers = ([(str(file), load_toml(file))] if file is not None else []) + ([variant] if variant else [])
     for where, values in layers:
+        if "output_dir" in values:  # a file or a variant moving outputs silently mixed up runs (two with one id)
+            raise BadInputError(
+                f"{where}: output_dir cannot be set in a config file; outputs go where --output-dir says "
+                "(default: the current folder): delete the line and give --output-dir"
+            )
         try:
             config = validate(_replace(config, values, ""))
         except BadInputError as e:
             message = str(e)
             raise BadInputError(message if message.startswith(where) else f"{where}: {message}") from None
+    if "output_dir" in (sets or {}):
+        raise UsageError("option --set output_dir: outputs are moved only by --output-dir; give that instead")
     try:
         with_sets = _replace(config, sets or {}, "")
         for key, value in flatten(named or {}).items():

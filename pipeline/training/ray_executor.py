@@ -27,8 +27,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.competition.dataset import Dataset
+from pipeline.core import ray_address
 from pipeline.core.config import ExecutorConfig
-from pipeline.core.errors import ClusterError, DigitsError
+from pipeline.core.errors import ClusterError, DigitsError, UsageError
 from pipeline.core.text import one_line
 from pipeline.training.executor import OnResult
 from pipeline.training.fold import EpochCallback, FoldResult
@@ -85,6 +86,9 @@ class RayExecutor:
         self.config = config
         self.ray = _import_ray()
         self.address = config.address or os.environ.get("RAY_ADDRESS") or None
+        problem = ray_address.problem(self.address) if self.address else None
+        if problem is not None:  # --ray-address is checked with the config; Ray's own variable here
+            raise UsageError(f"environment variable RAY_ADDRESS: {problem}")
         self.started_here = False
         if not self.ray.is_initialized():
             self._connect()

@@ -136,3 +136,23 @@ def test_a_fifo_instead_of_the_misclassified_digits_is_a_note_in_the_report(tmp_
     monkeypatch.chdir(tmp_path)
     r = rf.invoke(cli, "report", "20261102-233000")
     assert r.exit_code == 0 and "misclassified.npz is unreadable" in r.output and "not a regular file" in r.output
+
+
+@pytest.mark.parametrize("address", ["localhost:abc", "127.0.0.1:99999", "ray://[::1"])
+def test_a_malformed_ray_address_variable_is_a_usage_error(tmp_path, monkeypatch, address):
+    pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' (CI installs it)")
+    write_competition(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    r = rf.invoke(cli, "train", "--executor", "ray")
+    assert r.exit_code == 2 and "environment variable RAY_ADDRESS" in error_line(r), r.output
+    assert run_folders.list_runs(tmp_path) == []
+
+
+def test_a_sweep_variant_that_moves_the_output_dir_is_refused_before_any_run(tmp_path, monkeypatch):
+    write_competition(tmp_path / "data")
+    (tmp_path / "v.toml").write_text('[variants.a]\noutput_dir = "elsewhere"\n\n[variants.b]\nmodel.hidden = [16]\n')
+    monkeypatch.chdir(tmp_path)
+    r = rf.invoke(cli, "sweep", "v.toml")
+    assert r.exit_code == 1 and error_line(r).startswith("digits: v.toml: variant a: output_dir cannot be set")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()
