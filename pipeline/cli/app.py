@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from pipeline.core import config as cfg
-from pipeline.core import config_layers
+from pipeline.core import config_layers, stop_signals
 from pipeline.core.errors import INTERRUPTED, STORAGE, DigitsError
 from pipeline.core.text import one_line
 
@@ -60,10 +60,13 @@ class DigitsGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DigitsError as e:
+            if e.exit_code == INTERRUPTED:
+                stop_signals.exiting()  # a second Ctrl-C cannot cut the line or the exit code short
             click.echo(f"digits: {one_line(e)}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("digits: interrupted (SIGINT/SIGTERM); nothing half-written was kept", err=True)
+            stop_signals.exiting()
+            click.echo(f"digits: {INTERRUPTED_LINE}", err=True)
             ctx.exit(INTERRUPTED)
         except OSError as e:
             # Every file the library writes goes through pipeline.core.atomic_files, which turns OS errors into
@@ -78,6 +81,7 @@ class DigitsGroup(click.Group):
             ctx.exit(STORAGE)
 
 
+INTERRUPTED_LINE = "interrupted (SIGINT/SIGTERM/SIGHUP); nothing half-written was kept"
 OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EPIPE)
 
 

@@ -40,7 +40,7 @@ class KaggleError(DigitsError):
 
 
 class InterruptedRun(DigitsError):
-    """The run was stopped by SIGINT/SIGTERM after saving what was finished."""
+    """The run was stopped by SIGINT/SIGTERM/SIGHUP after saving what was finished."""
 
     exit_code = INTERRUPTED
 

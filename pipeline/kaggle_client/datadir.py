@@ -40,7 +40,7 @@ CHUNK = 1 << 20
 
 @contextlib.contextmanager
 def uninterrupted() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back until the block is done, then deliver them.
+    """Hold SIGINT, SIGTERM and SIGHUP back until the block is done, then deliver them.
 
     For the few steps that must not be cut in half by Ctrl-C (or SIGTERM, which
     the CLI turns into the same): creating a temporary file and recording its
@@ -58,12 +58,14 @@ def uninterrupted() -> Iterator[None]:
 
     previous = {signal.SIGINT: signal.signal(signal.SIGINT, hold)}
     try:
-        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, hold)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, hold)
         yield
     finally:
         try:
-            if signal.SIGTERM in previous:
-                signal.signal(signal.SIGTERM, previous[signal.SIGTERM])
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                if sig in previous:
+                    signal.signal(sig, previous[sig])
         finally:
             signal.signal(signal.SIGINT, previous[signal.SIGINT])
     for signum in caught[:1]:
@@ -276,7 +278,7 @@ def install(data_dir: Path, plan: list[Placement], manifest: dict[str, Any]) -> 
 
     The old manifest is removed first, so a run killed half-way (SIGKILL, a
     power cut) leaves a set of files that no later run trusts (it downloads
-    again); SIGINT and SIGTERM wait until everything is in place.
+    again); SIGINT, SIGTERM and SIGHUP wait until everything is in place.
     """
     with uninterrupted():
         _install(data_dir, plan, manifest)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from pipeline.competition.dataset import Dataset
+from pipeline.core import stop_signals
 from pipeline.store.fold_files import FoldResult
 from pipeline.training.fold import EpochCallback
 from pipeline.training.interrupt import StopRequest
@@ -54,7 +55,12 @@ class LocalExecutor:
 
         for task in tasks:
             stop.check()
-            on_result(task, train_fold(task, data, on_epoch, stop.is_set))
+            try:
+                result = train_fold(task, data, on_epoch, stop.is_set)
+            except KeyboardInterrupt:  # stopped for a signal: the job is on its way out
+                stop_signals.exiting()
+                raise
+            on_result(task, result)
 
     def close(self) -> None:
         pass

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,9 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.core import atomic_files
 from pipeline.core.errors import StorageError
-from pipeline.store import run_folders
+from pipeline.store import record, run_folders
 from tests import runfactory as rf
-from tests.helpers import error_line, make_fifo, write_competition
+from tests.helpers import error_line, make_fifo, start, write_competition
 from tests.runfactory import make_run
 
 
@@ -156,3 +158,42 @@ def test_a_sweep_variant_that_moves_the_output_dir_is_refused_before_any_run(tmp
     r = rf.invoke(cli, "sweep", "v.toml")
     assert r.exit_code == 1 and error_line(r).startswith("digits: v.toml: variant a: output_dir cannot be set")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()
+
+
+# ---- stop signals: SIGHUP like SIGTERM; a burst of Ctrl-C still ends in one line, exit 4 and a saved run -----------
+
+STOPPABLE = ["--folds", "3", "--epochs", "30", "--hidden", "32", "--batch-size", "64", "--set", "train.warmup_epochs=0"]
+
+
+def _signal_mid_training(tmp_path: Path, signals: list[signal.Signals], gap: float = 0.0) -> tuple[int, str, Path]:
+    """Start `digits train`, send `signals` (`gap` seconds apart) once fold 0 is saved; (exit code, stderr, run)."""
+    write_competition(tmp_path / "data", n_train=300)
+    proc = start("train", "--data-dir", "data", *STOPPABLE, cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob("runs/*/folds/fold-0.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    for sig in signals:
+        proc.send_signal(sig)
+        time.sleep(gap)
+    _, err = proc.communicate(timeout=120)
+    (run_id,) = run_folders.list_runs(tmp_path)
+    return proc.returncode, err, tmp_path / "runs" / run_id
+
+
+@pytest.mark.slow
+def test_sighup_stops_a_training_like_sigterm(tmp_path):
+    code, err, run = _signal_mid_training(tmp_path, [signal.SIGHUP])
+    assert code == 4 and f"digits train --resume {run.name}" in error_line(
+        subprocess.CompletedProcess([], code, "", err)
+    )
+    assert record.read(run).status == "interrupted"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gap", [0.0, 0.02])
+def test_a_burst_of_ctrl_c_ends_in_one_line_exit_4_and_a_saved_run(tmp_path, gap):
+    code, err, run = _signal_mid_training(tmp_path, [signal.SIGINT] * 6, gap)
+    line = error_line(subprocess.CompletedProcess([], code, "", err))  # one line, no traceback
+    assert code == 4 and line.startswith("digits: interrupted"), err
+    assert record.read(run).status == "interrupted" and "Exception ignored" not in err
