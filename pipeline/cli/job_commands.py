@@ -18,6 +18,7 @@ import click
 from pipeline.cli.app import App, build_config, config_options, pass_app, shared
 from pipeline.core import config as cfg
 from pipeline.core.errors import UsageError
+from pipeline.store import run_folders, runs_in_use
 
 
 @click.command()
@@ -108,8 +109,8 @@ def run(
     if force_download and (offline or demo):
         raise UsageError(f"--{'offline' if offline else 'demo'} never downloads, so --force-download means nothing")
     config = build_config(app, opts, demo=demo)
-    click.echo(
-        night.nightly(
+    with runs_in_use.using(config.output_dir):  # from training to the submission's score: gc deletes no run
+        path = night.nightly(
             config,
             offline=offline,
             demo=demo,
@@ -119,7 +120,7 @@ def run(
             submit_message=message,
             progress=app.progress,
         )
-    )
+    click.echo(path)
 
 
 @click.command()
@@ -135,7 +136,8 @@ def submit(app: App, target: str, message: str | None, competition: str | None, 
     """Validate and submit a run's submission (or a CSV file) to Kaggle; record the public score."""
     from pipeline.nightly import submit as submit_mod
 
-    submit_mod.submit(app.out, target, message, competition, app.progress, wait=wait)
+    with runs_in_use.using(app.out, run_folders.home(app.out, target)):  # gc deletes no run while we poll Kaggle
+        submit_mod.submit(app.out, target, message, competition, app.progress, wait=wait)
 
 
 @click.command()
@@ -153,7 +155,8 @@ def sweep(app: App, variants: str, resume: bool, **opts: Any) -> None:
     """
     from pipeline.nightly import sweep as sweep_mod
 
-    sweep_mod.sweep(lambda variant: build_config(app, opts, variant=variant), variants, app.progress, resume=resume)
+    with runs_in_use.using(app.out):  # the comparison after training reads the variants' runs
+        sweep_mod.sweep(lambda variant: build_config(app, opts, variant=variant), variants, app.progress, resume=resume)
 
 
 COMMANDS = (download, train, predict, run, submit, sweep)

@@ -41,6 +41,7 @@ def predict(
     compatible runs); default: the anchor's ``blend.runs``; 1 is the anchor alone.
     """
     progress = progress or Progress()
+    output_dir = run_folders.home(output_dir, run)  # a run named by its path blends, writes and locks at home
     lock = run_folders.Lock(output_dir) if hold_lock else contextlib.nullcontext()
     with lock:
         run_dir = run_folders.resolve(output_dir, run)

@@ -10,6 +10,7 @@ Layout of one output directory::
     runs/<run-id>/test_proba.npy       the run's soft vote on test.csv
     submissions/<run-id>.csv, submissions/submission.csv
     .digits.lock                       held while a command writes here
+    .digits.runs.lock                  held shared while a command uses runs, exclusively by gc (`runs_in_use`)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from pipeline.core import atomic_files, file_reads
 from pipeline.core.errors import BadInputError, BusyError, StorageError
+from pipeline.store import runs_in_use
 from pipeline.store.record import REPORT, RUN_ID
 
 RUNS = "runs"
@@ -68,10 +70,25 @@ def list_runs(output_dir: str | Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and RUN_ID.fullmatch(p.name))
 
 
+def _is_path(ref: str | Path) -> bool:
+    """Whether `ref` names a run folder by its path (rather than an id, a prefix or ``latest``)."""
+    path = Path(ref)
+    return (path / REPORT).is_file() or (path.is_dir() and path.parent.name == RUNS)
+
+
+def home(output_dir: str | Path, ref: str | Path) -> Path:
+    """The output directory the run `ref` lives in: for a path to a run folder inside some ``runs/``, the folder
+    that holds that ``runs/``; else `output_dir`.  A run is locked, and writes its submissions, there."""
+    path = Path(ref)
+    if _is_path(ref) and path.absolute().parent.name == RUNS:
+        return Path(os.path.normpath(path / os.pardir / os.pardir))  # runs/X -> ., X inside runs/ -> ..
+    return Path(output_dir)
+
+
 def resolve(output_dir: str | Path, ref: str) -> Path:
     """A run folder from an id, a unique id prefix, ``latest``, or a path to the folder."""
     path = Path(ref)
-    if (path / REPORT).is_file() or (path.is_dir() and path.parent.name == RUNS):
+    if _is_path(ref):
         if not RUN_ID.fullmatch(path.resolve().name):
             raise BadInputError(f"{path}: not a run folder (its name is not a run id like 20261125-233000)")
         return path
@@ -96,10 +113,12 @@ class Lock:
     guessing.  The holder's pid is written beside it for the error message.
     """
 
-    def __init__(self, output_dir: str | Path):
+    def __init__(self, output_dir: str | Path, use_runs: bool = True):
+        """`use_runs`: also hold the runs shared (`runs_in_use.InUse`), so gc deletes none while the lock is held."""
         import filelock
 
         self.dir = Path(output_dir)
+        self._use = runs_in_use.InUse(self.dir) if use_runs else None
         self.path = self.dir / LOCK
         self._lock = filelock.FileLock(str(self.path), timeout=0)
         self._timeout = filelock.Timeout
@@ -126,6 +145,12 @@ class Lock:
                 os.close(fd)
         except OSError:
             pass  # the lock itself is what matters
+        if self._use is not None:
+            try:
+                self._use.__enter__()
+            except BaseException:
+                self._lock.release()
+                raise
         return self
 
     def _holder(self) -> str:
@@ -135,4 +160,8 @@ class Lock:
             return ""
 
     def __exit__(self, *exc: Any) -> None:
-        self._lock.release()
+        try:
+            if self._use is not None:
+                self._use.__exit__(*exc)
+        finally:
+            self._lock.release()

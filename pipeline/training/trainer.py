@@ -84,7 +84,9 @@ def train_runs(
     first = configs[0]
     if any(c.data.dir != first.data.dir for c in configs):
         raise BadInputError("option data.dir: every run trained together must use the same data")
-    lock = run_folders.Lock(first.output_dir) if hold_lock else contextlib.nullcontext()
+    # a run is locked through the folder it lives in, also when --resume names it by a path elsewhere
+    lock_dir = run_folders.home(first.output_dir, resume) if isinstance(resume, str) else first.output_dir
+    lock = run_folders.Lock(lock_dir) if hold_lock else contextlib.nullcontext()
     with lock:
         t = time.perf_counter()
         data = data_mod.load(first.data.dir, max(c.train.folds for c in configs), log=progress.warn)

@@ -197,3 +197,38 @@ def test_a_burst_of_ctrl_c_ends_in_one_line_exit_4_and_a_saved_run(tmp_path, gap
     line = error_line(subprocess.CompletedProcess([], code, "", err))  # one line, no traceback
     assert code == 4 and line.startswith("digits: interrupted"), err
     assert record.read(run).status == "interrupted" and "Exception ignored" not in err
+
+
+# ---- a run is locked, blended and written through the folder it lives in -----------------------------------------
+
+
+def test_resume_of_a_run_in_another_output_dir_takes_that_dirs_lock(tmp_path, monkeypatch):
+    write_competition(tmp_path / "data")
+    run = rf.make_run(tmp_path / "other", "20261101-233000", folds_done=2)  # interrupted, in other/
+    before = (run / "report.json").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    with run_folders.Lock(tmp_path / "other"):  # a digits working in other/ right now
+        r = rf.invoke(cli, "train", "--resume", str(run), "--output-dir", "elsewhere", "--data-dir", "data")
+    assert r.exit_code == 5 and str(tmp_path / "other") in error_line(r), r.output
+    assert (run / "report.json").read_bytes() == before and not (tmp_path / "elsewhere" / "runs").exists()
+
+
+def test_predict_of_a_run_named_by_its_path_writes_into_that_runs_own_output_dir(tmp_path, monkeypatch):
+    import numpy as np
+
+    from pipeline.core import atomic_files
+
+    write_competition(tmp_path / "data", n_test=280)
+    run = rf.make_run(tmp_path / "other", "20261101-233000")
+    atomic_files.write_npy(run / "test_proba.npy", np.full((280, 10), 0.1, dtype=np.float32))
+    report = rf.read(run)
+    report["data"]["test.csv"]["sha256"] = atomic_files.sha256(tmp_path / "data" / "test.csv")
+    rf.write_raw(run, report)
+    rf.make_run(tmp_path / "here", "20261102-233000", seed=3)  # a compatible run of another output dir
+    monkeypatch.chdir(tmp_path / "here")
+    r = rf.invoke(cli, "predict", str(run), "--data-dir", str(tmp_path / "data"))
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "other" / "submissions" / f"{run.name}.csv").is_file()
+    assert (tmp_path / "other" / "submissions" / "submission.csv").is_file()
+    assert not (tmp_path / "here" / "submissions").exists()  # nothing written into the folder predict ran from
+    assert record.read(run).blend is not None and record.read(run).blend.candidates == [run.name]  # not mixed up
