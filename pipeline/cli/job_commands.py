@@ -109,6 +109,8 @@ def run(
     if force_download and (offline or demo):
         raise UsageError(f"--{'offline' if offline else 'demo'} never downloads, so --force-download means nothing")
     config = build_config(app, opts, demo=demo)
+    if demo and app.output_dir is not None:  # demo/ is the demo's own; a folder given to it may hold a real night
+        run_folders.claim_for_demo(config.output_dir)
     with runs_in_use.using(config.output_dir):  # from training to the submission's score: gc deletes no run
         path = night.nightly(
             config,

@@ -35,6 +35,24 @@ def runs_root(output_dir: str | Path) -> Path:
     return Path(output_dir) / RUNS
 
 
+DEMO_MARK = ".digits-demo"  # in an output dir (as in a data dir) that --demo wrote: its own
+
+
+def claim_for_demo(output_dir: str | Path) -> None:
+    """Let ``--demo`` write its runs and submission into `output_dir` only if that replaces no real submission.
+
+    An output directory given to the demo that holds a submission.csv and
+    is not the demo's own is refused; one the demo may use is marked as its own.
+    """
+    folder = Path(output_dir)
+    if (folder / SUBMISSIONS / "submission.csv").exists() and not (folder / DEMO_MARK).exists():
+        raise BadInputError(
+            f"{folder}: holds a submissions/submission.csv that --demo would replace; the demo writes only into "
+            "a new or empty output directory or its own: give another --output-dir"
+        )
+    atomic_files.write_text(folder / DEMO_MARK, "written by digits run --demo; it may write here again\n")
+
+
 def current_submission_sha(output_dir: str | Path) -> str | None:
     """The sha256 of ``submissions/submission.csv``, or None when there is none."""
     try:

@@ -232,3 +232,39 @@ def test_predict_of_a_run_named_by_its_path_writes_into_that_runs_own_output_dir
     assert (tmp_path / "other" / "submissions" / "submission.csv").is_file()
     assert not (tmp_path / "here" / "submissions").exists()  # nothing written into the folder predict ran from
     assert record.read(run).blend is not None and record.read(run).blend.candidates == [run.name]  # not mixed up
+
+
+# ---- the demo writes only into a folder that is empty or its own -------------------------------------------------
+
+
+def test_the_demo_never_replaces_a_users_files_in_its_data_dir(tmp_path, monkeypatch):
+    user = tmp_path / "userdata"
+    write_competition(user, n_test=40)
+    (user / "train.csv").unlink()  # a test.csv and sample_submission.csv of the user's, but no train.csv
+    (user / "sample_submission.csv").write_text("ImageId,Label\n1,0\n")
+    before = {p.name: p.read_bytes() for p in user.iterdir()}
+    monkeypatch.chdir(tmp_path)
+    r = rf.invoke(cli, "run", "--demo", "--data-dir", "userdata")
+    assert r.exit_code == 1 and "userdata" in error_line(r) and "not the demo's" in error_line(r), r.output
+    assert {p.name: p.read_bytes() for p in user.iterdir()} == before
+
+
+def test_the_demo_never_replaces_a_real_submission_in_an_output_dir_given_to_it(tmp_path, monkeypatch):
+    rf.make_run(tmp_path / "real", "20261101-233000", current_submission=True)
+    before = (tmp_path / "real" / "submissions" / "submission.csv").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    r = rf.invoke(cli, "run", "--demo", "--output-dir", "real")
+    assert r.exit_code == 1 and "real" in error_line(r) and "--demo" in error_line(r), r.output
+    assert (tmp_path / "real" / "submissions" / "submission.csv").read_bytes() == before
+    assert run_folders.list_runs(tmp_path / "real") == ["20261101-233000"]
+
+
+def test_the_demo_fills_an_empty_folder_and_its_own_again(tmp_path):
+    from pipeline.competition import dataset
+
+    assert dataset.prepare_demo(tmp_path / "new") is True and (tmp_path / "new" / "train.csv").is_file()
+    (tmp_path / "new" / "train.csv").unlink()  # its own folder, damaged: written again
+    assert dataset.prepare_demo(tmp_path / "new") is True and (tmp_path / "new" / "train.csv").is_file()
+    assert dataset.prepare_demo(tmp_path / "new") is False  # complete: used as it is
+    (tmp_path / "empty").mkdir()
+    assert dataset.prepare_demo(tmp_path / "empty") is True
