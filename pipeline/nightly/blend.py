@@ -57,6 +57,8 @@ def load_oof(run_dir: Path, rows: int) -> tuple[np.ndarray, np.ndarray]:
         labels, oof = np.asarray(z["labels"]), np.asarray(z["proba"], dtype=np.float32)
     if oof.shape != (rows, 10) or labels.shape != (rows,) or not np.isfinite(oof).all():
         raise ValueError(f"out-of-fold probabilities of shape {oof.shape} do not fit {rows} rows")
+    if labels.dtype.kind not in "iu" or (rows and (labels.min() < 0 or labels.max() > 9)):
+        raise ValueError("its labels are not all digits 0-9")
     return labels.astype(np.int64), oof
 
 
@@ -74,13 +76,19 @@ def candidates(
 ) -> tuple[np.ndarray, list[Candidate]]:
     """The anchor run and up to ``limit - 1`` of the newest other runs compatible with it, with their arrays."""
     anchor = record.read(anchor_dir)
+    missing = [name for name in ("train.csv", "test.csv") if name not in anchor.data]
+    if missing:
+        raise BadInputError(
+            f"{anchor_dir / record.REPORT}: field data: no {missing[0]} entry (the data the run trained on is "
+            "not recorded); cannot blend this run"
+        )
     rows = anchor.data["train.csv"].rows
     test_rows = anchor.data["test.csv"].rows
     try:
         labels, oof = load_oof(anchor_dir, rows)
     except UNREADABLE as e:
         raise BadInputError(
-            f"{anchor_dir / 'oof.npz'}: unreadable ({type(e).__name__}); cannot blend this run"
+            f"{anchor_dir / 'oof.npz'}: unreadable ({type(e).__name__}: {e}); cannot blend this run"
         ) from None
     try:
         test: np.ndarray | None = load_test(anchor_dir, test_rows)

@@ -156,7 +156,19 @@ def load_oof(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise BadInputError(f"{path}: unreadable ({e})") from None
     if labels.ndim != 1 or proba.ndim != 2 or len(labels) != len(proba):
         raise BadInputError(f"{path}: labels {labels.shape} and proba {proba.shape} do not match")
+    problem = oof_problem(labels, proba)
+    if problem:
+        raise BadInputError(f"{path}: {problem}")
     return labels.astype(np.int64), proba
+
+
+def oof_problem(labels: np.ndarray, proba: np.ndarray) -> str | None:
+    """Why out-of-fold arrays of matching length cannot be a run's, or None (NaN rows are folds never trained)."""
+    if proba.shape[1:] != (10,):
+        return f"proba has {proba.shape[1:] or 'no'} columns, expected one per digit (10)"
+    if labels.dtype.kind not in "iu" or (len(labels) and (labels.min() < 0 or labels.max() > 9)):
+        return "labels are not all digits 0-9"
+    return None
 
 
 def predicted(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
