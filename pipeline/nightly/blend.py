@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import BadInputError, DigitsError
-from pipeline.core.file_reads import UNREADABLE, open_regular
+from pipeline.core.file_reads import UNREADABLE, NotRegularFile, open_regular
 from pipeline.store import record, run_folders
 from pipeline.store.record import Blend, BlendMember, RunRecord
 
@@ -87,9 +87,12 @@ def candidates(
     try:
         labels, oof = load_oof(anchor_dir, rows)
     except UNREADABLE as e:
-        raise BadInputError(
-            f"{anchor_dir / 'oof.npz'}: unreadable ({type(e).__name__}: {e}); cannot blend this run"
-        ) from None
+        why = (
+            str(e)
+            if isinstance(e, NotRegularFile)
+            else f"{anchor_dir / 'oof.npz'}: unreadable ({type(e).__name__}: {e})"
+        )
+        raise BadInputError(f"{why}; cannot blend this run") from None
     try:
         test: np.ndarray | None = load_test(anchor_dir, test_rows)
     except UNREADABLE:

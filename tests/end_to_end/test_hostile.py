@@ -109,7 +109,7 @@ def _with_fifo(tmp_path: Path, where: str) -> Path:
         ("variants.toml", ["sweep", "variants.toml"], "variants.toml: not a regular file"),
         ("runs/20261102-233000/report.json", ["compare", "20261102-233000"], "report.json: not a regular file"),
         ("runs/20261102-233000/report.json", ["report", "20261102-233000"], "report.json: not a regular file"),
-        ("runs/20261102-233000/oof.npz", ["predict", "20261102-233000"], "oof.npz: unreadable (NotRegularFile)"),
+        ("runs/20261102-233000/oof.npz", ["predict", "20261102-233000"], "oof.npz: not a regular file; cannot blend"),
         ("data/test.csv", ["predict", "20261102-233000"], "test.csv: not a regular file"),
         ("mine.csv", ["submit", "mine.csv"], "mine.csv: not a regular file"),
     ],
