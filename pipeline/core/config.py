@@ -257,6 +257,11 @@ def validate(config: Config) -> Config:
 
 
 def result_part(config: Config) -> dict[str, Any]:
-    """The sections that decide a run's numbers, as plain data (what resume compares)."""
+    """The sections that decide a run's numbers, as plain data (what resume compares).
+
+    Not the data's folder: its files' hashes decide, and records hold it absolute (older ones relative).
+    """
     whole = to_dict(config)
-    return {k: whole[k] for k in RESULT_SECTIONS}
+    part = {k: whole[k] for k in RESULT_SECTIONS}
+    part["data"] = {k: v for k, v in part["data"].items() if k != "dir"}
+    return part

@@ -51,7 +51,7 @@ def predict(
                 f"run {rec.run_id} is {rec.status}, not complete; finish it with `digits train --resume {rec.run_id}`"
             )
         t = time.perf_counter()
-        test_path = Path(data_dir or rec.config.data.dir) / "test.csv"
+        test_path = Path(data_dir or run_folders.recorded_path(run_dir, rec.config.data.dir)) / "test.csv"
         x_test, digest = data_mod.load_array(test_path, data_mod.TEST_COLUMNS, log=progress.warn)
         limit = ensemble_runs if ensemble_runs is not None else rec.config.blend.runs
         if limit < 1:
@@ -76,7 +76,7 @@ def predict(
         latest = out_dir / "submission.csv"
         atomic_files.write_bytes(latest, own.read_bytes())
         rec.stage_seconds["predict"] = round(time.perf_counter() - t, 3)
-        rec.submission = record.Submission(path=str(own), sha256=sha, rows=int(len(labels_out)))
+        rec.submission = record.Submission(path=str(own.absolute()), sha256=sha, rows=int(len(labels_out)))
         rec.blend = info
         record.write(run_dir, rec)
         progress.info(describe(info))

@@ -38,24 +38,26 @@ def submit(
         rec = record.read(run_dir)
         if rec.submission is None:
             raise BadInputError(f"run {rec.run_id} has no submission yet; run `digits predict {rec.run_id}` first")
-        path = Path(rec.submission.path)
+        path = run_folders.recorded_path(run_dir, rec.submission.path)  # older records: relative to their start
         competition = competition or rec.config.data.competition
-        data_dir = Path(rec.config.data.dir)
+        data_dir = run_folders.recorded_path(run_dir, rec.config.data.dir)
         oof = rec.blend_oof_accuracy
         message = message or f"digits run {rec.run_id}" + (f", CV {oof:.4%}" if oof is not None else "")
     competition = competition or cfg.DataConfig().competition
     test_csv = data_dir / "test.csv"
     expected = len(data_mod.load_array(test_csv, data_mod.TEST_COLUMNS)[0]) if test_csv.is_file() else None
+    if expected is None:
+        progress.warn(f"{test_csv} not found: the submission's row count is checked against nothing")
     submission_file.validate_file(path, expected_rows=expected)
     try:
         result = kaggle_client.submit(path, competition, message, wait=wait, log=progress.info)
     except KaggleError as e:
         refused = getattr(e, "submission", None)  # Kaggle took the file but failed to score it
         if run_dir is not None and isinstance(refused, dict):
-            record.update(run_dir, leaderboard=record.Leaderboard(**{**refused, "file": str(path)}))
+            record.update(run_dir, leaderboard=record.Leaderboard(**{**refused, "file": str(path.absolute())}))
         raise
     if run_dir is not None:
-        record.update(run_dir, leaderboard=record.Leaderboard(**{**result, "file": str(path)}))
+        record.update(run_dir, leaderboard=record.Leaderboard(**{**result, "file": str(path.absolute())}))
     score = result.get("public_score")
     progress.info(
         f"submitted {path}: " + (f"public score {score}" if score is not None else f"status {result.get('status')}")

@@ -103,6 +103,25 @@ def home(output_dir: str | Path, ref: str | Path) -> Path:
     return Path(output_dir)
 
 
+def recorded_path(run_dir: str | Path, recorded: str) -> Path:
+    """A path a run's record holds (its data dir, its submission), as found from here.
+
+    Records hold absolute paths now; those of older versions hold paths
+    relative to the folder the run was started from.  Such a path is taken
+    as it is when it exists from here, else under the run's output directory
+    (where the run was usually started), else its file name under
+    ``submissions/`` there; else as it is, for the caller's "not found".
+    """
+    path = Path(recorded)
+    if path.is_absolute() or path.exists():
+        return path
+    out = home(run_dir, run_dir)
+    for candidate in (out / path, out / SUBMISSIONS / path.name):
+        if candidate.exists():
+            return candidate
+    return path
+
+
 def resolve(output_dir: str | Path, ref: str) -> Path:
     """A run folder from an id, a unique id prefix, ``latest``, or a path to the folder."""
     path = Path(ref)

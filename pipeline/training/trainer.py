@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -200,6 +201,10 @@ def open_run(
     run_dir = _resume_target(config, data, resume, progress)
     if run_dir is None:
         seeded = config if config.train.seed is not None else _with_seed(config, draw_seed())
+        # recorded absolute: predict and submit read it from any folder later
+        seeded = dataclasses.replace(
+            seeded, data=dataclasses.replace(seeded.data, dir=os.path.abspath(seeded.data.dir))
+        )
         run_id, run_dir = run_folders.new_run(config.output_dir)
         rec = RunRecord(
             run_id=run_id,

@@ -268,3 +268,47 @@ def test_the_demo_fills_an_empty_folder_and_its_own_again(tmp_path):
     assert dataset.prepare_demo(tmp_path / "new") is False  # complete: used as it is
     (tmp_path / "empty").mkdir()
     assert dataset.prepare_demo(tmp_path / "empty") is True
+
+
+# ---- records of older versions hold paths relative to where the run started ----------------------------------
+
+
+def _old_night(tmp_path: Path, monkeypatch, test_rows: int = 280) -> Path:
+    """A run as an older digits left it in `tmp_path/night`: data.dir and the submission's path relative to it."""
+    import numpy as np
+
+    from pipeline.core import atomic_files
+
+    night = tmp_path / "night"
+    write_competition(night / "data", n_test=test_rows)
+    monkeypatch.chdir(night)
+    run = rf.make_run(".", "20261101-233000", submission=True)
+    atomic_files.write_npy(run / "test_proba.npy", np.full((280, 10), 0.1, dtype=np.float32))
+    report = rf.read(run)
+    assert report["config"]["data"]["dir"] == "data" and report["submission"]["path"].startswith("submissions")
+    report["data"]["test.csv"]["sha256"] = atomic_files.sha256(night / "data" / "test.csv")
+    rf.write_raw(run, report)
+    monkeypatch.chdir(tmp_path)  # the next command runs from another folder
+    return night
+
+
+def test_predict_from_another_folder_finds_the_data_of_an_old_record(tmp_path, monkeypatch):
+    night = _old_night(tmp_path, monkeypatch)
+    r = rf.invoke(cli, "predict", "--output-dir", "night")
+    assert r.exit_code == 0, r.output
+    assert (night / "submissions" / "submission.csv").is_file()
+    assert Path(record.read(night / "runs" / "20261101-233000").submission.path).is_absolute()  # written anew
+
+
+def test_submit_from_another_folder_finds_and_checks_the_submission_of_an_old_record(
+    tmp_path, monkeypatch, fake_kaggle
+):
+    night = _old_night(tmp_path, monkeypatch, test_rows=100)  # test.csv has 100 rows; the submission 280
+    r = rf.invoke(cli, "submit", "--output-dir", "night", "20261101-233000")
+    assert r.exit_code == 1 and "280 rows, but test.csv has 100" in error_line(r), r.output
+    assert fake_kaggle.uploads == []  # validated against the run's test.csv, never sent
+    write_competition(night / "data", n_test=280)
+    r = rf.invoke(cli, "submit", "--output-dir", "night", "20261101-233000", "--wait", "0")
+    assert r.exit_code == 0, r.output
+    (upload,) = fake_kaggle.uploads
+    assert upload["content"] == (night / "submissions" / "20261101-233000.csv").read_bytes()
