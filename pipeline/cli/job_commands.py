@@ -57,7 +57,7 @@ def train(app: App, resume: str | None, **opts: Any) -> None:
 @click.option("--data-dir", help="Where test.csv is (default: the run's own data dir).")
 @click.option(
     "--ensemble-runs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=1000),  # as blend.runs
     help="Blend at most this many compatible runs (default: the run's blend.runs; 1: RUN alone).",
 )
 @shared
@@ -130,7 +130,12 @@ def run(
 @click.option("-m", "--message", help="Submission message (default: run id and CV accuracy).")
 @click.option("--competition", help="Default: the run's competition, else digit-recognizer.")
 @click.option(
-    "--wait", type=click.FloatRange(min=0), default=600, show_default=True, help="Seconds to wait for Kaggle's score."
+    "--wait",
+    type=click.FloatRange(min=0, max=86400),
+    callback=lambda ctx, param, value: _finite(param, value),
+    default=600,
+    show_default=True,
+    help="Seconds to wait for Kaggle's score (at most a day).",
 )
 @shared
 @pass_app
@@ -159,6 +164,13 @@ def sweep(app: App, variants: str, resume: bool, **opts: Any) -> None:
 
     with runs_in_use.using(app.out):  # the comparison after training reads the variants' runs
         sweep_mod.sweep(lambda variant: build_config(app, opts, variant=variant), variants, app.progress, resume=resume)
+
+
+def _finite(param: click.Parameter, value: float) -> float:
+    """A FloatRange lets nan through (every comparison with it is false)."""
+    if value != value:
+        raise click.BadParameter("must be a number, not nan", param=param)
+    return value
 
 
 COMMANDS = (download, train, predict, run, submit, sweep)

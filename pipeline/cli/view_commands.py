@@ -33,7 +33,7 @@ from pipeline.views import report as _report
 @click.option(
     "-n",
     "--last",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=100_000),
     default=_compare.DEFAULT_LAST,
     show_default=True,
     help="How many of the newest runs to show when no RUN is named.",
@@ -118,7 +118,11 @@ def runs(app: App) -> None:
 
 @click.command()
 @click.option(
-    "--keep", type=click.IntRange(min=0), required=True, metavar="N", help="How many of the newest runs to keep."
+    "--keep",
+    type=click.IntRange(min=0, max=100_000),
+    required=True,
+    metavar="N",
+    help="How many of the newest runs to keep.",
 )
 @click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
 @shared

@@ -48,3 +48,20 @@ def test_a_malformed_ray_address_is_a_usage_error(tmp_path, monkeypatch, address
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(cli, ["train", "--executor", "ray", "--ray-address", address])
     assert r.exit_code == 2 and "option executor.address" in r.output and "Traceback" not in r.output, r.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["submit", "--wait", "nan"],
+        ["submit", "--wait", "inf"],
+        ["submit", "--wait", "1e300"],
+        ["predict", "--ensemble-runs", "99999999999999999999"],
+        ["compare", "--last", "99999999999999999999"],
+        ["gc", "--keep", "99999999999999999999"],
+    ],
+)
+def test_every_number_on_the_command_line_has_a_bound(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
