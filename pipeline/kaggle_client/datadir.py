@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -225,8 +226,11 @@ def extract(zip_path: Path, data_dir: Path, temps: list[Path]) -> tuple[dict, li
                     target.parent.mkdir(parents=True, exist_ok=True)
                     dest, atomic = atomic_files.destination(target)
                     dest.parent.mkdir(parents=True, exist_ok=True)
+                    fifo = not atomic and stat.S_ISFIFO(os.stat(dest).st_mode)
                 except OSError as e:
                     raise atomic_files.storage_error(target, e) from None
+                if fifo:  # written through, it would wait for a reader for ever; read, it would never be a CSV
+                    raise file_reads.not_regular(target)
                 tmp = temp_path(dest.parent if atomic else data_dir, dest.name, temps)
                 digest = hashlib.sha256()
                 written = 0

@@ -934,3 +934,11 @@ def test_a_kaggle_json_fifo_never_hangs_even_with_credentials_in_the_environment
     with pytest.raises(KaggleError) as err:
         kaggle_client.download(data_dir, retries=0, log=Log())
     assert str(err.value).startswith(f"{path}: not a regular file")
+
+
+@pytest.mark.parametrize("name", ["train.csv", ".manifest.json"])
+def test_a_fifo_in_the_data_dir_is_refused_never_waited_on(fake_kaggle, data_dir, good_data, name):
+    (data_dir / name).unlink()
+    make_fifo(data_dir / name)  # the download would write through it, or read it, and wait for ever
+    with pytest.raises(BadInputError, match=f"{name}: not a regular file"):
+        kaggle_client.download(data_dir, retries=0, log=Log())
