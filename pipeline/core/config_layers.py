@@ -75,12 +75,14 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
                 raise ValueError
             text = str(value)
             text.encode("utf-8")  # a name with undecodable bytes cannot be recorded in report.json or TOML
+            if "\x00" in text:  # a TOML file can spell one (\u0000); no path or name may hold it
+                raise ValueError
             return text
     except (TypeError, ValueError, OverflowError, UnicodeEncodeError):
         pass
     else:
         raise BadInputError(f"option {name}: unsupported type {typ}")
-    kind = {int: "an integer", float: "a finite number", bool: "true or false", str: "UTF-8 text"}.get(
+    kind = {int: "an integer", float: "a finite number", bool: "true or false", str: "UTF-8 text without NUL"}.get(
         typ, "a comma-separated list of integers"
     )
     shown = value if isinstance(value, (str, int, float)) else str(value)

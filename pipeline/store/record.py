@@ -33,7 +33,7 @@ from pydantic import BeforeValidator, PlainSerializer, TypeAdapter, ValidationEr
 
 from pipeline.core import atomic_files, config_layers, file_reads
 from pipeline.core import config as cfg
-from pipeline.core.errors import BadInputError
+from pipeline.core.errors import BadInputError, StorageError
 
 SCHEMA_VERSION = 2
 REPORT = "report.json"
@@ -313,7 +313,12 @@ def read(run_dir: str | Path) -> RunRecord:
 
 
 def write(run_dir: str | Path, record: RunRecord) -> None:
-    """Write the record atomically (a reader sees the old or the new report, never half of one)."""
+    """Write the record atomically (a reader sees the old or the new report, never half of one).
+
+    Never into a run folder that is gone: that left a husk holding only report.json that showed as complete.
+    """
+    if not Path(run_dir).is_dir():
+        raise StorageError(f"cannot write {Path(run_dir) / REPORT}: the run folder is gone (removed while in use?)")
     record.schema_version = SCHEMA_VERSION
     atomic_files.write_json(Path(run_dir) / REPORT, record.to_json())
 

@@ -237,3 +237,11 @@ def test_a_config_path_that_is_a_folder_is_bad_input_like_a_missing_one(tmp_path
     with pytest.raises(BadInputError, match="not a regular file") as e:
         config_layers.build(tmp_path)
     assert e.value.exit_code == 1
+
+
+def test_a_nul_character_in_a_text_value_is_refused(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('[data]\ndir = "da\\u0000ta"\n')
+    with pytest.raises(BadInputError, match=r"option data\.dir: expected UTF-8 text without NUL") as e:
+        config_layers.build(f)
+    assert str(e.value).startswith(str(f))

@@ -204,3 +204,16 @@ def test_gc_of_a_run_that_is_a_symlink_removes_the_link_and_leaves_its_target(tm
     assert result.exit_code == 0, result.output
     assert not os.path.lexists(link) and made[0].is_dir() and (made[0] / "report.json").is_file()
     assert not [p for p in (tmp_path / "out" / "runs").iterdir() if p.name.startswith(".")]  # nothing left behind
+
+
+def test_a_record_is_never_written_into_a_run_folder_that_is_gone(tmp_path):
+    """What a predict whose run was deleted under it did: recreate the folder as a husk with a complete report."""
+    from pipeline.core.errors import StorageError
+    from pipeline.store import record
+
+    run = rf.make_run(tmp_path, T0)
+    rec = record.read(run)
+    shutil.rmtree(run)
+    with pytest.raises(StorageError, match="the run folder is gone"):
+        record.write(run, rec)
+    assert not run.exists() and _ids(tmp_path) == []
