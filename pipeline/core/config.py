@@ -128,6 +128,7 @@ SCHEDULES = ("cosine", "constant")
 ACTIVATIONS = ("relu", "gelu", "elu", "swish", "tanh")
 EXECUTORS = ("local", "ray")
 MAX_SEED = 2**32 - 1  # what numpy, scikit-learn and Keras accept as a seed
+MAX_WIDTH = 2**40  # a sane bound on a layer's width; what fits in memory is checked before training
 T = TypeVar("T")
 
 
@@ -209,7 +210,11 @@ def validate(config: Config) -> Config:
         (t.folds <= 100, "train.folds", "must be at most 100"),
         (up_to(t.epochs, 1, 10_000), "train.epochs", "must be in 1..10000"),
         (up_to(t.batch_size, 1, 65_536), "train.batch_size", "must be in 1..65536"),
-        (unset_or(t.learning_rate, 0 < (t.learning_rate or 0) <= 10), "train.learning_rate", "must be in (0, 10]"),
+        (  # a rate too large to learn with is the divergence check's to name; beyond float32 it is meaningless
+            unset_or(t.learning_rate, 0 < (t.learning_rate or 0) <= 1e38),
+            "train.learning_rate",
+            "must be in (0, 1e38] (what float32 holds)",
+        ),
         (0 <= t.weight_decay <= 1, "train.weight_decay", "must be in [0, 1]"),
         (0 <= t.warmup_epochs <= 10_000, "train.warmup_epochs", "must be in 0..10000"),
         (0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)"),
@@ -224,17 +229,21 @@ def validate(config: Config) -> Config:
             "model.hidden",
             "must list at least one positive width",
         ),
-        (
-            unset_or(m.hidden, len(m.hidden or ()) <= 64 and all(h <= 65_536 for h in m.hidden or ())),
+        (  # a model too big for this machine is the memory check's to name (training.fold.check_size)
+            unset_or(m.hidden, len(m.hidden or ()) <= 64 and all(h <= MAX_WIDTH for h in m.hidden or ())),
             "model.hidden",
-            "must list at most 64 widths of at most 65536",
+            f"must list at most 64 widths of at most {MAX_WIDTH:,}",
         ),
         (
             all(f >= 1 for f in m.filters) and (m.kind != "cnn" or len(m.filters) in (1, 2, 3)),
             "model.filters",
             "must list one to three positive widths (each block halves the image: 28, 14, 7, 3)",
         ),
-        (len(m.filters) <= 3 and all(f <= 4096 for f in m.filters), "model.filters", "must be at most 4096 wide"),
+        (
+            len(m.filters) <= 3 and all(f <= MAX_WIDTH for f in m.filters),
+            "model.filters",
+            f"must list at most 3 widths of at most {MAX_WIDTH:,}",
+        ),
         (unset_or(m.dropout, 0 <= (m.dropout or 0) < 1), "model.dropout", "must be in [0, 1)"),
         (0 <= m.input_dropout < 1, "model.input_dropout", "must be in [0, 1)"),
         (m.activation in ACTIVATIONS, "model.activation", f"must be one of {', '.join(ACTIVATIONS)}"),

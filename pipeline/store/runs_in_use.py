@@ -19,6 +19,7 @@ file system, where gc cannot delete anything either), is used without a hold.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,16 @@ class InUse:
 
         if not self.dir.is_dir():
             return self  # no runs there yet: nothing gc could remove
+        deadline = time.monotonic() + self.wait
         try:
             lock = filelock.ReadWriteLock(str(self.dir / IN_USE))  # one instance per path: nested holds nest
-            lock.acquire_read(timeout=self.wait)
+            while True:  # in short waits: SQLite's own wait would hold a Ctrl-C back until it ends
+                try:
+                    lock.acquire_read(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+                    break
+                except filelock.Timeout:
+                    if time.monotonic() >= deadline:
+                        raise
         except filelock.Timeout:
             raise BusyError(
                 f"{self.dir}: digits gc has been removing runs here for {self.wait:g}s; run this again when it ends"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,19 @@ def test_a_record_is_never_written_into_a_run_folder_that_is_gone(tmp_path):
     with pytest.raises(StorageError, match="the run folder is gone"):
         record.write(run, rec)
     assert not run.exists() and _ids(tmp_path) == []
+
+
+def test_a_command_waits_for_a_gc_that_is_deleting_then_gives_up_in_one_line(tmp_path):
+    from pipeline.store import runs_in_use
+
+    rf.nightly(tmp_path, 1)
+    with runs_in_use.exclusive(tmp_path):  # a gc deleting right now
+        began = time.monotonic()
+        with (
+            pytest.raises(BusyError, match="digits gc has been removing runs here for 1s"),
+            runs_in_use.InUse(tmp_path, wait=1.0),
+        ):
+            pass
+        assert time.monotonic() - began >= 1.0
+    with runs_in_use.InUse(tmp_path, wait=1.0):  # and goes ahead once it has ended
+        pass
