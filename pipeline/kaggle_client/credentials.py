@@ -114,6 +114,11 @@ def kaggle_json_problem(path: str) -> str | None:
         return f"{path}: not a valid kaggle.json ({type(e).__name__}: {e}); download a new one at https://www.kaggle.com/settings/api"
     if not isinstance(data, dict):
         return f"{path}: not a valid kaggle.json (expected a JSON object with username and key)"
+    if not (isinstance(data.get("username"), str) and isinstance(data.get("key"), str)):
+        return (
+            f"{path}: holds no username and key; download a new kaggle.json at https://www.kaggle.com/settings/api "
+            "(or give KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN)"
+        )
     return None
 
 

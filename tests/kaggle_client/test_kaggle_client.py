@@ -914,6 +914,7 @@ def _kaggle_json_a_list(path: Path) -> None:
         (_kaggle_json_not_json, "not a valid kaggle.json (JSONDecodeError"),
         (_kaggle_json_not_utf8, "not a valid kaggle.json (UnicodeDecodeError"),
         (_kaggle_json_a_list, "not a valid kaggle.json (expected a JSON object"),
+        (lambda path: path.write_text('{"username": "someone"}'), "holds no username and key"),
     ],
 )
 def test_an_unreadable_kaggle_json_is_named_not_taken_for_no_credentials(
