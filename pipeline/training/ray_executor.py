@@ -102,7 +102,9 @@ class RayExecutor:
         handlers = {sig: signal.getsignal(sig) for sig in stop_signals.STOP_SIGNALS}
         try:
             self.ray.init(
-                address=self.address,
+                # no address: a Ray of our own, as the README says, never a cluster that `ray start` left running
+                # on this machine, which ray.init() without an address would attach to
+                address=self.address or "local",
                 include_dashboard=False,
                 log_to_driver=False,  # workers' TensorFlow chatter stays out of the cron log; errors come back as data
                 configure_logging=False,

@@ -154,3 +154,24 @@ def test_a_failed_fold_ends_the_run_after_the_finished_ones_are_handed_over():
     with pytest.raises(ClusterError, match="fold 0 of run 20261101-233000 failed on Ray: RuntimeError: boom") as e:
         _executor(ray).run(_tasks(3), None, lambda task, result: handed.append(task.index), StopRequest())  # type: ignore[arg-type]
     assert e.value.exit_code == 7 and handed == [1] and ray.cancelled == [2]
+
+
+@pytest.mark.parametrize(
+    "given, environment, expected",
+    [(None, None, "local"), ("auto", None, "auto"), (None, "10.0.0.1:6379", "10.0.0.1:6379")],
+)
+def test_without_an_address_ray_starts_its_own_never_attaches_to_a_running_cluster(
+    monkeypatch, given, environment, expected
+):
+    ray = FakeRay({})
+    seen: dict[str, Any] = {}
+    ray.is_initialized = lambda: False  # type: ignore[attr-defined]
+    ray.init = lambda **kwargs: seen.update(kwargs)  # type: ignore[attr-defined]
+    monkeypatch.setattr("pipeline.training.ray_executor._import_ray", lambda: ray)
+    monkeypatch.setattr("pipeline.training.ray_executor.probe", lambda address, timeout: None)
+    if environment is None:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    else:
+        monkeypatch.setenv("RAY_ADDRESS", environment)
+    RayExecutor(ExecutorConfig(kind="ray", address=given))
+    assert seen["address"] == expected

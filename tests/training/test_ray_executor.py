@@ -252,7 +252,13 @@ def test_sigterm_cancels_the_folds_keeps_what_finished_and_exits_4(tmp_path):
 
 
 def test_an_unreachable_cluster_is_one_line_within_the_timeout(tmp_path):
-    port = _free_port()  # nothing listens there
+    with socket.socket() as held:  # bound, never listening: refused for sure, and no one else can take the port
+        held.bind(("127.0.0.1", 0))
+        port = int(held.getsockname()[1])
+        _unreachable(tmp_path, port)
+
+
+def _unreachable(tmp_path: Path, port: int) -> None:
     t = time.monotonic()
     r = digits(
         "run",
