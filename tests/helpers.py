@@ -95,3 +95,31 @@ def error_line(result: subprocess.CompletedProcess | click.testing.Result) -> st
     assert "Traceback" not in text, text
     assert len(lines) == 1, text
     return lines[0]
+
+
+def make_fifo(path: Path, unblock_after: float = 20.0) -> Path:
+    """A FIFO at `path`, as a hostile user might leave where a file is read.
+
+    A reader or a writer that blocks on it would hang the test for ever;
+    after `unblock_after` seconds a daemon thread opens its other end and
+    closes it again, so a blocked reader sees an empty file, a blocked writer
+    a broken pipe, and the test fails instead.
+    """
+    import threading
+    import time
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+
+    def unblock() -> None:
+        time.sleep(unblock_after)
+        for _ in range(120):
+            for flags in (os.O_WRONLY | os.O_NONBLOCK, os.O_RDONLY | os.O_NONBLOCK):
+                try:
+                    os.close(os.open(path, flags))
+                except OSError:  # no reader now (ENXIO), or the FIFO is gone
+                    pass
+            time.sleep(0.5)
+
+    threading.Thread(target=unblock, daemon=True).start()
+    return path

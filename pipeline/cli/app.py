@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 import click
 
 from pipeline.core import config as cfg
-from pipeline.core import config_layers
+from pipeline.core import config_layers, stop_signals
 from pipeline.core.errors import EXIT_MEANINGS, INTERRUPTED, STORAGE, DigitsError
 from pipeline.core.text import one_line
 
@@ -65,9 +65,12 @@ class DigitsGroup(click.Group):
         try:
             result = super().invoke(ctx)
         except DigitsError as e:
+            if e.exit_code == INTERRUPTED:
+                stop_signals.exiting()  # a second Ctrl-C cannot cut the line or the exit code short
             self._end(ctx, started, e.exit_code, one_line(e))
         except KeyboardInterrupt:
-            self._end(ctx, started, INTERRUPTED, "interrupted (SIGINT/SIGTERM); nothing half-written was kept")
+            stop_signals.exiting()
+            self._end(ctx, started, INTERRUPTED, INTERRUPTED_LINE)
         except OSError as e:
             # Every file the library writes goes through pipeline.core.atomic_files, which turns OS errors into
             # StorageError; an OSError of these kinds reaching here is standard output failing.
@@ -105,6 +108,7 @@ class DigitsGroup(click.Group):
         notifying.after(ctx.ensure_object(App), ctx.invoked_subcommand, code, reason, started, bug)
 
 
+INTERRUPTED_LINE = "interrupted (SIGINT/SIGTERM/SIGHUP); nothing half-written was kept"
 OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EPIPE)
 
 
@@ -178,7 +182,7 @@ CONFIG_OPTIONS = [
     click.option(
         "--config",
         "config_file",
-        type=click.Path(dir_okay=False),
+        metavar="FILE",  # checked when read: anything but a readable regular file is bad input (exit 1)
         help="TOML file with [data] [model] [augment] [train] [blend] [executor] tables.",
     ),
     click.option("--data-dir", help="Competition files (default: data/)."),

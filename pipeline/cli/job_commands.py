@@ -20,6 +20,7 @@ import click
 from pipeline.cli.app import MLFLOW_OPTION, App, build_config, config_options, notify_option, pass_app, shared
 from pipeline.core import config as cfg
 from pipeline.core.errors import UsageError
+from pipeline.store import run_folders, runs_in_use
 
 
 @click.command()
@@ -63,7 +64,7 @@ def train(app: App, resume: str | None, **opts: Any) -> None:
 @click.option("--data-dir", help="Where test.csv is (default: the run's own data dir).")
 @click.option(
     "--ensemble-runs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=1000),  # as blend.runs
     help="Blend at most this many compatible runs (default: the run's blend.runs; 1: RUN alone).",
 )
 @notify_option
@@ -115,8 +116,13 @@ def run(
 
     if demo and submit_mode:
         raise UsageError("--demo makes a practice competition; it cannot be submitted to Kaggle")
+    if force_download and (offline or demo):
+        raise UsageError(f"--{'offline' if offline else 'demo'} never downloads, so --force-download means nothing")
     config = build_config(app, opts, demo=demo)
-    with tracked(config.tracking, config.output_dir, app.progress):
+    if demo and app.output_dir is not None:  # demo/ is the demo's own; a folder given to it may hold a real night
+        run_folders.claim_for_demo(config.output_dir)
+    with tracked(config.tracking, config.output_dir, app.progress), runs_in_use.using(config.output_dir):
+        # from training to the submission's score: gc deletes no run
         path = night.nightly(
             config,
             offline=offline,
@@ -135,7 +141,12 @@ def run(
 @click.option("-m", "--message", help="Submission message (default: run id and CV accuracy).")
 @click.option("--competition", help="Default: the run's competition, else digit-recognizer.")
 @click.option(
-    "--wait", type=click.FloatRange(min=0), default=600, show_default=True, help="Seconds to wait for Kaggle's score."
+    "--wait",
+    type=click.FloatRange(min=0, max=86400),
+    callback=lambda ctx, param, value: _finite(param, value),
+    default=600,
+    show_default=True,
+    help="Seconds to wait for Kaggle's score (at most a day).",
 )
 @notify_option
 @MLFLOW_OPTION
@@ -151,12 +162,15 @@ def submit(
     from pipeline.nightly import submit as submit_mod
     from pipeline.nightly import tracking
 
-    with tracking.tracked(tracking.for_run(app.out, target, bool(mlflow)), app.out, app.progress):
+    with (
+        runs_in_use.using(app.out, run_folders.home(app.out, target)),  # gc deletes no run while we poll Kaggle
+        tracking.tracked(tracking.for_run(app.out, target, bool(mlflow)), app.out, app.progress),
+    ):
         submit_mod.submit(app.out, target, message, competition, app.progress, wait=wait)
 
 
 @click.command()
-@click.argument("variants", type=click.Path(dir_okay=False))
+@click.argument("variants")  # checked when read, like --config: a folder or a FIFO is bad input (exit 1)
 @config_options
 @click.option("--resume", is_flag=True, help="Finish the sweep's unfinished runs instead of starting new ones.")
 @notify_option
@@ -173,8 +187,16 @@ def sweep(app: App, variants: str, resume: bool, **opts: Any) -> None:
     from pipeline.nightly.tracking import tracked
 
     config = build_config(app, opts)
-    with tracked(config.tracking, config.output_dir, app.progress):
+    with tracked(config.tracking, config.output_dir, app.progress), runs_in_use.using(config.output_dir):
+        # the comparison after training reads the variants' runs: gc deletes none of them meanwhile
         sweep_mod.sweep(lambda variant: build_config(app, opts, variant=variant), variants, app.progress, resume=resume)
+
+
+def _finite(param: click.Parameter, value: float) -> float:
+    """A FloatRange lets nan through (every comparison with it is false)."""
+    if value != value:
+        raise click.BadParameter("must be a number, not nan", param=param)
+    return value
 
 
 @click.command("mlflow-sync")
@@ -191,7 +213,8 @@ def mlflow_sync(app: App, runs: tuple[str, ...], uri: str | None, force: bool) -
     """
     from pipeline.nightly import tracking
 
-    click.echo(tracking.sync(app.out, runs, uri, force, app.progress))
+    with runs_in_use.using(app.out):  # it reads the runs' arrays and pages: gc deletes none of them meanwhile
+        click.echo(tracking.sync(app.out, runs, uri, force, app.progress))
 
 
 COMMANDS = (download, train, predict, run, submit, sweep, mlflow_sync)

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import sys
 
 import click
 
 from pipeline import __version__
 from pipeline.cli import job_commands, schedule, view_commands
-from pipeline.cli.app import EXIT_CODES, DigitsGroup, shared
-from pipeline.core.errors import STORAGE
+from pipeline.cli.app import EXIT_CODES, INTERRUPTED_LINE, DigitsGroup, shared
+from pipeline.core import stop_signals
+from pipeline.core.errors import INTERRUPTED, STORAGE
 
 
 @click.group(cls=DigitsGroup, epilog=EXIT_CODES)
@@ -55,11 +55,16 @@ def main() -> None:
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
     filter_native_stderr()
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_signals.install(_terminate)
     try:
-        cli(prog_name="digits")
-    finally:
-        _flush_stdout()
+        try:
+            cli(prog_name="digits")
+        finally:
+            _flush_stdout()
+    except KeyboardInterrupt:  # outside a command (parsing, the final flush): still one line and exit 4
+        stop_signals.exiting()
+        click.echo(f"digits: {INTERRUPTED_LINE}", err=True)
+        sys.exit(INTERRUPTED)
 
 
 def _flush_stdout() -> None:
@@ -76,5 +81,6 @@ def _flush_stdout() -> None:
 
 
 def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM (a cron timeout, `kill`) stops any command as Ctrl-C does: cleanly, with exit code 4."""
+    """SIGTERM (a cron timeout, `kill`) and SIGHUP (the session went away) stop any command as Ctrl-C does:
+    cleanly, with exit code 4."""
     raise KeyboardInterrupt

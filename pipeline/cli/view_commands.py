@@ -14,6 +14,7 @@ import click
 
 from pipeline.cli.app import App, pass_app, shared
 from pipeline.store import gc as _gc
+from pipeline.store import run_folders, runs_in_use
 from pipeline.views import compare as _compare
 from pipeline.views import history as _history
 from pipeline.views import report as _report
@@ -32,7 +33,7 @@ from pipeline.views import report as _report
 @click.option(
     "-n",
     "--last",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=100_000),
     default=_compare.DEFAULT_LAST,
     show_default=True,
     help="How many of the newest runs to show when no RUN is named.",
@@ -53,7 +54,8 @@ def compare(app: App, refs: tuple[str, ...], fmt: str, last: int) -> None:
     out-of-fold predictions, which tells a real improvement from noise (only
     when both runs used the same train.csv).
     """
-    _compare.compare(app.out, refs, fmt=fmt, last=last)
+    with runs_in_use.using(app.out, *(run_folders.home(app.out, ref) for ref in refs)):  # gc waits for us
+        _compare.compare(app.out, refs, fmt=fmt, last=last)
 
 
 @click.command()
@@ -76,7 +78,8 @@ def report(app: App, ref: str, out: str | None) -> None:
     per-class accuracy and a grid of misclassified out-of-fold digits.  The
     plots are embedded in the page and also saved beside it as PNG files.
     """
-    _report.build_report(app.out, ref, out)
+    with runs_in_use.using(app.out, run_folders.home(app.out, ref)):
+        _report.build_report(app.out, ref, out)
 
 
 @click.command()
@@ -96,7 +99,8 @@ def history(app: App, plot: str | None, no_plot: bool) -> None:
     (its out-of-fold accuracy and how many runs it averages) and the public
     leaderboard score of every run, with the change from the run before.
     """
-    _history.history(app.out, plot=plot, draw=not no_plot)
+    with runs_in_use.using(app.out):
+        _history.history(app.out, plot=plot, draw=not no_plot)
 
 
 @click.command()
@@ -108,12 +112,17 @@ def runs(app: App) -> None:
     Id, date, status, folds done, out-of-fold accuracy, leaderboard score,
     seconds, and which run made the current submissions/submission.csv.
     """
-    _history.list_runs(app.out)
+    with runs_in_use.using(app.out):
+        _history.list_runs(app.out)
 
 
 @click.command()
 @click.option(
-    "--keep", type=click.IntRange(min=0), required=True, metavar="N", help="How many of the newest runs to keep."
+    "--keep",
+    type=click.IntRange(min=0, max=100_000),
+    required=True,
+    metavar="N",
+    help="How many of the newest runs to keep.",
 )
 @click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
 @shared
@@ -121,9 +130,9 @@ def runs(app: App) -> None:
 def gc(app: App, keep: int, dry_run: bool) -> None:
     """Remove old run folders, keeping the newest N.
 
-    Never removes the run that made the current submissions/submission.csv,
-    nor a run still running (while another digits holds the output
-    directory's lock).  Files in submissions/ are left alone.
+    Never removes the run that made the current submissions/submission.csv.
+    While another digits uses the runs (trains, predicts, reads, submits),
+    removes nothing and exits 5.  Files in submissions/ are left alone.
     """
     _gc.gc(app.out, keep=keep, dry_run=dry_run)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 
 from pipeline.core import atomic_files
 from pipeline.core.errors import StorageError
+from pipeline.core.file_reads import UNREADABLE, open_regular
 
 CACHE = ".cache"
 VERSION = 2  # 1: a bare .npy, unchecked, with hashes.json beside it
@@ -49,9 +49,9 @@ def load(csv_path: Path, digest: str, columns: int, log: Callable[[str], None]) 
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as entry:
+        with open_regular(path) as f, np.load(f, allow_pickle=False) as entry:
             arr, checksum, source = entry["array"], str(entry["sha256"]), str(entry["source"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    except UNREADABLE as e:
         log(f"parsed-array cache {path} is corrupt ({type(e).__name__}); parsing {csv_path.name} again")
         return None
     if (

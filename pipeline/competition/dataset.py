@@ -177,6 +177,36 @@ def load(data_dir: str | Path, folds: int = 2, log: Callable[[str], None] = lamb
     )
 
 
+DEMO_MARK = ".digits-demo"  # in a folder the demo wrote: its own, which it may write again
+
+
+def prepare_demo(data_dir: str | Path) -> bool:
+    """Make sure `data_dir` holds a competition for ``--demo``; True when the demo's was written there now.
+
+    A folder with a train.csv is used as it is.  Otherwise the demo writes
+    its own files, but only into a folder that is missing, empty or its own
+    (it holds `DEMO_MARK`): a folder with the user's test.csv and no
+    train.csv was silently overwritten before.
+    """
+    data_dir = Path(data_dir)
+    if (data_dir / "train.csv").is_file():
+        return False
+    try:
+        present = sorted(p.name for p in data_dir.iterdir() if p.name != array_cache.CACHE)
+    except FileNotFoundError:
+        present = []
+    except OSError as e:
+        raise _unreadable(data_dir, e) from None
+    if present and DEMO_MARK not in present:
+        raise BadInputError(
+            f"{data_dir}: holds files that are not the demo's ({', '.join(present[:3])}"
+            f"{', ...' if len(present) > 3 else ''}); --demo writes its competition only into an empty folder or "
+            "its own: give another --data-dir"
+        )
+    write_demo(data_dir)
+    return True
+
+
 def write_demo(data_dir: str | Path, test_rows: int = 300, seed: int = 0) -> Path:
     """Write a small competition built from scikit-learn's 8x8 digits, in Kaggle's CSV format.
 
@@ -209,4 +239,5 @@ def write_demo(data_dir: str | Path, test_rows: int = 300, seed: int = 0) -> Pat
     atomic_files.write_bytes(data_dir / "test.csv", csv(TEST_COLUMNS, test_x))
     sample = np.column_stack([np.arange(1, test_rows + 1), np.zeros(test_rows, dtype=np.int64)])
     atomic_files.write_bytes(data_dir / "sample_submission.csv", csv(("ImageId", "Label"), sample))
+    atomic_files.write_text(data_dir / DEMO_MARK, "written by digits run --demo; it may write here again\n")
     return data_dir

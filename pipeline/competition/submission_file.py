@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.core import atomic_files
+from pipeline.core import atomic_files, file_reads
 from pipeline.core.errors import BadInputError
 
 HEADER = "ImageId,Label"
@@ -31,7 +32,7 @@ def write(path: str | Path, labels: np.ndarray) -> str:
     """Check and write; returns the file's sha256."""
     text = render(labels)
     atomic_files.write_text(path, text)
-    return atomic_files.sha256(path)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()  # not read back: `path` may be a FIFO written through
 
 
 def validate_file(path: str | Path, expected_rows: int | None = None) -> int:
@@ -42,7 +43,7 @@ def validate_file(path: str | Path, expected_rows: int | None = None) -> int:
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = file_reads.read_text(path).splitlines()  # a FIFO is refused, never waited on
     except FileNotFoundError:
         raise BadInputError(f"{path}: submission file not found") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core import file_reads
 from pipeline.core.errors import StorageError
 
 _REASONS = {
@@ -164,9 +165,9 @@ def json_default(value: Any) -> Any:
 
 
 def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
+    """Hex SHA-256 of a regular file's bytes (`file_reads.NotRegularFile` for a FIFO, which would never end)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with file_reads.open_regular(path) as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()

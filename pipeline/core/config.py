@@ -19,6 +19,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pipeline.core import ray_address
 from pipeline.core.errors import BadInputError
 
 
@@ -179,6 +180,7 @@ SCHEDULES = ("cosine", "constant")
 ACTIVATIONS = ("relu", "gelu", "elu", "swish", "tanh")
 EXECUTORS = ("local", "ray")
 MAX_SEED = 2**32 - 1  # what numpy, scikit-learn and Keras accept as a seed
+MAX_WIDTH = 2**40  # a sane bound on a layer's width; what fits in memory is checked before training
 T = TypeVar("T")
 
 
@@ -210,7 +212,9 @@ def to_toml(config: Config) -> str:
     def drop_none(d: dict[str, Any]) -> dict[str, Any]:
         return {k: drop_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
 
-    return tomli_w.dumps(drop_none(to_dict(config)))
+    whole = to_dict(config)
+    whole.pop("output_dir")  # outputs go where --output-dir says: a saved config must not move the next run's
+    return tomli_w.dumps(drop_none(whole))
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -255,13 +259,23 @@ def validate(config: Config) -> Config:
     def unset_or(value: Any, ok: bool) -> bool:
         return value is None or ok
 
+    def up_to(value: Any, low: float, high: float) -> bool:  # every number has a sane upper bound
+        return value is None or low <= value <= high
+
+    address = ray_address.problem(e.address) if e.address is not None else None
+
     checks = [
         (t.folds >= 2, "train.folds", "must be at least 2"),
-        (unset_or(t.epochs, (t.epochs or 0) >= 1), "train.epochs", "must be at least 1"),
-        (unset_or(t.batch_size, (t.batch_size or 0) >= 1), "train.batch_size", "must be at least 1"),
-        (unset_or(t.learning_rate, (t.learning_rate or 0) > 0), "train.learning_rate", "must be positive"),
-        (t.weight_decay >= 0, "train.weight_decay", "must not be negative"),
-        (t.warmup_epochs >= 0, "train.warmup_epochs", "must not be negative"),
+        (t.folds <= 100, "train.folds", "must be at most 100"),
+        (up_to(t.epochs, 1, 10_000), "train.epochs", "must be in 1..10000"),
+        (up_to(t.batch_size, 1, 65_536), "train.batch_size", "must be in 1..65536"),
+        (  # a rate too large to learn with is the divergence check's to name; beyond float32 it is meaningless
+            unset_or(t.learning_rate, 0 < (t.learning_rate or 0) <= 1e38),
+            "train.learning_rate",
+            "must be in (0, 1e38] (what float32 holds)",
+        ),
+        (0 <= t.weight_decay <= 1, "train.weight_decay", "must be in [0, 1]"),
+        (0 <= t.warmup_epochs <= 10_000, "train.warmup_epochs", "must be in 0..10000"),
         (0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)"),
         (unset_or(t.seed, 0 <= (t.seed or 0) <= MAX_SEED), "train.seed", f"must be in 0..{MAX_SEED}"),
         (1 <= t.threads <= 1024, "train.threads", "must be in 1..1024"),
@@ -276,6 +290,11 @@ def validate(config: Config) -> Config:
             "model.hidden",
             "must list at least one positive width",
         ),
+        (  # a model too big for this machine is the memory check's to name (training.fold.check_size)
+            unset_or(m.hidden, len(m.hidden or ()) <= 64 and all(h <= MAX_WIDTH for h in m.hidden or ())),
+            "model.hidden",
+            f"must list at most 64 widths of at most {MAX_WIDTH:,}",
+        ),
         (
             unset_or(
                 m.filters,
@@ -289,6 +308,11 @@ def validate(config: Config) -> Config:
             "model.filters",
             "must list one or two positive widths for cnn-wide (each block takes the image from 28 to 12 to 4)",
         ),
+        (
+            unset_or(m.filters, len(m.filters or ()) <= 3 and all(f <= MAX_WIDTH for f in m.filters or ())),
+            "model.filters",
+            f"must list at most 3 widths of at most {MAX_WIDTH:,}",
+        ),
         (unset_or(m.dropout, 0 <= (m.dropout or 0) < 1), "model.dropout", "must be in [0, 1)"),
         (0 <= m.input_dropout < 1, "model.input_dropout", "must be in [0, 1)"),
         (m.activation in ACTIVATIONS, "model.activation", f"must be one of {', '.join(ACTIVATIONS)}"),
@@ -296,7 +320,7 @@ def validate(config: Config) -> Config:
         (0 <= a.shift <= 14, "augment.shift", "must be in [0, 14] pixels"),
         (0 <= a.zoom < 1, "augment.zoom", "must be in [0, 1)"),
         (0 <= a.shear < 1, "augment.shear", "must be in [0, 1)"),
-        (config.blend.runs >= 1, "blend.runs", "must be at least 1 (1 = this run alone)"),
+        (1 <= config.blend.runs <= 1000, "blend.runs", "must be in 1..1000 (1 = this run alone)"),
         (2 <= config.blend.estimate_parts <= 100, "blend.estimate_parts", "must be in 2..100"),
         (len(config.plan.recipes) >= 1, "plan.recipes", "must name at least one recipe"),
         (
@@ -310,10 +334,11 @@ def validate(config: Config) -> Config:
         (all(o in NOTIFY_ON for o in config.notify.on), "notify.on", f"must list some of {', '.join(NOTIFY_ON)}"),
         (0 < config.notify.timeout <= 3600, "notify.timeout", "must be in (0, 3600] seconds"),
         (e.kind in EXECUTORS, "executor.kind", f"must be one of {', '.join(EXECUTORS)}"),
-        (e.cpus_per_fold > 0, "executor.cpus_per_fold", "must be positive"),
-        (e.gpus_per_fold >= 0, "executor.gpus_per_fold", "must not be negative"),
-        (e.max_retries >= 0, "executor.max_retries", "must not be negative"),
-        (e.connect_timeout > 0, "executor.connect_timeout", "must be positive"),
+        (address is None, "executor.address", address or ""),
+        (0 < e.cpus_per_fold <= 1024, "executor.cpus_per_fold", "must be in (0, 1024]"),
+        (0 <= e.gpus_per_fold <= 64, "executor.gpus_per_fold", "must be in [0, 64]"),
+        (0 <= e.max_retries <= 100, "executor.max_retries", "must be in 0..100"),
+        (0 < e.connect_timeout <= 86_400, "executor.connect_timeout", "must be in (0, 86400] seconds"),
     ]
     for ok, name, message in checks:
         if not ok:
@@ -322,6 +347,11 @@ def validate(config: Config) -> Config:
 
 
 def result_part(config: Config) -> dict[str, Any]:
-    """The sections that decide a run's numbers, as plain data (what resume compares)."""
+    """The sections that decide a run's numbers, as plain data (what resume compares).
+
+    Not the data's folder: its files' hashes decide, and records hold it absolute (older ones relative).
+    """
     whole = to_dict(config)
-    return {k: whole[k] for k in RESULT_SECTIONS}
+    part = {k: whole[k] for k in RESULT_SECTIONS}
+    part["data"] = {k: v for k, v in part["data"].items() if k != "dir"}
+    return part

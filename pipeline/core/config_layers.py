@@ -15,6 +15,7 @@ conflicts and file/command-line exit codes need this control anyway.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import math
 import tomllib
@@ -22,6 +23,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from pipeline.core import file_reads
 from pipeline.core.config import DEMO, Config, flatten, resolve, validate
 from pipeline.core.errors import BadInputError, UsageError
 from pipeline.core.text import quoted
@@ -73,12 +75,14 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
                 raise ValueError
             text = str(value)
             text.encode("utf-8")  # a name with undecodable bytes cannot be recorded in report.json or TOML
+            if "\x00" in text:  # a TOML file can spell one (\u0000); no path or name may hold it
+                raise ValueError
             return text
     except (TypeError, ValueError, OverflowError, UnicodeEncodeError):
         pass
     else:
         raise BadInputError(f"option {name}: unsupported type {typ}")
-    kind = {int: "an integer", float: "a finite number", bool: "true or false", str: "UTF-8 text"}.get(
+    kind = {int: "an integer", float: "a finite number", bool: "true or false", str: "UTF-8 text without NUL"}.get(
         typ, "a comma-separated list of integers"
     )
     shown = value if isinstance(value, (str, int, float)) else str(value)
@@ -115,17 +119,29 @@ def _replace(obj: Any, updates: dict[str, Any], where: str) -> Any:
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a config file; a syntax error names the file and line."""
+    """Read a config file; a syntax error names the file and line.
+
+    Anything but a readable regular file is bad input (exit 1), like a
+    missing one: a directory, or a FIFO, which would block the read for ever.
+    """
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        text = file_reads.read_bytes(path)
+        if text.startswith(codecs.BOM_UTF8):
+            raise BadInputError(
+                f"{path}: starts with a byte-order mark (BOM), which TOML does not allow; save it as UTF-8 without BOM"
+            )
+        return tomllib.loads(text.decode("utf-8"))
+    except BadInputError:
+        raise
     except FileNotFoundError:
         raise BadInputError(f"{path}: config file not found") from None
     except UnicodeDecodeError:
         raise BadInputError(f"{path}: not a UTF-8 text file (TOML must be UTF-8)") from None
     except tomllib.TOMLDecodeError as e:
         raise BadInputError(f"{path}: not valid TOML: {e}") from None
+    except (ValueError, RecursionError) as e:  # an integer of thousands of digits; arrays nested thousands deep
+        raise BadInputError(f"{path}: not valid TOML: {type(e).__name__}: {e}") from None
     except OSError as e:
         raise BadInputError(f"{path}: cannot read config file: {e.strerror}") from None
 
@@ -145,6 +161,11 @@ def parse_set(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
                 raise UsageError(f"option --set {quoted(item)}: {p} is given both as a value and as a section")
         if isinstance(node.get(leaf), dict):
             raise UsageError(f"option --set {quoted(item)}: {key.strip()} is given both as a value and as a section")
+        if leaf in node and node[leaf] != value.strip():
+            raise UsageError(
+                f"option {key.strip()} is given twice by --set, as {quoted(node[leaf])} and as "
+                f"{quoted(value.strip())}; give it once"
+            )
         node[leaf] = value.strip()
     return nested
 
@@ -182,11 +203,18 @@ def build(
     config = base or Config()
     layers = ([(str(file), load_toml(file))] if file is not None else []) + ([variant] if variant else [])
     for where, values in layers:
+        if "output_dir" in values:  # a file or a variant moving outputs silently mixed up runs (two with one id)
+            raise BadInputError(
+                f"{where}: output_dir cannot be set in a config file; outputs go where --output-dir says "
+                "(default: the current folder): delete the line and give --output-dir"
+            )
         try:
             config = validate(_replace(config, values, ""))
         except BadInputError as e:
             message = str(e)
             raise BadInputError(message if message.startswith(where) else f"{where}: {message}") from None
+    if "output_dir" in (sets or {}):
+        raise UsageError("option --set output_dir: outputs are moved only by --output-dir; give that instead")
     try:
         with_sets = _replace(config, sets or {}, "")
         for key, value in flatten(named or {}).items():

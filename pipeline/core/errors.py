@@ -21,8 +21,8 @@ EXIT_MEANINGS: dict[int, tuple[str, str]] = {
     BAD_INPUT: ("bad input", "a data file, config file or run folder"),
     USAGE: ("usage", "a bad or conflicting option"),
     KAGGLE: ("Kaggle", "credentials, rules not accepted, daily limit, server error, unreachable"),
-    INTERRUPTED: ("interrupted", "SIGINT/SIGTERM; finished folds are saved, --resume continues"),
-    BUSY: ("output dir busy", "another run holds its lock"),
+    INTERRUPTED: ("interrupted", "SIGINT/SIGTERM/SIGHUP; finished folds are saved, --resume continues"),
+    BUSY: ("output dir busy", "another run holds its lock, or gc while another digits uses the runs"),
     STORAGE: ("cannot write output", "disk full, read-only or missing folder, standard output full"),
     CLUSTER: ("Ray cluster", "unreachable, or a fold failed on it"),
 }
@@ -58,7 +58,7 @@ class KaggleError(DigitsError):
 
 
 class InterruptedRun(DigitsError):
-    """The run was stopped by SIGINT/SIGTERM after saving what was finished."""
+    """The run was stopped by SIGINT/SIGTERM/SIGHUP after saving what was finished."""
 
     exit_code = INTERRUPTED
 

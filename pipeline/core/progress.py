@@ -186,7 +186,7 @@ def filter_native_stderr() -> None:
 
         Bounded: processes we started (Ray's) may still hold the pipe open.
         """
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, KeyboardInterrupt):  # a Ctrl-C at the very end: no traceback
             os.close(2)
             deadline = time.monotonic() + 2.0
             while os.waitpid(child, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:

@@ -30,7 +30,9 @@ from pipeline.kaggle_client.credentials import (
     config_dir,
     config_proxy,
     import_kaggle_api,
+    kaggle_json_problem,
     no_credentials_message,
+    proxy_problem,
 )
 
 COMPETITION = "digit-recognizer"
@@ -239,6 +241,10 @@ def connect(*, timeout: float, retries: int, log: Log | None) -> Iterator[Connec
         if log is not None:
             log(flat(secrets.scrub(line)))
 
+    for variable in (*PROXY_VARIABLES, "KAGGLE_PROXY"):
+        problem = proxy_problem(variable, os.environ.get(variable))
+        if problem is not None:
+            raise KaggleError(flat(secrets.scrub(problem)))
     api = _api_class(secrets)()
     # KaggleApi fixes these as class attributes when it is first imported; take
     # them from the environment as it is now.  Never verbose: the client prints
@@ -249,13 +255,19 @@ def connect(*, timeout: float, retries: int, log: Log | None) -> Iterator[Connec
     api.args = ["--local"] if os.environ.get("KAGGLE_API_ENVIRONMENT") == "LOCALHOST" else []
     api.already_printed_version_warning = True  # its warning goes to stdout
 
+    json_problem = kaggle_json_problem(api.config)
+    if json_problem is not None and os.path.exists(api.config) and not os.path.isfile(api.config):
+        # a FIFO would hang the client's own read of it, whatever else gives credentials
+        raise KaggleError(flat(secrets.scrub(json_problem)))
     out = io.StringIO()
     failure: Exception | None = None
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             api.authenticate()
     except SystemExit:
-        failure = KaggleError(no_credentials_message(api.config_dir))
+        failure = KaggleError(
+            flat(secrets.scrub(json_problem)) if json_problem else no_credentials_message(api.config_dir)
+        )
     except Exception as e:  # noqa: BLE001 - HTTP errors of token introspection, and anything odd
         failure = e
     values = getattr(api, "config_values", {}) or {}
@@ -264,6 +276,9 @@ def connect(*, timeout: float, retries: int, log: Log | None) -> Iterator[Connec
     if "readable by other users" in out.getvalue():
         emit(f"warning: {api.config} is readable by other users; run: chmod 600 {api.config}")
     conn = Connection(api, secrets, float(timeout), retries, emit)
+    bad_proxy = proxy_problem(f"in {api.config}", config_proxy(api))
+    if bad_proxy is not None:
+        raise KaggleError(flat(secrets.scrub(bad_proxy)))
     if isinstance(failure, KaggleError):
         raise failure from None
     if failure is not None:
@@ -271,7 +286,9 @@ def connect(*, timeout: float, retries: int, log: Log | None) -> Iterator[Connec
 
         if isinstance(failure, requests.exceptions.RequestException):
             raise conn.error(failure, "checking the API token") from None
-        raise conn.fail(f"cannot read the Kaggle credentials: {type(failure).__name__}: {failure}") from None
+        raise conn.fail(
+            json_problem or f"cannot read the Kaggle credentials: {type(failure).__name__}: {failure}"
+        ) from None
     conn.open()
     try:
         yield conn
@@ -359,6 +376,9 @@ def _timeout_adapter_class() -> Any:
 def _strip_userinfo(url: str | None) -> str:
     if not url:
         return ""
-    parts = urlsplit(url if "://" in url else "http://" + url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+    try:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        host = parts.hostname or ""
+        return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+    except ValueError:  # a port that is not a number: never a crash inside an error message
+        return "(a malformed proxy URL)"

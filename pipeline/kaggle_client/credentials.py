@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipeline.core import file_reads
+
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
@@ -60,13 +62,12 @@ class Secrets:
         token = os.environ.get("KAGGLE_API_TOKEN")
         for token_file in (token, home / "access_token", home / "access_token.txt"):
             if token_file:
-                with contextlib.suppress(OSError, ValueError):
-                    if Path(token_file).is_file():
-                        s.add(Path(token_file).read_text(errors="replace"))
+                with contextlib.suppress(OSError, ValueError):  # a FIFO (NotRegularFile) is never waited on
+                    s.add(file_reads.read_text(token_file, errors="replace"))
         proxies = [os.environ.get(k) for k in (*PROXY_VARIABLES, "KAGGLE_PROXY")]
         for json_file in (Path(config_dir()) / "kaggle.json", home / "kaggle.json", home / "credentials.json"):
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                data = json.loads(json_file.read_text())
+            with contextlib.suppress(OSError, ValueError, AttributeError, RecursionError):
+                data = json.loads(file_reads.read_text(json_file, errors="replace"))
                 s.add(*(data.get(k) for k in ("key", "token", "refresh_token", "access_token")))
                 s.add_basic(data.get("username"), data.get("key"))
                 proxies.append(data.get("proxy"))
@@ -92,6 +93,52 @@ def config_proxy(api: Any) -> str | None:
     """The proxy set in kaggle.json or KAGGLE_PROXY, as the kaggle client read it."""
     proxy = (getattr(api, "config_values", None) or {}).get("proxy")
     return proxy if isinstance(proxy, str) and proxy.strip() else None
+
+
+def kaggle_json_problem(path: str) -> str | None:
+    """Why the kaggle.json at `path` cannot give credentials, or None (it is fine, or there is none).
+
+    The kaggle client ignores a kaggle.json it cannot read or parse and then
+    reports that there are no credentials at all; this names the file and
+    what is wrong with it instead.
+    """
+    if not os.path.lexists(path):
+        return None
+    try:
+        data = json.loads(file_reads.read_text(path))
+    except file_reads.NotRegularFile:
+        return f"{path}: not a regular file (expected the kaggle.json from https://www.kaggle.com/settings/api)"
+    except OSError as e:
+        return f"{path}: cannot read the Kaggle credentials: {e.strerror or type(e).__name__}"
+    except (ValueError, RecursionError) as e:  # not UTF-8, not JSON
+        return f"{path}: not a valid kaggle.json ({type(e).__name__}: {e}); download a new one at https://www.kaggle.com/settings/api"
+    if not isinstance(data, dict):
+        return f"{path}: not a valid kaggle.json (expected a JSON object with username and key)"
+    if not (isinstance(data.get("username"), str) and isinstance(data.get("key"), str)):
+        return (
+            f"{path}: holds no username and key; download a new kaggle.json at https://www.kaggle.com/settings/api "
+            "(or give KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN)"
+        )
+    return None
+
+
+def proxy_problem(source: str, value: object) -> str | None:
+    """Why the proxy URL `value` (from `source`: a variable, or kaggle.json) cannot be used, or None.
+
+    A port that is not a number or out of range, or an unclosed IPv6
+    bracket, makes urllib and requests raise ValueError wherever the URL is
+    parsed, even inside the message of another failure.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parts = urlsplit(value if "://" in value else "http://" + value)
+        parts.port  # noqa: B018 - parsing the port is the check
+        if not parts.hostname:
+            raise ValueError("no host name")
+    except ValueError as e:
+        return f"proxy {source}={value!r} is not a valid URL ({e}); fix it or unset it"
+    return None
 
 
 def no_credentials_message(config_dir: str) -> str:

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -26,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, NamedTuple
 
-from pipeline.core import atomic_files
+from pipeline.core import atomic_files, file_reads
 from pipeline.core.errors import KaggleError, StorageError
 from pipeline.core.text import one_line, quoted, size
 
@@ -40,7 +41,7 @@ CHUNK = 1 << 20
 
 @contextlib.contextmanager
 def uninterrupted() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back until the block is done, then deliver them.
+    """Hold SIGINT, SIGTERM and SIGHUP back until the block is done, then deliver them.
 
     For the few steps that must not be cut in half by Ctrl-C (or SIGTERM, which
     the CLI turns into the same): creating a temporary file and recording its
@@ -58,12 +59,14 @@ def uninterrupted() -> Iterator[None]:
 
     previous = {signal.SIGINT: signal.signal(signal.SIGINT, hold)}
     try:
-        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, hold)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, hold)
         yield
     finally:
         try:
-            if signal.SIGTERM in previous:
-                signal.signal(signal.SIGTERM, previous[signal.SIGTERM])
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                if sig in previous:
+                    signal.signal(sig, previous[sig])
         finally:
             signal.signal(signal.SIGINT, previous[signal.SIGINT])
     for signum in caught[:1]:
@@ -79,9 +82,17 @@ class Corrupt(Exception):
 
 
 def read_manifest(data_dir: Path) -> dict | None:
+    """The manifest, or None when there is none or it is damaged (the files are then downloaded again).
+
+    One that is not a regular file (a FIFO would hang the read, and the
+    download's write of a new one) is refused with one line.
+    """
+    path = Path(data_dir) / MANIFEST
     try:
-        manifest = json.loads((Path(data_dir) / MANIFEST).read_text())
-    except (OSError, ValueError):
+        manifest = json.loads(file_reads.read_text(path))
+    except file_reads.NotRegularFile:
+        raise
+    except (OSError, ValueError, RecursionError):
         return None
     return manifest if isinstance(manifest, dict) else None
 
@@ -215,8 +226,11 @@ def extract(zip_path: Path, data_dir: Path, temps: list[Path]) -> tuple[dict, li
                     target.parent.mkdir(parents=True, exist_ok=True)
                     dest, atomic = atomic_files.destination(target)
                     dest.parent.mkdir(parents=True, exist_ok=True)
+                    fifo = not atomic and stat.S_ISFIFO(os.stat(dest).st_mode)
                 except OSError as e:
                     raise atomic_files.storage_error(target, e) from None
+                if fifo:  # written through, it would wait for a reader for ever; read, it would never be a CSV
+                    raise file_reads.not_regular(target)
                 tmp = temp_path(dest.parent if atomic else data_dir, dest.name, temps)
                 digest = hashlib.sha256()
                 written = 0
@@ -268,7 +282,7 @@ def install(data_dir: Path, plan: list[Placement], manifest: dict[str, Any]) -> 
 
     The old manifest is removed first, so a run killed half-way (SIGKILL, a
     power cut) leaves a set of files that no later run trusts (it downloads
-    again); SIGINT and SIGTERM wait until everything is in place.
+    again); SIGINT, SIGTERM and SIGHUP wait until everything is in place.
     """
     with uninterrupted():
         _install(data_dir, plan, manifest)

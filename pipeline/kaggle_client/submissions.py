@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.core import file_reads
 from pipeline.core.errors import BadInputError, KaggleError
 from pipeline.kaggle_client.client import Connection, Log, connect, flat, iso, kaggle_message, utc_now
 
@@ -172,7 +173,7 @@ def _put_file(conn: Connection, url: str, path: Path) -> None:
 
 def _open_submission(path: Path) -> IO[bytes]:
     try:
-        return open(path, "rb")
+        return file_reads.open_regular(path)
     except OSError as e:
         raise BadInputError(f"cannot read submission file {path}: {e.strerror or e}") from None
 

@@ -62,9 +62,18 @@ def candidates(
 ) -> tuple[np.ndarray, list[Candidate]]:
     """The anchor run and up to ``limit - 1`` of the newest other runs compatible with it, with their arrays."""
     anchor = record.read(anchor_dir)
+    missing = [name for name in ("train.csv", "test.csv") if name not in anchor.data]
+    if missing:
+        raise BadInputError(
+            f"{anchor_dir / record.REPORT}: field data: no {missing[0]} entry (the data the run trained on is "
+            "not recorded); cannot blend this run"
+        )
     rows = anchor.data["train.csv"].rows
     test_rows = anchor.data["test.csv"].rows
-    labels, oof = run_arrays.load_oof(anchor_dir, rows, finite=True)
+    try:
+        labels, oof = run_arrays.load_oof(anchor_dir, rows, finite=True)
+    except BadInputError as e:
+        raise BadInputError(f"{e}; cannot blend this run") from None
     try:
         test: np.ndarray | None = run_arrays.load_test(anchor_dir, test_rows)
     except BadInputError:

@@ -45,8 +45,7 @@ def nightly(
     data_dir = Path(config.data.dir)
     entries: list[ledger.Entry] | None = None
     if demo:
-        if not (data_dir / "train.csv").is_file():
-            data_mod.write_demo(data_dir)
+        if data_mod.prepare_demo(data_dir):  # only into an empty folder or the demo's own
             progress.info(f"demo: wrote a small competition from scikit-learn's digits to {data_dir}")
     elif not offline:
         from pipeline import kaggle_client

@@ -43,6 +43,7 @@ def predict(
     compatible runs); default: the anchor's ``blend.runs``; 1 is the anchor alone.
     """
     progress = progress or Progress()
+    output_dir = run_folders.home(output_dir, run)  # a run named by its path blends, writes and locks at home
     lock = run_folders.Lock(output_dir) if hold_lock else contextlib.nullcontext()
     with lock:
         run_dir = run_folders.resolve(output_dir, run)
@@ -52,7 +53,7 @@ def predict(
                 f"run {rec.run_id} is {rec.status}, not complete; finish it with `digits train --resume {rec.run_id}`"
             )
         t = time.perf_counter()
-        test_path = Path(data_dir or rec.config.data.dir) / "test.csv"
+        test_path = Path(data_dir or run_folders.recorded_path(run_dir, rec.config.data.dir)) / "test.csv"
         x_test, digest = data_mod.load_array(test_path, data_mod.TEST_COLUMNS, log=progress.warn)
         limit = ensemble_runs if ensemble_runs is not None else rec.config.blend.runs
         if limit < 1:
@@ -77,7 +78,7 @@ def predict(
         latest = out_dir / "submission.csv"
         atomic_files.write_bytes(latest, own.read_bytes())
         rec.stage_seconds["predict"] = round(time.perf_counter() - t, 3)
-        rec.submission = record.Submission(path=str(own), sha256=sha, rows=int(len(labels_out)))
+        rec.submission = record.Submission(path=str(own.absolute()), sha256=sha, rows=int(len(labels_out)))
         rec.blend = info
         atomic_files.write_npz(run_dir / run_arrays.ESTIMATE, labels=labels, predictions=estimate.predictions)
         record.write(run_dir, rec)

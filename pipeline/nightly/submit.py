@@ -43,21 +43,25 @@ def submit(
     progress = progress or Progress()
     path = Path(target)
     run_dir, rec = None, None
-    if path.is_file() and path.suffix == ".csv":
-        run_dir, rec = _run_that_wrote(output_dir, path)
-        data_dir = Path(rec.config.data.dir) if rec else Path(cfg.DataConfig().dir)
+    if path.suffix == ".csv" and path.exists():  # a FIFO or a folder named .csv is refused by validate_file
+        if path.is_file():  # hashing a FIFO would wait for ever
+            run_dir, rec = _run_that_wrote(output_dir, path)
+        data_dir = run_folders.recorded_path(run_dir, rec.config.data.dir) if run_dir and rec else None
+        data_dir = data_dir or Path(cfg.DataConfig().dir)
         message = message or (_message(rec) if rec else f"digits submission {path.name}")
     else:
         run_dir = run_folders.resolve(output_dir, target)
         rec = record.read(run_dir)
         if rec.submission is None:
             raise BadInputError(f"run {rec.run_id} has no submission yet; run `digits predict {rec.run_id}` first")
-        path = Path(rec.submission.path)
-        data_dir = Path(rec.config.data.dir)
+        path = run_folders.recorded_path(run_dir, rec.submission.path)  # older records: relative to their start
+        data_dir = run_folders.recorded_path(run_dir, rec.config.data.dir)
         message = message or _message(rec)
     competition = competition or (rec.config.data.competition if rec else cfg.DataConfig().competition)
     test_csv = data_dir / "test.csv"
     expected = len(data_mod.load_array(test_csv, data_mod.TEST_COLUMNS)[0]) if test_csv.is_file() else None
+    if expected is None:
+        progress.warn(f"{test_csv} not found: the submission's row count is checked against nothing")
     submission_file.validate_file(path, expected_rows=expected)
     entry = ledger.append(output_dir, _entry(output_dir, path, competition, message, run_dir, rec))
     try:
@@ -159,7 +163,7 @@ def _record(
     )
     if run_dir is not None:
         try:
-            record.update(run_dir, leaderboard=_leaderboard(result, str(path)))
+            record.update(run_dir, leaderboard=_leaderboard(result, str(path.absolute())))
         except DigitsError:
             pass  # the ledger holds the answer; a run removed meanwhile keeps nothing to update
     return entry

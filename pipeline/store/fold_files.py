@@ -13,7 +13,6 @@ back from here.
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from pipeline.core import atomic_files
+from pipeline.core import atomic_files, file_reads
 from pipeline.store.record import FoldRecord
 
 FOLDS = "folds"
@@ -79,10 +78,10 @@ def load_fold(
     if not paths["json"].is_file():
         return None
     try:
-        record = TypeAdapter(FoldRecord).validate_python(json.loads(paths["json"].read_text(encoding="utf-8")))
-        with np.load(paths["npz"], allow_pickle=False) as z:
+        record = TypeAdapter(FoldRecord).validate_python(json.loads(file_reads.read_text(paths["json"])))
+        with file_reads.open_regular(paths["npz"]) as f, np.load(f, allow_pickle=False) as z:
             saved_idx, val_proba, test_proba = (np.asarray(z[k]) for k in ("val_idx", "val_proba", "test_proba"))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, ValidationError) as e:
+    except (*file_reads.UNREADABLE, ValidationError) as e:
         warn(f"{paths['npz'].parent}: fold {index} files are damaged ({type(e).__name__}); training it again")
         return None
     problem = _mismatch(index, val_idx, record, saved_idx, val_proba, test_proba, test_rows)

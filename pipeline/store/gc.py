@@ -3,9 +3,11 @@
 Never removes a run that a submission Kaggle accepted (or is still scoring)
 blends or made (`pipeline.store.ledger`), the run that made
 ``submissions/submission.csv`` (matched by sha256, or by the run's own copy
-of it when its record is unreadable), nor a
-"running" run while another process holds the output directory's lock.
-gc holds that lock itself while deleting, so no run starts meanwhile.
+of it when its record is unreadable), nor any run while another digits uses
+the runs (training, predicting, reading, submitting: `runs_in_use`): then gc
+removes nothing and exits 5.  gc holds the output directory's lock and the
+runs exclusively while deleting, so no run starts and no command reads
+meanwhile.
 
 Each folder is first renamed out of the runs' namespace (``runs/.gc-<id>``)
 and then deleted, so an interrupted gc never leaves half a run that looks
@@ -26,7 +28,7 @@ from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.errors import BadInputError, BusyError, StorageError
 from pipeline.core.text import size
-from pipeline.store import ledger, run_folders
+from pipeline.store import ledger, run_folders, runs_in_use
 from pipeline.store.record import RunRecord, read
 
 if TYPE_CHECKING:
@@ -63,6 +65,8 @@ def gc(
         return []
     with contextlib.ExitStack() as stack:
         busy = _lock(stack, output_dir, dry_run)
+        if not dry_run:  # no other digits may be using a run while gc deletes: exit 5 at once when one is
+            stack.enter_context(runs_in_use.exclusive(output_dir))
         if not dry_run and not busy:  # only the lock holder may delete: another gc may be renaming right now
             _remove_leftovers(leftovers, con)
         plan = plan_gc(output_dir, keep, lock_busy=busy)
@@ -83,7 +87,7 @@ def gc(
 def _lock(stack: contextlib.ExitStack, output_dir: str | Path, dry_run: bool) -> bool:
     """Take the output directory's lock for the rest of `stack`; True when another digits holds it."""
     try:
-        stack.enter_context(run_folders.Lock(output_dir))
+        stack.enter_context(run_folders.Lock(output_dir, use_runs=False))  # gc holds the runs exclusively instead
     except BusyError:
         return True
     except StorageError:
@@ -109,7 +113,9 @@ def plan_gc(output_dir: str | Path, keep: int, lock_busy: bool) -> list[GcEntry]
         status = rec.status if rec is not None else "unreadable"
         made_it = current is not None and _made_submission(output_dir, run_id, rec, current)
         remove, reason = _decide(run_id in newest, made_it, lock_busy, rec, keep, run_id in submitted)
-        plan.append(GcEntry(run_id, path, status, folder_size(path), remove, reason))
+        if path.is_symlink():
+            reason += f"; a link to {os.readlink(path)}: only the link goes" if remove else ""
+        plan.append(GcEntry(run_id, path, status, 0 if path.is_symlink() else folder_size(path), remove, reason))
     return plan
 
 
@@ -184,7 +190,17 @@ def _remove_leftovers(leftovers: list[Path], con: Console) -> None:
 
 
 def remove_run(path: Path) -> None:
-    """Rename the run folder to ``.gc-<id>`` (it stops being a run at once), then delete it."""
+    """Rename the run folder to ``.gc-<id>`` (it stops being a run at once), then delete it.
+
+    A run that is a symlink to a folder elsewhere loses only the link: what
+    it points to is the user's, and renaming the link left it behind.
+    """
+    if path.is_symlink():
+        try:
+            path.unlink()
+        except OSError as e:
+            raise StorageError(f"cannot remove {path}: {e.strerror or e}") from None
+        return
     trash = path.parent / f"{TRASH}{path.name}"
     if trash.exists():
         _delete(trash)

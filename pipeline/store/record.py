@@ -38,9 +38,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, PlainSerializer, TypeAdapter, ValidationError
 
-from pipeline.core import atomic_files, config_layers
+from pipeline.core import atomic_files, config_layers, file_reads
 from pipeline.core import config as cfg
-from pipeline.core.errors import BadInputError
+from pipeline.core.errors import BadInputError, StorageError
 
 SCHEMA_VERSION = 3
 REPORT = "report.json"
@@ -348,18 +348,27 @@ def read(run_dir: str | Path) -> RunRecord:
     """The run's record, migrated and checked; a one-line `BadInputError` if it is missing or malformed."""
     path = Path(run_dir) / REPORT
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(file_reads.read_text(path))  # a FIFO is refused, never waited on
+    except BadInputError:
+        raise
     except FileNotFoundError:
         raise BadInputError(f"{path}: report missing (the run never finished its first stage?)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadInputError(f"{path}: report is corrupt: {e}") from None
+    except (ValueError, RecursionError) as e:  # a number of thousands of digits; lists nested thousands deep
+        raise BadInputError(f"{path}: report is corrupt: {type(e).__name__}: {e}") from None
     except OSError as e:
         raise BadInputError(f"{path}: cannot read report: {e.strerror}") from None
     return from_json(data, str(path))
 
 
 def write(run_dir: str | Path, record: RunRecord) -> None:
-    """Write the record atomically (a reader sees the old or the new report, never half of one)."""
+    """Write the record atomically (a reader sees the old or the new report, never half of one).
+
+    Never into a run folder that is gone: that left a husk holding only report.json that showed as complete.
+    """
+    if not Path(run_dir).is_dir():
+        raise StorageError(f"cannot write {Path(run_dir) / REPORT}: the run folder is gone (removed while in use?)")
     record.schema_version = SCHEMA_VERSION
     atomic_files.write_json(Path(run_dir) / REPORT, record.to_json())
 

@@ -12,19 +12,18 @@ line naming the file and what is wrong with it.
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.core.errors import BadInputError
+from pipeline.core.file_reads import UNREADABLE, NotRegularFile, open_regular
 
 OOF = "oof.npz"
 TEST = "test_proba.npy"
 ESTIMATE = "estimate.npz"
 CLASSES = 10
-# what numpy raises for a missing, truncated or foreign file (zip archives are npz files)
-UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+__all__ = ["UNREADABLE", "load_estimate", "load_oof", "load_test"]  # UNREADABLE: what numpy raises on a damaged file
 
 
 def load_oof(run_dir: str | Path, rows: int | None = None, finite: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -36,10 +35,12 @@ def load_oof(run_dir: str | Path, rows: int | None = None, finite: bool = False)
     """
     path = Path(run_dir) / OOF
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_regular(path) as f, np.load(f, allow_pickle=False) as z:  # a FIFO there never hangs the night
             labels, proba = np.asarray(z["labels"]), np.asarray(z["proba"], dtype=np.float32)
     except FileNotFoundError:
         raise BadInputError(f"{path}: missing (the run saved no out-of-fold predictions)") from None
+    except NotRegularFile:
+        raise
     except UNREADABLE as e:
         raise BadInputError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
     if labels.ndim != 1 or proba.shape != (len(labels), CLASSES):
@@ -59,7 +60,10 @@ def load_test(run_dir: str | Path, rows: int) -> np.ndarray:
     """The run's soft vote on test.csv, (rows, 10); `BadInputError` if missing or unusable."""
     path = Path(run_dir) / TEST
     try:
-        test = np.load(path, allow_pickle=False)
+        with open_regular(path) as f:
+            test = np.load(f, allow_pickle=False)
+    except NotRegularFile:
+        raise
     except UNREADABLE as e:
         raise BadInputError(f"{path}: unreadable ({type(e).__name__})") from None
     if test.shape != (rows, CLASSES) or not np.isfinite(test).all():
@@ -71,7 +75,7 @@ def load_estimate(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
     """(labels, predictions) behind the run's blend estimate; None when the run kept none (or it is unusable)."""
     path = Path(run_dir) / ESTIMATE
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_regular(path) as f, np.load(f, allow_pickle=False) as z:
             labels, predictions = np.asarray(z["labels"]), np.asarray(z["predictions"])
     except UNREADABLE:
         return None

@@ -10,6 +10,7 @@ Layout of one output directory::
     runs/<run-id>/test_proba.npy       the run's soft vote on test.csv
     submissions/<run-id>.csv, submissions/submission.csv
     .digits.lock                       held while a command writes here
+    .digits.runs.lock                  held shared while a command uses runs, exclusively by gc (`runs_in_use`)
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.core import atomic_files
+from pipeline.core import atomic_files, file_reads
 from pipeline.core.errors import BadInputError, BusyError, StorageError
-from pipeline.store import record
+from pipeline.store import record, runs_in_use
 from pipeline.store.record import REPORT, RUN_ID, RunRecord
 
 RUNS = "runs"
@@ -35,11 +36,29 @@ def runs_root(output_dir: str | Path) -> Path:
     return Path(output_dir) / RUNS
 
 
+DEMO_MARK = ".digits-demo"  # in an output dir (as in a data dir) that --demo wrote: its own
+
+
+def claim_for_demo(output_dir: str | Path) -> None:
+    """Let ``--demo`` write its runs and submission into `output_dir` only if that replaces no real submission.
+
+    An output directory given to the demo that holds a submission.csv and
+    is not the demo's own is refused; one the demo may use is marked as its own.
+    """
+    folder = Path(output_dir)
+    if (folder / SUBMISSIONS / "submission.csv").exists() and not (folder / DEMO_MARK).exists():
+        raise BadInputError(
+            f"{folder}: holds a submissions/submission.csv that --demo would replace; the demo writes only into "
+            "a new or empty output directory or its own: give another --output-dir"
+        )
+    atomic_files.write_text(folder / DEMO_MARK, "written by digits run --demo; it may write here again\n")
+
+
 def current_submission_sha(output_dir: str | Path) -> str | None:
     """The sha256 of ``submissions/submission.csv``, or None when there is none."""
     try:
         return atomic_files.sha256(Path(output_dir) / SUBMISSIONS / "submission.csv")
-    except OSError:
+    except (OSError, BadInputError):  # missing, unreadable, or not a regular file: no current submission known
         return None
 
 
@@ -82,10 +101,44 @@ def newest_first(output_dir: str | Path, exclude: str = "") -> Iterator[tuple[Pa
             continue
 
 
+def _is_path(ref: str | Path) -> bool:
+    """Whether `ref` names a run folder by its path (rather than an id, a prefix or ``latest``)."""
+    path = Path(ref)
+    return (path / REPORT).is_file() or (path.is_dir() and path.parent.name == RUNS)
+
+
+def home(output_dir: str | Path, ref: str | Path) -> Path:
+    """The output directory the run `ref` lives in: for a path to a run folder inside some ``runs/``, the folder
+    that holds that ``runs/``; else `output_dir`.  A run is locked, and writes its submissions, there."""
+    path = Path(ref)
+    if _is_path(ref) and path.absolute().parent.name == RUNS:
+        return Path(os.path.normpath(path / os.pardir / os.pardir))  # runs/X -> ., X inside runs/ -> ..
+    return Path(output_dir)
+
+
+def recorded_path(run_dir: str | Path, recorded: str) -> Path:
+    """A path a run's record holds (its data dir, its submission), as found from here.
+
+    Records hold absolute paths now; those of older versions hold paths
+    relative to the folder the run was started from.  Such a path is taken
+    as it is when it exists from here, else under the run's output directory
+    (where the run was usually started), else its file name under
+    ``submissions/`` there; else as it is, for the caller's "not found".
+    """
+    path = Path(recorded)
+    if path.is_absolute() or path.exists():
+        return path
+    out = home(run_dir, run_dir)
+    for candidate in (out / path, out / SUBMISSIONS / path.name):
+        if candidate.exists():
+            return candidate
+    return path
+
+
 def resolve(output_dir: str | Path, ref: str) -> Path:
     """A run folder from an id, a unique id prefix, ``latest``, or a path to the folder."""
     path = Path(ref)
-    if (path / REPORT).is_file() or (path.is_dir() and path.parent.name == RUNS):
+    if _is_path(ref):
         if not RUN_ID.fullmatch(path.resolve().name):
             raise BadInputError(f"{path}: not a run folder (its name is not a run id like 20261125-233000)")
         return path
@@ -110,10 +163,12 @@ class Lock:
     guessing.  The holder's pid is written beside it for the error message.
     """
 
-    def __init__(self, output_dir: str | Path):
+    def __init__(self, output_dir: str | Path, use_runs: bool = True):
+        """`use_runs`: also hold the runs shared (`runs_in_use.InUse`), so gc deletes none while the lock is held."""
         import filelock
 
         self.dir = Path(output_dir)
+        self._use = runs_in_use.InUse(self.dir) if use_runs else None
         self.path = self.dir / LOCK
         self._lock = filelock.FileLock(str(self.path), timeout=0)
         self._timeout = filelock.Timeout
@@ -132,17 +187,31 @@ class Lock:
             ) from None
         except OSError as e:
             raise atomic_files.storage_error(self.path, e) from None
-        try:
-            (self.dir / (LOCK + ".pid")).write_text(f"{os.getpid()}\n")
+        try:  # without blocking: a FIFO put there would otherwise wait for a reader for ever
+            fd = os.open(self.dir / (LOCK + ".pid"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o644)
+            try:
+                os.write(fd, f"{os.getpid()}\n".encode())
+            finally:
+                os.close(fd)
         except OSError:
             pass  # the lock itself is what matters
+        if self._use is not None:
+            try:
+                self._use.__enter__()
+            except BaseException:
+                self._lock.release()
+                raise
         return self
 
     def _holder(self) -> str:
         try:
-            return f" (pid {int((self.dir / (LOCK + '.pid')).read_text())})"
+            return f" (pid {int(file_reads.read_text(self.dir / (LOCK + '.pid')))})"
         except (OSError, ValueError):
             return ""
 
     def __exit__(self, *exc: Any) -> None:
-        self._lock.release()
+        try:
+            if self._use is not None:
+                self._use.__exit__(*exc)
+        finally:
+            self._lock.release()

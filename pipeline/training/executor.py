@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from pipeline.competition.dataset import Dataset
+from pipeline.core import stop_signals
 from pipeline.store.fold_files import FoldResult
 from pipeline.training.fold import EpochCallback
 from pipeline.training.interrupt import StopRequest
@@ -58,7 +59,12 @@ class LocalExecutor:
 
         for task in tasks:
             stop.check()
-            on_result(task, train_fold(task, data, _for_task(task, on_epoch), stop.is_set))
+            try:
+                result = train_fold(task, data, _for_task(task, on_epoch), stop.is_set)
+            except KeyboardInterrupt:  # stopped for a signal: the job is on its way out
+                stop_signals.exiting()
+                raise
+            on_result(task, result)
 
     def close(self) -> None:
         pass

@@ -1,10 +1,13 @@
-"""Stopping a training cleanly on SIGTERM or Ctrl-C.
+"""Stopping a training cleanly on SIGTERM, SIGHUP or Ctrl-C.
 
 Raising KeyboardInterrupt from a signal handler lands wherever Python happens
 to be, which inside Keras or TensorFlow may be a place that turns it into
 another error.  While folds train, a signal therefore only sets a flag; the
 training checks it after every batch and the executor between folds, and
-the job then saves what finished and exits 4.  A second signal stops at once.
+the job then saves what finished and exits 4.  A second signal stops at once;
+from then on, and once the training has stopped for the first, further
+signals are ignored (`pipeline.core.stop_signals.exiting`), so they cannot
+cut the saving of the records short.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
+from pipeline.core import stop_signals
+
 
 class StopRequest:
-    """Set by the first SIGTERM/SIGINT; read by the training loop and the executor."""
+    """Set by the first SIGTERM/SIGINT/SIGHUP; read by the training loop and the executor."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
@@ -31,29 +36,38 @@ class StopRequest:
         self._event.set()
 
     def check(self) -> None:
-        """Raise KeyboardInterrupt if a stop was requested."""
+        """Raise KeyboardInterrupt if a stop was requested (the job is then on its way out)."""
         if self._event.is_set():
+            stop_signals.exiting()
             raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[StopRequest]:
-    """Within the block, SIGTERM and SIGINT set the returned request; a second one raises KeyboardInterrupt."""
+    """Within the block, SIGTERM, SIGINT and SIGHUP set the returned request; a second one raises KeyboardInterrupt.
+
+    A signal ignored when the block starts stays ignored (``nohup``).
+    """
     stop = StopRequest()
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if stop_signals.is_exiting():
+            return
         if stop.is_set():
+            stop_signals.exiting()
             raise KeyboardInterrupt
         stop.set(signal.Signals(signum).name)
 
     previous = {}
     try:
         try:  # installing sits inside the try: a signal between the two calls still restores the first
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                previous[sig] = signal.signal(sig, handler)
+            for sig in stop_signals.STOP_SIGNALS:
+                if not stop_signals.ignored_at_start(sig):
+                    previous[sig] = signal.signal(sig, handler)
         except ValueError:  # not the main thread (a test runner's worker): signals stay as they were
             pass
         yield stop
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        if not stop_signals.is_exiting():  # on the way out, signals stay ignored
+            for sig, old in previous.items():
+                signal.signal(sig, old)

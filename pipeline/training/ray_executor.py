@@ -18,17 +18,19 @@ Ray is an optional extra (``pip install -e '.[ray]'``) and imported only here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.competition.dataset import Dataset
+from pipeline.core import ray_address, stop_signals
 from pipeline.core.config import ExecutorConfig
-from pipeline.core.errors import ClusterError, DigitsError
+from pipeline.core.errors import ClusterError, DigitsError, UsageError
 from pipeline.core.text import one_line
 from pipeline.training.executor import OnEpoch, OnResult
 from pipeline.training.fold import FoldResult
@@ -85,6 +87,9 @@ class RayExecutor:
         self.config = config
         self.ray = _import_ray()
         self.address = config.address or os.environ.get("RAY_ADDRESS") or None
+        problem = ray_address.problem(self.address) if self.address else None
+        if problem is not None:  # --ray-address is checked with the config; Ray's own variable here
+            raise UsageError(f"environment variable RAY_ADDRESS: {problem}")
         self.started_here = False
         if not self.ray.is_initialized():
             self._connect()
@@ -94,10 +99,12 @@ class RayExecutor:
 
         if self.address:
             probe(self.address, self.config.connect_timeout)
-        sigterm = signal.getsignal(signal.SIGTERM)
+        handlers = {sig: signal.getsignal(sig) for sig in stop_signals.STOP_SIGNALS}
         try:
             self.ray.init(
-                address=self.address,
+                # no address: a Ray of our own, as the README says, never a cluster that `ray start` left running
+                # on this machine, which ray.init() without an address would attach to
+                address=self.address or "local",
                 include_dashboard=False,
                 log_to_driver=False,  # workers' TensorFlow chatter stays out of the cron log; errors come back as data
                 configure_logging=False,
@@ -113,8 +120,9 @@ class RayExecutor:
                 )
             raise ClusterError(f"cannot start or reach Ray {where}: {type(e).__name__}: {one_line(e)}{hint}") from None
         finally:
-            if signal.getsignal(signal.SIGTERM) is not sigterm:
-                signal.signal(signal.SIGTERM, sigterm)  # ray.init replaces the driver's handler; ours stops cleanly
+            for sig, handler in handlers.items():  # ray.init replaces the driver's handlers; ours stop cleanly
+                if handler is not None and signal.getsignal(sig) is not handler:
+                    signal.signal(sig, handler)
         self.started_here = True
 
     def run(
@@ -128,35 +136,78 @@ class RayExecutor:
         """Submit every task at once; hand over results as they finish; cancel the rest on a stop or a failure.
 
         `on_epoch` is not called: workers report to no one, and a fold's epochs come back in its result's history.
+        Whatever finished is handed over first: before a stop is honoured, and
+        before a failed fold ends the run.  The cluster lost on the way (a
+        `RayError` or `ConnectionError` from ``ray.put``, ``ray.wait``...)
+        is a `ClusterError`: one line, exit 7.
         """
         if not tasks:
             return
         ray = self.ray
-        remote = ray.remote(
-            num_cpus=self.config.cpus_per_fold,
-            num_gpus=self.config.gpus_per_fold,
-            max_retries=self.config.max_retries,
-            retry_exceptions=False,  # a fold that raises would raise again: only a dead worker is retried
-            max_calls=1,
-        )(_train_fold_task)
-        data_ref = ray.put(data)  # once, not once per task
-        pending = {remote.remote(task, data_ref): task for task in tasks}
+        with self._cluster("sending the folds to"):
+            remote = ray.remote(
+                num_cpus=self.config.cpus_per_fold,
+                num_gpus=self.config.gpus_per_fold,
+                max_retries=self.config.max_retries,
+                retry_exceptions=False,  # a fold that raises would raise again: only a dead worker is retried
+                max_calls=1,
+            )(_train_fold_task)
+            data_ref = ray.put(data)  # once, not once per task
+            pending = {remote.remote(task, data_ref): task for task in tasks}
         try:
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
-                stop.check()
-                for ref in ready:
-                    task = pending.pop(ref)
-                    on_result(task, self._result(ref, task))
+                with self._cluster("waiting for the folds on"):
+                    ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
+                self._hand_over(ready, pending, on_result)
+                if stop.is_set():  # what finished meanwhile is saved too, then the rest is cancelled
+                    with self._cluster("waiting for the folds on"):
+                        ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+                    self._hand_over(ready, pending, on_result)
+                    stop.check()
         finally:
             for ref in pending:
-                ray.cancel(ref, force=True)
+                with contextlib.suppress(Exception):  # a lost cluster must not hide why the run ended
+                    ray.cancel(ref, force=True)
+
+    def _hand_over(self, ready: list[Any], pending: dict[Any, FoldTask], on_result: OnResult) -> None:
+        """Every finished fold in `ready` to `on_result`; a failed one ends the run once the others are handed over."""
+        failure: BaseException | None = None
+        for ref in ready:
+            task = pending.pop(ref)
+            try:
+                result = self._result(ref, task)
+            except DigitsError as e:
+                failure = failure or e
+                continue
+            on_result(task, result)
+        if failure is not None:
+            if pending:  # folds that finished while this one failed are kept for --resume
+                with self._cluster("waiting for the folds on"):
+                    more, _ = self.ray.wait(list(pending), num_returns=len(pending), timeout=0)
+                with contextlib.suppress(DigitsError):  # the first failure is the one to report
+                    self._hand_over([ref for ref in more if ref in pending], pending, on_result)
+            raise failure
+
+    @contextlib.contextmanager
+    def _cluster(self, doing: str) -> Iterator[None]:
+        """A cluster lost while `doing` it (a RayError or ConnectionError after connecting) as one line, exit 7."""
+        try:
+            yield
+        except (self.ray.exceptions.RayError, ConnectionError) as e:
+            where = f"at {self.address}" if self.address else "started here"
+            raise ClusterError(
+                f"lost the Ray cluster {where} while {doing} it: {type(e).__name__}: {one_line(e)[:300]}"
+            ) from None
 
     def _result(self, ref: Any, task: FoldTask) -> FoldResult:
         ray = self.ray
         try:
             result: FoldResult = ray.get(ref)
             return result
+        except ConnectionError as e:  # Ray Client: the cluster went away
+            raise ClusterError(
+                f"lost the Ray cluster while fetching fold {task.index} of run {task.run_id}: {one_line(e)[:300]}"
+            ) from None
         except ray.exceptions.RayTaskError as e:
             cause = getattr(e, "cause", None)
             if isinstance(cause, DigitsError):
@@ -171,4 +222,5 @@ class RayExecutor:
 
     def close(self) -> None:
         if self.started_here:
-            self.ray.shutdown()
+            with contextlib.suppress(Exception):  # a lost cluster must not hide why the run ended
+                self.ray.shutdown()

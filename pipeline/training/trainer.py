@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -84,7 +85,9 @@ def train_runs(
     first = configs[0]
     if any(c.data.dir != first.data.dir for c in configs):
         raise BadInputError("option data.dir: every run trained together must use the same data")
-    lock = run_folders.Lock(first.output_dir) if hold_lock else contextlib.nullcontext()
+    # a run is locked through the folder it lives in, also when --resume names it by a path elsewhere
+    lock_dir = run_folders.home(first.output_dir, resume) if isinstance(resume, str) else first.output_dir
+    lock = run_folders.Lock(lock_dir) if hold_lock else contextlib.nullcontext()
     with lock:
         t = time.perf_counter()
         data = data_mod.load(first.data.dir, max(c.train.folds for c in configs), log=progress.warn)
@@ -202,6 +205,10 @@ def open_run(
     if run_dir is None:
         settled, choice = settle(config)
         seeded = settled if settled.train.seed is not None else _with_seed(settled, draw_seed())
+        # recorded absolute: predict and submit read it from any folder later
+        seeded = dataclasses.replace(
+            seeded, data=dataclasses.replace(seeded.data, dir=os.path.abspath(seeded.data.dir))
+        )
         run_id, run_dir = run_folders.new_run(config.output_dir)
         rec = RunRecord(
             run_id=run_id,

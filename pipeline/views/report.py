@@ -11,7 +11,6 @@ at all is an error: one line naming the file and the field.
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ import numpy as np
 from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.errors import BadInputError
+from pipeline.core.file_reads import UNREADABLE, open_regular
 from pipeline.store import run_arrays, run_folders
 from pipeline.store.record import RunRecord, read
 from pipeline.views import runset
@@ -102,14 +102,14 @@ def misclassified(run_dir: Path) -> tuple[Mistakes | None, str | None]:
     path = run_dir / MISCLASSIFIED
     prefix = "No grid of misclassified digits:"
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_regular(path) as f, np.load(f, allow_pickle=False) as z:
             images, true, pred, index = (np.asarray(z[k]) for k in ("images", "true", "pred", "index"))
     except FileNotFoundError:
         return None, (
             f"{prefix} {path.name} is not in the run folder "
             "(a run that stopped before its out-of-fold predictions, or an older version)."
         )
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+    except UNREADABLE as err:
         return None, f"{prefix} {path.name} is unreadable ({err})."
     m = len(true)
     if images.ndim != 2 or images.shape[1] != 784 or any(len(v) != m for v in (images, pred, index)):

@@ -180,7 +180,7 @@ def test_an_interrupted_run_is_told_with_exit_4(receiver, monkeypatch, tmp_path)
     assert r.exit_code == 4
     (got,) = receiver.received
     assert got["title"] == "digits predict: failed (exit 4, interrupted)"
-    assert "reason: digits: interrupted (SIGINT/SIGTERM)" in got["message"]
+    assert "reason: digits: interrupted (SIGINT/SIGTERM/SIGHUP)" in got["message"]
 
 
 def test_a_usage_error_found_by_click_is_told_with_clicks_line(receiver, tmp_path, monkeypatch):

@@ -157,3 +157,117 @@ def test_the_notify_urls_are_never_recorded():
     config = cfg.Config(notify=cfg.NotifyConfig(urls=("mailto://me:s3cret@example.com",), on=("always",)))
     assert "urls" not in cfg.to_dict(config)["notify"] and cfg.to_dict(config)["notify"]["on"] == ["always"]
     assert "s3cret" not in cfg.to_toml(config)
+
+
+# ---- every number has a bound; outputs move only with --output-dir; a key given once ---------------------------
+
+
+def _numeric_fields() -> list[tuple[str, type]]:
+    """Every int, float and tuple-of-numbers field of the config, as 'section.key' and its type."""
+    import dataclasses
+    import typing
+
+    found = []
+    for section in dataclasses.fields(cfg.Config):
+        if not dataclasses.is_dataclass(section.type) and not isinstance(section.default_factory, type):
+            continue
+        cls = section.default_factory  # type: ignore[misc]
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            hint = hints[f.name]
+            kinds = list((typing.get_args(hint) if typing.get_origin(hint) is not tuple else ()) or (hint,))
+            kinds = [k for k in kinds if k is not type(None)]
+            numbers = (int, float)
+            if (
+                any(k in numbers or (typing.get_origin(k) is tuple and typing.get_args(k)[0] in numbers) for k in kinds)
+                and bool not in kinds
+            ):
+                found.append((f"{section.name}.{f.name}", kinds[0]))
+    return found
+
+
+def test_every_numeric_field_is_found():
+    names = [name for name, _ in _numeric_fields()]
+    assert {"train.epochs", "train.learning_rate", "model.hidden", "executor.connect_timeout"} <= set(names)
+
+
+@pytest.mark.parametrize("name, kind", _numeric_fields())
+@pytest.mark.parametrize("huge", ["99999999999999999999999", "1e300"])
+def test_every_number_has_an_upper_bound(name, kind, huge):
+    section, key = name.split(".")
+    value = huge if kind is not float or "e" in huge else "1e39"  # beyond float32 (a learning rate may be 1e30)
+    with pytest.raises(UsageError) as e:  # a huge epoch count overflowed deep inside TensorFlow
+        config_layers.build(sets={section: {key: value}})
+    assert str(e.value).startswith(f"option {name}: ") and e.value.exit_code == 2
+
+
+def test_a_huge_number_in_a_file_is_bad_input_naming_the_file(tmp_path):
+    f = tmp_path / "c.toml"
+    for text in (
+        "[train]\nepochs = 1e300\n",
+        "[train]\nepochs = 9223372036854775807\n",
+        "[train]\nepochs = 1" + "0" * 5000,
+    ):
+        f.write_text(text)
+        with pytest.raises(BadInputError) as e:
+            config_layers.build(f)
+        assert str(e.value).startswith(f"{f}: ") and e.value.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "address", ["localhost:abc", "127.0.0.1:99999", "ray://[::1", "ray://:10001", "http://head:8265", "host:0", " "]
+)
+def test_a_malformed_ray_address_is_a_usage_error(address):
+    with pytest.raises(UsageError, match=r"^option executor\.address: ") as e:
+        config_layers.build(named={"executor": {"address": address}})
+    assert e.value.exit_code == 2
+
+
+@pytest.mark.parametrize("address", ["auto", "ray://head.example:10001", "127.0.0.1:6379", "ray://[::1]:10001"])
+def test_good_ray_addresses_pass(address):
+    assert config_layers.build(named={"executor": {"address": address}}).executor.address == address
+
+
+def test_output_dir_in_a_config_file_or_variant_is_refused(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('output_dir = "elsewhere"\n[train]\nepochs = 3\n')
+    with pytest.raises(BadInputError) as e:
+        config_layers.build(f)
+    assert str(e.value).startswith(f"{f}: output_dir cannot be set in a config file") and "--output-dir" in str(e.value)
+    with pytest.raises(BadInputError, match=r"^v\.toml: variant a: output_dir cannot be set"):
+        config_layers.build(variant=("v.toml: variant a", {"output_dir": "x"}))
+    with pytest.raises(UsageError, match=r"--set output_dir.*--output-dir"):
+        config_layers.build(sets={"output_dir": "x"})
+    assert config_layers.build(named={"output_dir": "mine"}).output_dir == "mine"  # --output-dir itself
+
+
+def test_the_saved_config_does_not_carry_the_output_dir():
+    c = config_layers.build(named={"output_dir": "/somewhere/else", "train": {"seed": 3}})
+    assert "output_dir" not in cfg.to_toml(c) and "somewhere" not in cfg.to_toml(c)
+
+
+def test_a_key_given_twice_by_set_with_two_values_is_refused():
+    with pytest.raises(UsageError, match=r"train\.epochs is given twice by --set"):
+        config_layers.parse_set(["train.epochs=3", "train.epochs=4"])
+    assert config_layers.parse_set(["train.epochs=3", "train.epochs=3"]) == {"train": {"epochs": "3"}}
+
+
+def test_a_toml_file_with_a_byte_order_mark_is_named(tmp_path):
+    f = tmp_path / "bom.toml"
+    f.write_bytes(b"\xef\xbb\xbf[train]\nepochs = 3\n")
+    with pytest.raises(BadInputError, match=r"bom\.toml: starts with a byte-order mark \(BOM\)"):
+        config_layers.build(f)
+
+
+def test_a_config_path_that_is_a_folder_is_bad_input_like_a_missing_one(tmp_path):
+    with pytest.raises(BadInputError, match="not a regular file") as e:
+        config_layers.build(tmp_path)
+    assert e.value.exit_code == 1
+
+
+def test_a_nul_character_in_a_text_value_is_refused(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('[data]\ndir = "da\\u0000ta"\n')
+    with pytest.raises(BadInputError, match=r"option data\.dir: expected UTF-8 text without NUL") as e:
+        config_layers.build(f)
+    assert str(e.value).startswith(str(f))

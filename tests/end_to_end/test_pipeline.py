@@ -4,6 +4,7 @@ import json
 import signal
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,6 +47,18 @@ def test_demo_runs_the_whole_job(demo_run):
     assert (cwd / "demo" / "runs" / run_id / "folds" / "fold-2.keras").is_file()
     # one plain line per fold when not on a terminal
     assert sum("fold " in line and "val accuracy" in line for line in result.stderr.splitlines()) == 3
+
+
+@pytest.mark.slow
+def test_a_runs_record_holds_no_path_relative_to_where_it_was_started(demo_run, tmp_path):
+    cwd, result = demo_run
+    assert result.returncode == 0, result.stderr
+    (run_id,) = run_folders.list_runs(cwd / "demo")
+    rec = record.read(cwd / "demo" / "runs" / run_id)
+    assert Path(rec.config.data.dir).is_absolute() and Path(rec.submission.path).is_absolute()
+    assert "output_dir" not in (cwd / "demo" / "runs" / run_id / "config.toml").read_text()
+    elsewhere = digits("predict", "--output-dir", str(cwd / "demo"), cwd=tmp_path)  # from another folder
+    assert elsewhere.returncode == 0, elsewhere.stderr
 
 
 @pytest.mark.slow

@@ -59,9 +59,9 @@ def test_sigterm_during_download(fake_kaggle, installed, stall):
         while not _stalled(fake_kaggle, stall) and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.5)  # the client is now waiting for the server (and has written what it got)
-        if stall != "listing":
-            assert [p for p in data_dir.iterdir() if p.name.startswith(".fetch.")], "no download under way"
+        while stall != "listing" and not [p for p in data_dir.iterdir() if p.name.startswith(".fetch.")]:
+            assert proc.poll() is None and time.monotonic() < deadline, "no download under way"
+            time.sleep(0.05)  # the client is now waiting for the server (and has written what it got)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:

@@ -25,7 +25,7 @@ from pipeline.kaggle_client import retry
 from pipeline.kaggle_client.datadir import STALE_TMP_SECONDS
 from pipeline.kaggle_client.downloads import NET_CHUNK
 from tests.fake_kaggle import KEY, REAL_ZIP, TOKEN, USERNAME, competition_zip
-from tests.helpers import ROOT
+from tests.helpers import ROOT, make_fifo
 
 SECRETS = (KEY, TOKEN, base64.b64encode(f"{USERNAME}:{KEY}".encode()).decode())
 
@@ -396,12 +396,12 @@ def test_retry_after_as_a_date_is_waited_for(fake_kaggle, data_dir, monkeypatch)
 
 
 def test_slow_server_hits_the_timeout(fake_kaggle, data_dir, capsys):
-    fake_kaggle.delay("ListDataFiles", 10)
+    fake_kaggle.delay("ListDataFiles", 120)  # far beyond the bound below, which a loaded machine meets too
     log = Log()
     began = time.monotonic()
     with pytest.raises(KaggleError) as err:
         kaggle_client.download(data_dir, timeout=0.3, retries=1, log=log)
-    assert time.monotonic() - began < 5
+    assert time.monotonic() - began < 30
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert "did not answer within 0.3s" in message and "2 attempts" in message
 
@@ -563,12 +563,12 @@ def use_token(monkeypatch) -> None:
 
 def test_slow_token_check_hits_the_timeout(fake_kaggle, data_dir, monkeypatch, capsys):
     use_token(monkeypatch)
-    fake_kaggle.delay("IntrospectToken", 10)
+    fake_kaggle.delay("IntrospectToken", 120)
     log = Log()
     began = time.monotonic()
     with pytest.raises(KaggleError) as err:
         kaggle_client.download(data_dir, timeout=0.5, log=log)
-    assert time.monotonic() - began < 4
+    assert time.monotonic() - began < 30
     message = assert_failed_cleanly(err, data_dir, capsys, log)
     assert "did not answer within 0.5s while checking the API token" in message
     assert fake_kaggle.calls == ["IntrospectToken"]
@@ -577,7 +577,7 @@ def test_slow_token_check_hits_the_timeout(fake_kaggle, data_dir, monkeypatch, c
 def test_slow_token_check_in_a_fresh_process_hits_the_timeout(fake_kaggle, data_dir, monkeypatch, tmp_path):
     """`import kaggle` checks the token itself, without a timeout: it must not hang a new process."""
     use_token(monkeypatch)
-    fake_kaggle.delay("IntrospectToken", 8)
+    fake_kaggle.delay("IntrospectToken", 120)  # far beyond the bound below: a start-up slowed by load still passes
     code = (
         "import sys\n"
         "from pipeline import kaggle_client\n"
@@ -589,12 +589,12 @@ def test_slow_token_check_in_a_fresh_process_hits_the_timeout(fake_kaggle, data_
     )
     began = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-c", code, str(data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code, str(data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=150
     )
     elapsed = time.monotonic() - began
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert done.stdout.count("\n") == 1 and "did not answer within 1s while checking the API token" in done.stdout
-    assert elapsed < 5, f"took {elapsed:.1f}s with a 1s timeout"
+    assert elapsed < 60, f"took {elapsed:.1f}s with a 1s timeout"
     assert fake_kaggle.calls == ["IntrospectToken"]  # the import sent none of its own
 
 
@@ -862,3 +862,98 @@ def test_list_submissions_pages_through_and_reads_every_state(fake_kaggle):
     assert by_ref[made[0]]["message"] == "try 0" and by_ref[made[0]]["submitted_at"]
     assert by_ref[made[1]]["status"] == "error" and by_ref[made[1]]["error"] == "Submission must have 28000 rows"
     assert by_ref[made[1]]["public_score"] is None
+
+
+MALFORMED_PROXIES = ["http://127.0.0.1:abc", "http://127.0.0.1:99999", "http://[::1"]
+
+
+@pytest.mark.parametrize("proxy", MALFORMED_PROXIES)
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "KAGGLE_PROXY"])
+def test_a_malformed_proxy_in_use_is_named_in_one_line(fake_kaggle, data_dir, monkeypatch, variable, proxy):
+    monkeypatch.setenv(variable, proxy)
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.delenv("no_proxy")
+    with pytest.raises(KaggleError) as err:
+        kaggle_client.download(data_dir, retries=0, log=Log())
+    message = str(err.value)
+    assert "proxy" in message and variable in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("proxy", MALFORMED_PROXIES)
+def test_a_malformed_https_proxy_is_named_before_anything_is_sent(fake_kaggle, data_dir, monkeypatch, proxy):
+    # the fake speaks http, so requests would never use HTTPS_PROXY; the real Kaggle does, and the message of
+    # any failure shows the proxy: `HTTPS_PROXY=http://127.0.0.1:abc digits download` crashed writing it
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    fake_kaggle.refuse_connections()
+    with pytest.raises(KaggleError) as err:
+        kaggle_client.download(data_dir, retries=0, log=Log())
+    assert str(err.value).startswith(f"proxy HTTPS_PROXY={proxy!r} is not a valid URL"), str(err.value)
+
+
+def test_a_malformed_proxy_in_kaggle_json_is_named(fake_kaggle, data_dir, monkeypatch):
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.delenv("no_proxy")
+    path = write_kaggle_json(fake_kaggle.config_dir)
+    path.write_text(json.dumps({"username": USERNAME, "key": KEY, "proxy": "http://127.0.0.1:abc"}))
+    with pytest.raises(KaggleError) as err:
+        kaggle_client.download(data_dir, retries=0, log=Log())
+    assert str(err.value).startswith(f"proxy in {path}='http://127.0.0.1:abc' is not a valid URL"), str(err.value)
+
+
+def _kaggle_json_fifo(path: Path) -> None:
+    make_fifo(path)
+
+
+def _kaggle_json_dir(path: Path) -> None:
+    path.mkdir()
+
+
+def _kaggle_json_not_json(path: Path) -> None:
+    path.write_text('{"username": "someone", "key": ')
+
+
+def _kaggle_json_not_utf8(path: Path) -> None:
+    path.write_bytes(b'{"username": "\xff"}')
+
+
+def _kaggle_json_a_list(path: Path) -> None:
+    path.write_text("[1, 2]")
+
+
+@pytest.mark.parametrize(
+    "make, says",
+    [
+        (_kaggle_json_fifo, "not a regular file"),
+        (_kaggle_json_dir, "not a regular file"),
+        (_kaggle_json_not_json, "not a valid kaggle.json (JSONDecodeError"),
+        (_kaggle_json_not_utf8, "not a valid kaggle.json (UnicodeDecodeError"),
+        (_kaggle_json_a_list, "not a valid kaggle.json (expected a JSON object"),
+        (lambda path: path.write_text('{"username": "someone"}'), "holds no username and key"),
+    ],
+)
+def test_an_unreadable_kaggle_json_is_named_not_taken_for_no_credentials(
+    fake_kaggle, data_dir, monkeypatch, make, says
+):
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    path = fake_kaggle.config_dir / "kaggle.json"
+    make(path)
+    with pytest.raises(KaggleError) as err:
+        kaggle_client.download(data_dir, retries=0, log=Log())
+    assert str(err.value).startswith(f"{path}: {says}"), str(err.value)
+    assert fake_kaggle.calls == []
+
+
+def test_a_kaggle_json_fifo_never_hangs_even_with_credentials_in_the_environment(fake_kaggle, data_dir):
+    path = make_fifo(fake_kaggle.config_dir / "kaggle.json")  # the kaggle client itself would wait on it
+    with pytest.raises(KaggleError) as err:
+        kaggle_client.download(data_dir, retries=0, log=Log())
+    assert str(err.value).startswith(f"{path}: not a regular file")
+
+
+@pytest.mark.parametrize("name", ["train.csv", ".manifest.json"])
+def test_a_fifo_in_the_data_dir_is_refused_never_waited_on(fake_kaggle, data_dir, good_data, name):
+    (data_dir / name).unlink()
+    make_fifo(data_dir / name)  # the download would write through it, or read it, and wait for ever
+    with pytest.raises(BadInputError, match=f"{name}: not a regular file"):
+        kaggle_client.download(data_dir, retries=0, log=Log())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -104,9 +103,17 @@ def test_sigterm_during_predict_exits_4_and_keeps_the_old_submission(tmp_path):
     lines = (tmp_path / "data" / "test.csv").read_text().splitlines()
     (tmp_path / "data" / "test.csv").write_text("\n".join(lines[:21]) + "\n")  # predicting needs the models now
     proc = start("predict", cwd=tmp_path)
-    time.sleep(1.0)  # loading TensorFlow and the fold models
-    proc.send_signal(signal.SIGTERM)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # the warning comes once predict runs (its SIGTERM handler set), before TensorFlow
+        seen.append(line)
+        if "predict it again" in line:
+            break
+    else:
+        raise AssertionError("".join(seen))
+    proc.send_signal(signal.SIGTERM)  # now loading TensorFlow and the fold models
     out, err = proc.communicate(timeout=120)
+    err = "".join(seen) + err
     assert proc.returncode == 4, err
     assert "Traceback" not in err and err.count("digits: interrupted") == 1
     assert (tmp_path / "submissions" / "submission.csv").read_bytes() == before

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from pipeline.cli import view_commands
+from pipeline.core import atomic_files
+from pipeline.core.errors import BusyError
 from pipeline.store import gc as gc_mod
 from pipeline.store import run_folders
 from tests import runfactory as rf
@@ -54,7 +58,14 @@ def test_gc_spares_a_running_run_while_the_lock_is_held(tmp_path):
     starting = rf.make_run(tmp_path, T0 + dt.timedelta(hours=1), seed=2)
     rf.remove_report(starting)
     rf.nightly(tmp_path, 3, start=T0 + dt.timedelta(days=1))
-    with run_folders.Lock(tmp_path):
+    before = _ids(tmp_path)
+    with run_folders.Lock(tmp_path):  # a digits of this version: it holds the runs too, so gc removes nothing
+        busy = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 1)
+        dry = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 1, "--dry-run")
+    assert isinstance(busy.exception, BusyError) and "gc removes nothing" in str(busy.exception)
+    assert _ids(tmp_path) == before
+    assert dry.exit_code == 0 and "running (the output directory is locked by another digits)" in dry.stdout
+    with run_folders.Lock(tmp_path, use_runs=False):  # only the lock, as an older digits held it
         result = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 1)
     assert result.exit_code == 0, result.output
     assert live.name in _ids(tmp_path) and starting.name in _ids(tmp_path) and len(_ids(tmp_path)) == 3
@@ -115,6 +126,111 @@ def test_leftovers_stay_while_another_digits_holds_the_lock(tmp_path):
     rf.nightly(tmp_path, 2)
     stale = tmp_path / "runs" / ".gc-20250101-000000"
     stale.mkdir()
-    with run_folders.Lock(tmp_path):  # another gc may be renaming this very folder
+    with run_folders.Lock(tmp_path, use_runs=False):  # another gc may be renaming this very folder
         result = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 1)
     assert result.exit_code == 0 and stale.is_dir()
+    with run_folders.Lock(tmp_path):
+        result = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 1)
+    assert isinstance(result.exception, BusyError) and stale.is_dir()
+
+
+# ---- gc never deletes a run another digits is using --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reader", ["compare", "report", "history", "runs", "submit"])
+def test_gc_removes_nothing_while_a_read_only_command_uses_the_runs(tmp_path, monkeypatch, reader):
+    """`digits gc --keep 0` while `digits <reader>` runs: the reader's runs stay, gc says why and exits 5."""
+    from pipeline.cli import cli
+    from pipeline.views import compare, history, report
+
+    made = rf.nightly(tmp_path, 3)
+    before = _ids(tmp_path)
+    seen: list = []
+
+    def gc_meanwhile(*args, **kwargs):
+        seen.append(rf.invoke(cli, "gc", "--output-dir", tmp_path, "--keep", 0))
+        raise SystemExit(0)  # the reader's own work is not what this test is about
+
+    target = {
+        "compare": (compare, "compare"),
+        "report": (report, "build_report"),
+        "history": (history, "history"),
+        "runs": (history, "list_runs"),
+        "submit": (__import__("pipeline.nightly.submit", fromlist=["submit"]), "submit"),
+    }[reader]
+    monkeypatch.setattr(*target, gc_meanwhile)
+    args = [reader, "--output-dir", tmp_path] + ([made[0]] if reader in ("report", "submit", "compare") else [])
+    rf.invoke(cli, *args)
+    (busy,) = seen
+    assert busy.exit_code == 5 and "gc removes nothing" in busy.output, busy.output
+    assert _ids(tmp_path) == before
+
+
+def test_gc_keep_zero_while_predict_runs_keeps_the_run_and_predict_finishes(tmp_path, monkeypatch):
+    """The issue's case: predict A must neither fail nor leave a husk of A because gc ran meanwhile."""
+    import numpy as np
+
+    from pipeline.cli import cli
+    from pipeline.nightly import blend
+    from tests.helpers import write_competition
+
+    write_competition(tmp_path / "data", n_test=280)
+    made = rf.nightly(tmp_path, 2, config_overrides={"data": {"dir": str(tmp_path / "data")}})
+    for run in made:  # the runs predicted this very test.csv: the blend reads their saved probabilities
+        atomic_files.write_npy(run / "test_proba.npy", np.full((280, 10), 0.1, dtype=np.float32))
+        report = rf.read(run)
+        report["data"]["test.csv"]["sha256"] = atomic_files.sha256(tmp_path / "data" / "test.csv")
+        rf.write_raw(run, report)
+    seen: list = []
+    real = blend.candidates
+
+    def gc_meanwhile(*args, **kwargs):
+        seen.append(rf.invoke(cli, "gc", "--output-dir", tmp_path, "--keep", 0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(blend, "candidates", gc_meanwhile)
+    r = rf.invoke(cli, "predict", "--output-dir", tmp_path, made[0].name)
+    assert r.exit_code == 0, r.output
+    (busy,) = seen
+    assert busy.exit_code == 5 and _ids(tmp_path) == [p.name for p in made]
+    assert rf.read(made[0])["submission"] is not None and (made[0] / "oof.npz").is_file()
+
+
+def test_gc_of_a_run_that_is_a_symlink_removes_the_link_and_leaves_its_target(tmp_path):
+    made = rf.nightly(tmp_path / "archive", 2)
+    rf.nightly(tmp_path / "out", 2, start=T0 + dt.timedelta(days=30))
+    link = tmp_path / "out" / "runs" / made[0].name
+    link.symlink_to(made[0], target_is_directory=True)
+    result = invoke(view_commands.gc, "--output-dir", tmp_path / "out", "--keep", 2)
+    assert result.exit_code == 0, result.output
+    assert not os.path.lexists(link) and made[0].is_dir() and (made[0] / "report.json").is_file()
+    assert not [p for p in (tmp_path / "out" / "runs").iterdir() if p.name.startswith(".")]  # nothing left behind
+
+
+def test_a_record_is_never_written_into_a_run_folder_that_is_gone(tmp_path):
+    """What a predict whose run was deleted under it did: recreate the folder as a husk with a complete report."""
+    from pipeline.core.errors import StorageError
+    from pipeline.store import record
+
+    run = rf.make_run(tmp_path, T0)
+    rec = record.read(run)
+    shutil.rmtree(run)
+    with pytest.raises(StorageError, match="the run folder is gone"):
+        record.write(run, rec)
+    assert not run.exists() and _ids(tmp_path) == []
+
+
+def test_a_command_waits_for_a_gc_that_is_deleting_then_gives_up_in_one_line(tmp_path):
+    from pipeline.store import runs_in_use
+
+    rf.nightly(tmp_path, 1)
+    with runs_in_use.exclusive(tmp_path):  # a gc deleting right now
+        began = time.monotonic()
+        with (
+            pytest.raises(BusyError, match="digits gc has been removing runs here for 1s"),
+            runs_in_use.InUse(tmp_path, wait=1.0),
+        ):
+            pass
+        assert time.monotonic() - began >= 1.0
+    with runs_in_use.InUse(tmp_path, wait=1.0):  # and goes ahead once it has ended
+        pass

@@ -58,6 +58,19 @@ def local_result(tmp_path_factory) -> tuple[bytes, bytes]:
     return _outputs(cwd / "out")
 
 
+def _eventually(check, message: str, seconds: float = 120) -> None:  # type: ignore[no-untyped-def]
+    """Poll `check` until it holds: processes take their time to exit on a busy machine."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.2)
+
+
+def _with_site(site: str) -> str:
+    """PYTHONPATH with the fault-injection site first, keeping what the test run itself has (a worktree)."""
+    return os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")]))
+
+
 def _raylets() -> int:
     return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.count("raylet")
 
@@ -68,8 +81,7 @@ def test_a_local_ray_gives_the_same_bytes_as_the_local_executor_and_is_stopped(t
     assert r.returncode == 0, r.stderr
     assert _outputs(tmp_path / "out") == local_result
     assert "Traceback" not in r.stderr and r.stderr.count("val accuracy") == 2
-    time.sleep(2)
-    assert _raylets() <= before  # the Ray the run started is gone
+    _eventually(lambda: _raylets() <= before, "the Ray the run started is still running")
 
 
 def _free_port() -> int:
@@ -146,11 +158,17 @@ def test_a_fold_that_raises_is_one_line_and_resume_finishes_the_run(tmp_path, lo
         *SMALL,
         "--executor",
         "ray",
+        "--set",
+        "executor.cpus_per_fold=0.01",  # both folds at once on any number of cores
         "--output-dir",
         "out",
         cwd=tmp_path,
         timeout=RAY_TIMEOUT,
-        env={"DIGITS_TEST_FAIL_FOLD": "1", "PYTHONPATH": site},
+        env={
+            "DIGITS_TEST_FAIL_FOLD": "1",
+            "DIGITS_TEST_FAIL_AFTER": str(tmp_path / "out" / "runs" / "*" / "folds" / "fold-0.json"),
+            "PYTHONPATH": _with_site(site),
+        },
     )
     assert failed.returncode == 7
     line = error_line(failed)
@@ -181,19 +199,23 @@ def _fold_workers() -> list[int]:
 
 
 def test_a_worker_killed_mid_fold_is_retried_to_the_same_bytes(tmp_path, local_result):
-    proc = start("run", *SMALL, "--executor", "ray", "--output-dir", "out", cwd=tmp_path)
-    deadline = time.time() + 300
-    killed = None
-    while killed is None and time.time() < deadline and proc.poll() is None:
-        workers = _fold_workers()
-        if workers:
-            time.sleep(1.5)  # inside the fold's training
-            os.kill(workers[0], signal.SIGKILL)
-            killed = workers[0]
+    log, mark = tmp_path / "folds.log", tmp_path / "hung"
+    env = {
+        "PYTHONPATH": _with_site(str(ROOT / "tests" / "ray_site")),
+        "DIGITS_TEST_FOLD_LOG": str(log),
+        "DIGITS_TEST_HANG_FOLD": "0",  # fold 0's first attempt waits after its first epoch to be killed
+        "DIGITS_TEST_HANG_MARK": str(mark),
+    }
+    proc = start("run", *SMALL, "--executor", "ray", "--output-dir", "out", cwd=tmp_path, env=env)
+    deadline = time.monotonic() + 300
+    while not mark.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.1)
+    os.kill(int(mark.read_text()), signal.SIGKILL)  # the worker, in the middle of fold 0
     out, err = proc.communicate(timeout=600)
-    assert killed is not None, "no fold worker was ever seen"
     assert proc.returncode == 0, err
+    starts = [line.split()[1] for line in log.read_text().splitlines()]
+    assert starts.count("0") == 2 and starts.count("1") == 1, starts  # Ray ran fold 0 again, and only it
     assert _outputs(tmp_path / "out") == local_result
 
 
@@ -226,12 +248,17 @@ def test_sigterm_cancels_the_folds_keeps_what_finished_and_exits_4(tmp_path):
     rec = record.read(tmp_path / "out" / "runs" / run_id)
     assert rec.status == "interrupted" and 0 in [f.index for f in rec.folds]
     assert f"digits train --resume {run_id}" in err
-    time.sleep(2)
-    assert not _fold_workers(), "a fold kept training after the driver stopped"
+    _eventually(lambda: not _fold_workers(), "a fold kept training after the driver stopped")
 
 
 def test_an_unreachable_cluster_is_one_line_within_the_timeout(tmp_path):
-    port = _free_port()  # nothing listens there
+    with socket.socket() as held:  # bound, never listening: refused for sure, and no one else can take the port
+        held.bind(("127.0.0.1", 0))
+        port = int(held.getsockname()[1])
+        _unreachable(tmp_path, port)
+
+
+def _unreachable(tmp_path: Path, port: int) -> None:
     t = time.monotonic()
     r = digits(
         "run",
