@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.core import file_reads
 from pipeline.core.errors import StorageError
 from pipeline.nightly import mlflow_record
 from pipeline.nightly.mlflow_record import metrics_of, params_of, submission_file, tags_of
@@ -124,7 +125,7 @@ def quiet() -> Iterator[None]:
 
 def report_sha(run_dir: Path) -> str:
     """The hash of the run's report.json as it is now: what `SHA_TAG` compares."""
-    return hashlib.sha256((run_dir / record.REPORT).read_bytes()).hexdigest()
+    return hashlib.sha256(file_reads.read_bytes(run_dir / record.REPORT)).hexdigest()
 
 
 @dataclass

@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from pipeline.core import atomic_files
+from pipeline.core import atomic_files, file_reads
 from pipeline.core.errors import BadInputError
 from pipeline.store import run_folders
 
@@ -96,15 +96,11 @@ def read(output_dir: str | Path, warn: Callable[[str], None] = lambda s: None) -
     """Every entry in its latest state, in the order they were first written; damaged lines are warned about."""
     where = path(output_dir)
     try:
-        mode = os.stat(where).st_mode
+        raw = file_reads.read_bytes(where)  # a FIFO would hang the night, a folder cannot be read
     except FileNotFoundError:
         return []
-    except OSError as e:
-        raise BadInputError(f"{where}: cannot read the ledger: {e.strerror or e}") from None
-    if not stat.S_ISREG(mode):  # a FIFO would hang the night, a folder cannot be read
-        raise BadInputError(f"{where}: not a regular file; the ledger must be a file")
-    try:
-        raw = where.read_bytes()
+    except file_reads.NotRegularFile:
+        raise BadInputError(f"{where}: not a regular file; the ledger must be a file") from None
     except OSError as e:
         raise BadInputError(f"{where}: cannot read the ledger: {e.strerror or e}") from None
     entries: dict[str, Entry] = {}

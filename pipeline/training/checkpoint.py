@@ -37,7 +37,7 @@ import numpy as np
 from pipeline.core import atomic_files
 from pipeline.core import config as cfg
 from pipeline.core.errors import DigitsError
-from pipeline.store.run_arrays import UNREADABLE
+from pipeline.core.file_reads import UNREADABLE, NotRegularFile, open_regular
 from pipeline.training.splits import FoldTask
 
 log = logging.getLogger("digits")
@@ -77,14 +77,15 @@ def restore(path: Path, model: Any, mark: str) -> State:
     if not path.exists():
         return State()
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open_regular(path) as f, np.load(f, allow_pickle=False) as z:  # a FIFO there never hangs the fold
             meta = json.loads(bytes(z["meta"]).decode())
             model_vars = [z[f"m{i}"] for i in range(len(model.variables))]
             model.optimizer.build(model.trainable_variables)
             opt_vars = [z[f"o{i}"] for i in range(len(model.optimizer.variables))]
             extra = len(z.files) - 1 - len(model_vars) - len(opt_vars)
     except UNREADABLE + (UnicodeDecodeError,) as e:
-        log.warning("warning: %s: damaged (%s); the fold starts over", path, type(e).__name__)
+        why = "not a regular file" if isinstance(e, NotRegularFile) else f"damaged ({type(e).__name__})"
+        log.warning("warning: %s: %s; the fold starts over", path, why)
         return State()
     if meta.get("fingerprint") != mark or extra:
         log.warning("warning: %s was saved by another config or fold; the fold starts over", path)
