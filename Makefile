@@ -36,4 +36,5 @@ lint: setup
 
 benchmark: setup
 	$(BIN)/python benchmarks/holdout.py --full-run
-	$(BIN)/python benchmarks/nights.py --mlp-nights 3 --cnn --ray
+	$(BIN)/python benchmarks/speed.py --repeat 1
+	$(BIN)/python benchmarks/nights.py --runs cnn-wide:2,mlp:2,cnn:1
