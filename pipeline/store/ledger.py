@@ -25,8 +25,6 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import stat
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -192,11 +190,9 @@ def load_predictions(output_dir: str | Path, entry: Entry) -> tuple[np.ndarray, 
         return None
     where = Path(output_dir) / run_folders.SUBMISSIONS / ARRAYS / entry.predictions
     try:
-        if not stat.S_ISREG(os.stat(where).st_mode):
-            return None
-        with np.load(where, allow_pickle=False) as z:
+        with file_reads.open_regular(where) as f, np.load(f, allow_pickle=False) as z:
             labels, predictions = np.asarray(z["labels"]), np.asarray(z["predictions"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except file_reads.UNREADABLE:  # a FIFO or a folder there is as unusable as a damaged file
         return None
     if labels.shape != predictions.shape or labels.ndim != 1:
         return None
