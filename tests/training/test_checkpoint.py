@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,15 +34,20 @@ ARGS = [
 ]
 
 
+def _killed_once_at(where: str, once: Path) -> dict[str, str]:
+    """The environment in which `digits` SIGKILLs itself at epoch:batch `where` of fold 0, once (tests/kill_site)."""
+    return {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(KILL_SITE), os.environ.get("PYTHONPATH")])),
+        "DIGITS_KILL_AT": where,
+        "DIGITS_KILL_ONCE": str(once),
+    }
+
+
 @pytest.mark.slow
 def test_a_fold_killed_in_epoch_3_of_4_resumes_there_and_ends_byte_identical(tmp_path):
     write_competition(tmp_path / "data", n_train=400)
     once = tmp_path / "killed-once"
-    env = {
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(KILL_SITE), os.environ.get("PYTHONPATH")])),
-        "DIGITS_KILL_AT": "3:4",  # fold 0, epoch 3 of 4, before its fifth batch
-        "DIGITS_KILL_ONCE": str(once),
-    }
+    env = _killed_once_at("3:4", once)  # fold 0, epoch 3 of 4, before its fifth batch
     killed = digits("train", *ARGS, cwd=tmp_path, env=env)
     assert killed.returncode == -signal.SIGKILL and once.exists()
     (run_id,) = run_folders.list_runs(tmp_path)
@@ -70,11 +76,7 @@ def test_a_fold_killed_in_epoch_3_of_4_resumes_there_and_ends_byte_identical(tmp
 def test_a_checkpoint_of_another_config_is_not_trusted(tmp_path):
     write_competition(tmp_path / "data", n_train=200)
     once = tmp_path / "killed-once"
-    env = {
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(KILL_SITE), os.environ.get("PYTHONPATH")])),
-        "DIGITS_KILL_AT": "3:0",
-        "DIGITS_KILL_ONCE": str(once),
-    }
+    env = _killed_once_at("3:0", once)
     assert digits("train", *ARGS, cwd=tmp_path, env=env).returncode == -signal.SIGKILL
     (run_id,) = run_folders.list_runs(tmp_path)
     saved = tmp_path / "runs" / run_id / "folds" / "fold-0.resume.npz"
