@@ -51,9 +51,22 @@ from pipeline.store import ledger, record, run_arrays  # noqa: E402
 from pipeline.store.record import RunRecord  # noqa: E402
 from pipeline.training import plan  # noqa: E402
 
-SEEDS = {"mlp": 1000, "cnn": 2000, "cnn-wide": 3000}  # night k of a recipe trains with seed SEEDS[recipe] + k
+SEED = 4000  # night k of every variant trains with seed SEED + k: variants are paired by seed (and so by folds)
 ALPHA = cfg.SubmitConfig().alpha
 PARTS = cfg.BlendConfig().estimate_parts
+# The variants a pool may hold: config values on top of the defaults (`digits train --set KEY=VALUE`).  The
+# precision is explicit, so a variant means the same on every CPU; all train with the default thread count.
+VARIANTS: dict[str, dict[str, object]] = {
+    "wide": {"model.kind": "cnn-wide", "train.precision": "mixed_bfloat16"},
+    "wide-f32": {"model.kind": "cnn-wide", "train.precision": "float32"},
+    "wide-e45": {"model.kind": "cnn-wide", "train.precision": "mixed_bfloat16", "train.epochs": 45},
+    "wide-10f": {"model.kind": "cnn-wide", "train.precision": "mixed_bfloat16", "train.folds": 10},
+    "wide-k5": {"model.kind": "cnn-wide", "train.precision": "mixed_bfloat16", "model.kernel": 5},
+    "wide-k7": {"model.kind": "cnn-wide", "train.precision": "mixed_bfloat16", "model.kernel": 7},
+    "wide-f32-e45": {"model.kind": "cnn-wide", "train.precision": "float32", "train.epochs": 45},
+    "cnn": {"model.kind": "cnn", "train.precision": "mixed_bfloat16"},
+    "mlp": {"model.kind": "mlp", "train.precision": "float32"},
+}
 
 
 @dataclasses.dataclass
@@ -64,37 +77,87 @@ class Run:
     record: RunRecord
     oof: np.ndarray
     test: np.ndarray  # its own soft vote on the holdout rows
+    variant: str
 
     @property
     def recipe(self) -> str:
         return str(self.record.config.model.kind)
 
+    @property
+    def seed(self) -> int:
+        return int(self.record.config.train.seed or 0)
 
-def train_pool(data_dir: Path, pool: Path, wanted: dict[str, int]) -> None:
-    """Train every run of `wanted` that the pool lacks; finish one that was interrupted."""
-    for recipe, count in wanted.items():
+    @property
+    def core_minutes(self) -> float:
+        """The run's training on one core each fold: its folds' seconds, summed."""
+        return sum(f.seconds for f in self.record.folds) / 60
+
+
+def _expected(variant: str) -> dict:
+    """What a run of `variant` records in the sections that decide its numbers (the seed aside)."""
+    from pipeline.core import config_layers
+
+    sets = {}
+    for dotted, value in VARIANTS[variant].items():
+        section, key = dotted.split(".")
+        sets.setdefault(section, {})[key] = value
+    part = cfg.result_part(config_layers.build(named=sets))
+    part["train"].pop("seed")
+    return part
+
+
+def variant_of(rec: RunRecord) -> str | None:
+    """The pool's name for a run, from its recorded config."""
+    part = cfg.result_part(rec.config)
+    part["train"].pop("seed")
+    return next((v for v in VARIANTS if _expected(v) == part), None)
+
+
+def train_pool(data_dir: Path, pool: Path, wanted: list[tuple[str, int]], jobs: int) -> None:
+    """Train every run of `wanted` that the pool lacks, `jobs` at a time; finish one that was interrupted.
+
+    `jobs` trainings at once, each in its own `digits train` with one worker: on two cores, two trainings
+    of one thread each use the machine as `executor.workers = 2` would, with the same bytes.
+    """
+    todo = []
+    for variant, count in wanted:
         for k in range(1, count + 1):
-            seed = SEEDS[recipe] + k
-            found = _existing(pool, recipe, seed)
-            if found is not None and found[1] == "complete":
-                continue
-            args = ["--data-dir", str(data_dir), "--output-dir", str(pool), "--model", recipe, "--seed", str(seed)]
-            if found is not None:
-                args = ["--resume", found[0].name, *args]
-            print(f"training {recipe} seed {seed}" + (" (resuming)" if found else ""), flush=True)
-            proc = subprocess.run([sys.executable, "-m", "pipeline", "train", *args], cwd=ROOT, text=True)
-            if proc.returncode != 0:
-                sys.exit(f"digits train failed ({proc.returncode})")
+            found = _existing(pool, variant, SEED + k)
+            if found is None or found[1] != "complete":
+                todo.append((variant, SEED + k, found))
+    (pool / "logs").mkdir(parents=True, exist_ok=True)
+
+    def one(item: tuple[str, int, tuple[Path, str] | None]) -> int:
+        variant, seed, found = item
+        sets = [a for key, value in VARIANTS[variant].items() for a in ("--set", f"{key}={value}")]
+        args = ["--data-dir", str(data_dir), "--output-dir", str(pool), "--seed", str(seed), *sets]
+        args += ["--set", "executor.workers=1"]
+        if found is not None:
+            args = ["--resume", found[0].name, *args]
+        print(f"training {variant} seed {seed}" + (" (resuming)" if found else ""), flush=True)
+        with open(pool / "logs" / f"{variant}-{seed}.log", "a") as log:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pipeline", "train", *args], cwd=ROOT, stdout=log, stderr=log, text=True
+            )
+        print(f"{variant} seed {seed}: exit {proc.returncode}", flush=True)
+        return proc.returncode
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=jobs) as runner:
+        codes = list(runner.map(one, todo))
+    if any(codes):
+        sys.exit(f"digits train failed for {sum(c != 0 for c in codes)} run(s): see {pool / 'logs'}")
 
 
-def _existing(pool: Path, recipe: str, seed: int) -> tuple[Path, str] | None:
+def _existing(pool: Path, variant: str, seed: int) -> tuple[Path, str] | None:
     found: list[tuple[Path, str]] = []
     for run_dir in sorted((pool / "runs").glob("*")) if (pool / "runs").is_dir() else []:
         try:
             rec = record.read(run_dir)
         except Exception:  # noqa: BLE001 - a folder without a readable report is not one of ours
             continue
-        if rec.config.model.kind == recipe and rec.config.train.seed == seed:
+        if rec.config.train.seed == seed and variant_of(rec) == variant:
             found.append((run_dir, rec.status))
     # a finished run wins over an abandoned start of the same seed; otherwise resume the newest
     found.sort(key=lambda f: (f[1] == "complete", f[0].name))
@@ -107,7 +170,8 @@ def load_pool(pool: Path, holdout_rows: int) -> list[Run]:
         rec = record.read(run_dir)
         if rec.complete:
             labels, oof = run_arrays.load_oof(run_dir, finite=True)
-            runs.append(Run(run_dir, rec, oof, run_arrays.load_test(run_dir, holdout_rows)))
+            variant = variant_of(rec) or f"{rec.config.model.kind}?"
+            runs.append(Run(run_dir, rec, oof, run_arrays.load_test(run_dir, holdout_rows), variant))
     return runs
 
 
@@ -200,14 +264,18 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--zip", type=Path, default=DEFAULT_ZIP)
-    p.add_argument("--runs", default="mlp:3,cnn:2,cnn-wide:3", help="recipe:count,... to train into the pool")
+    p.add_argument("--runs", default="wide:3", help="variant:count,... to train into the pool (VARIANTS)")
+    p.add_argument("--jobs", type=int, default=2, help="Trainings at once (each one worker of one thread).")
     p.add_argument("--keep", type=Path, help="Keep the pool here (default: a temporary folder).")
     p.add_argument("--json", type=Path, help="Write every figure here as JSON.")
     p.add_argument("--no-train", action="store_true", help="Only replay the runs the pool already holds.")
     a = p.parse_args()
     if not a.zip.is_file():
         sys.exit(f"{a.zip}: real competition data not found; nothing to benchmark")
-    wanted = {name: int(count) for name, count in (item.split(":") for item in a.runs.split(","))}
+    wanted = [(name, int(count)) for name, count in (item.split(":") for item in a.runs.split(","))]
+    unknown = [name for name, _ in wanted if name not in VARIANTS]
+    if unknown:
+        sys.exit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     with tempfile.TemporaryDirectory(prefix="digits-nights-") as tmp:
         work = a.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -218,27 +286,14 @@ def main() -> None:
             np.save(work / "holdout_labels.npy", y_ho)
         y_ho = np.load(work / "holdout_labels.npy")
         if not a.no_train:
-            train_pool(work / "split", work / "pool", wanted)
+            train_pool(work / "split", work / "pool", wanted, a.jobs)
         pool = load_pool(work / "pool", len(y_ho))
         labels = run_arrays.load_oof(pool[0].dir)[0]
-        by = {r: [run for run in pool if run.recipe == r] for r in cfg.KINDS}
         rows: list[dict] = []
-        for recipe, runs in by.items():
+        for variant in VARIANTS:
+            runs = sorted((r for r in pool if r.variant == variant), key=lambda r: r.seed)
             if runs:
-                rows += replay(runs, labels, y_ho, f"{recipe} nights")
-        if by["mlp"] and by["cnn"]:
-            rows += replay([*by["mlp"], by["cnn"][0]], labels, y_ho, "MLP nights, then a CNN")
-        plans = [
-            (("cnn-wide",), "rotation"),
-            (("cnn-wide", "cnn"), "rotation"),
-            (("cnn-wide", "cnn"), "least-held"),
-            (("cnn-wide", "cnn", "mlp"), "rotation"),
-            (("cnn-wide", "cnn", "mlp"), "least-held"),
-        ]
-        for recipes, rule in plans:
-            nights = plan_nights(pool, recipes, rule, labels, limit=6)
-            if len(nights) >= 2:
-                rows += replay(nights, labels, y_ho, f"plan {rule} over {', '.join(recipes)}")
+                rows += replay(runs, labels, y_ho, f"{variant} nights")
     text = table(rows) + f"\n\nMachine: {versions()}."
     print("\n" + text)
     if a.json:

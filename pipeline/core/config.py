@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pipeline.core import ray_address
 from pipeline.core.errors import BadInputError
@@ -42,6 +42,7 @@ class ModelConfig:
     input_dropout: float = 0.0
     batch_norm: bool = True
     activation: str = "relu"
+    kernel: int = 3  # cnn-wide only: each block's convolutions before the strided one, KERNELS
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class TrainConfig:
     warmup_epochs: int = 2
     label_smoothing: float = 0.1
     seed: int | None = None  # None: a fresh seed each run, recorded in its report
-    threads: int = 2  # TensorFlow's threads inside a fold; fixed, because the arithmetic depends on it
+    threads: int = 1  # TensorFlow's threads inside a fold; fixed, because the arithmetic depends on it
     precision: str = "auto"  # float32 | mixed_bfloat16 | auto (bfloat16 where the CPU has it and it pays: BF16_PAYS)
 
 
@@ -94,6 +95,9 @@ class PlanConfig:
     # rows, spoils the blend): every night trains the wide CNN.  A list rotates, e.g. ["cnn-wide", "cnn"].
     recipes: tuple[str, ...] = ("cnn-wide",)
     rule: str = "rotation"  # one of PLAN_RULES (pipeline.training.plan); least-held measured worse
+    # Minutes of training a night may spend (0: no limit).  A run that needs more stops at an epoch's end
+    # (the fold's checkpoint), and the next night continues it; the submission waits for the finished run.
+    budget: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,10 @@ class ExecutorConfig:
     """Where folds run.  None of this changes a result, only where and how fast it is computed."""
 
     kind: str = "local"  # local | ray
+    # local: folds trained side by side in this many worker processes; auto = the cores this process may use
+    # // train.threads (at most one per fold).  The bytes do not depend on it: each fold's arithmetic depends
+    # only on its own thread count.
+    workers: int | Literal["auto"] = "auto"
     address: str | None = None  # ray: auto, ray://host:10001 or host:6379; None = RAY_ADDRESS, else a local Ray
     cpus_per_fold: float = 2.0
     gpus_per_fold: float = 0.0
@@ -183,6 +191,7 @@ SCHEDULES = ("cosine", "constant")
 ACTIVATIONS = ("relu", "gelu", "elu", "swish", "tanh")
 EXECUTORS = ("local", "ray")
 MAX_SEED = 2**32 - 1  # what numpy, scikit-learn and Keras accept as a seed
+KERNELS = (3, 5, 7)  # cnn-wide: two stacked 3x3 convolutions per block, or one 5x5, or one 7x7 (An et al. 2020)
 MAX_WIDTH = 2**40  # a sane bound on a layer's width; what fits in memory is checked before training
 T = TypeVar("T")
 
@@ -319,6 +328,8 @@ def validate(config: Config) -> Config:
         (unset_or(m.dropout, 0 <= (m.dropout or 0) < 1), "model.dropout", "must be in [0, 1)"),
         (0 <= m.input_dropout < 1, "model.input_dropout", "must be in [0, 1)"),
         (m.activation in ACTIVATIONS, "model.activation", f"must be one of {', '.join(ACTIVATIONS)}"),
+        (m.kernel in KERNELS, "model.kernel", f"must be one of {', '.join(map(str, KERNELS))}"),
+        (m.kernel == 3 or m.kind in (None, "cnn-wide"), "model.kernel", "is a cnn-wide option (3 for the others)"),
         (0 <= a.rotation <= 180, "augment.rotation", "must be in [0, 180] degrees"),
         (0 <= a.shift <= 14, "augment.shift", "must be in [0, 14] pixels"),
         (0 <= a.zoom < 1, "augment.zoom", "must be in [0, 1)"),
@@ -337,6 +348,8 @@ def validate(config: Config) -> Config:
         (all(o in NOTIFY_ON for o in config.notify.on), "notify.on", f"must list some of {', '.join(NOTIFY_ON)}"),
         (0 < config.notify.timeout <= 3600, "notify.timeout", "must be in (0, 3600] seconds"),
         (e.kind in EXECUTORS, "executor.kind", f"must be one of {', '.join(EXECUTORS)}"),
+        (e.workers == "auto" or 1 <= e.workers <= 1024, "executor.workers", "must be auto or in 1..1024"),
+        (0 <= config.plan.budget <= 10_080, "plan.budget", "must be in 0..10080 minutes (0: no limit)"),
         (address is None, "executor.address", address or ""),
         (0 < e.cpus_per_fold <= 1024, "executor.cpus_per_fold", "must be in (0, 1024]"),
         (0 <= e.gpus_per_fold <= 64, "executor.gpus_per_fold", "must be in [0, 64]"),

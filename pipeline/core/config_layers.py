@@ -21,7 +21,7 @@ import math
 import tomllib
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from pipeline.core import file_reads
 from pipeline.core.config import DEMO, Config, flatten, resolve, validate
@@ -38,6 +38,17 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
     """Turn a TOML or command-line value into the field's type, or say which option is wrong."""
     origin = get_origin(typ)
     args = get_args(typ)
+    words = [w for a in args if get_origin(a) is Literal for w in get_args(a)]
+    if words:  # X | Literal["auto"]: one of the words, or an X
+        if isinstance(value, str) and value.strip().lower() in words:
+            return value.strip().lower()
+        try:
+            return _coerce(value, next(a for a in args if get_origin(a) is not Literal), name)
+        except BadInputError:
+            shown = value if isinstance(value, (str, int, float)) else str(value)
+            raise BadInputError(
+                f"option {name}: expected {' or '.join(map(str, words))} or a number, got {quoted(shown)}"
+            ) from None
     if args and type(None) in args and origin is not tuple:  # X | None
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             return None

@@ -44,6 +44,18 @@ def test_demo_base_yields_to_what_the_user_sets():
     assert wide.model.kind == "cnn-wide" and wide.model.hidden == () and wide.train.epochs == 30
 
 
+def test_workers_take_auto_or_a_count_from_the_command_line_and_a_file(tmp_path):
+    assert cfg.Config().executor.workers == "auto"
+    assert config_layers.build(sets={"executor": {"workers": " Auto "}}).executor.workers == "auto"
+    assert config_layers.build(sets={"executor": {"workers": "3"}}).executor.workers == 3
+    f = tmp_path / "c.toml"
+    f.write_text("[executor]\nworkers = 4\n")
+    assert config_layers.build(f).executor.workers == 4
+    f.write_text('[executor]\nworkers = "all"\n')
+    with pytest.raises(BadInputError, match="executor.workers: expected auto or a number, got 'all'"):
+        config_layers.build(f)
+
+
 def test_set_strings_are_coerced_to_field_types():
     sets = config_layers.parse_set(
         ["model.hidden=128, 64", "augment.enabled=no", "train.learning_rate=1e-3", "train.optimizer=adam"]
@@ -80,6 +92,11 @@ def test_set_strings_are_coerced_to_field_types():
         ({"notify": {"on": "never"}}, "option notify.on: must list some of failure, submitted, always"),
         ({"model": {"kind": "cnn-wide", "filters": "8,16,32"}}, "option model.filters: must list one or two"),
         ({"notify": {"timeout": "0"}}, "option notify.timeout: must be in (0, 3600] seconds"),
+        ({"executor": {"workers": "many"}}, "option executor.workers: expected auto or a number, got 'many'"),
+        ({"executor": {"workers": "0"}}, "option executor.workers: must be auto or in 1..1024"),
+        ({"model": {"kernel": "4"}}, "option model.kernel: must be one of 3, 5, 7"),
+        ({"model": {"kind": "cnn", "kernel": "5"}}, "option model.kernel: is a cnn-wide option"),
+        ({"plan": {"budget": "-1"}}, "option plan.budget: must be in 0..10080 minutes"),
     ],
 )
 def test_bad_command_line_values_are_usage_errors_naming_the_option(sets, message):

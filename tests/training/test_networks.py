@@ -108,7 +108,23 @@ def test_the_parameter_count_matches_keras_for_every_recipe():
         {"model": {"kind": "cnn-wide", "filters": "8,16"}},
         {"model": {"kind": "cnn-wide", "filters": "8"}},
         {"model": {"kind": "cnn-wide", "filters": "8,16", "hidden": "24"}},
+        {"model": {"kind": "cnn-wide", "filters": "8,16", "kernel": 5}},
+        {"model": {"kind": "cnn-wide", "filters": "8,16", "kernel": 7}},
     ):
         config = config_layers.build(named={**named, "train": {"seed": 1}})
         # batch norm's 4 numbers per unit: 2 trainable, 2 moving statistics
         assert networks.parameter_count(config) == networks.build_model(config).count_params()
+
+
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+def test_every_kernel_variant_keeps_the_wide_cnns_map_sizes(kernel):
+    """One 5x5 or one padded 7x7 where two 3x3 were: 28 -> 24 -> 12, then 12 -> 8 -> 4, as the default."""
+    config = config_layers.build(named={"model": {"kind": "cnn-wide", "kernel": kernel}, "train": {"seed": 1}})
+    model = networks.build_model(config)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    sizes = [tuple(layer.output.shape[1:3]) for layer in convs]
+    assert [tuple(c.kernel_size) for c in convs if c.strides == (1, 1)][0] == (kernel, kernel)
+    strided = [i for i, c in enumerate(convs) if c.strides == (2, 2)]
+    assert [sizes[i] for i in strided] == [(12, 12), (4, 4)]
+    assert [sizes[i - 1] for i in strided] == [(24, 24), (8, 8)] and sizes[-1] == (1, 1)
+    assert len(convs) == (7 if kernel == 3 else 5)
