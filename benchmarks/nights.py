@@ -130,7 +130,9 @@ def train_pool(data_dir: Path, pool: Path, wanted: list[tuple[str, int]], jobs: 
     def one(item: tuple[str, int, tuple[Path, str] | None]) -> int:
         variant, seed, found = item
         sets = [a for key, value in VARIANTS[variant].items() for a in ("--set", f"{key}={value}")]
-        args = ["--data-dir", str(data_dir), "--output-dir", str(pool), "--seed", str(seed), *sets]
+        # each training its own output folder: one output directory is one digits at a time (its lock)
+        out = pool / f"{variant}-{seed}"
+        args = ["--data-dir", str(data_dir), "--output-dir", str(out), "--seed", str(seed), *sets]
         args += ["--set", "executor.workers=1"]
         if found is not None:
             args = ["--resume", found[0].name, *args]
@@ -152,7 +154,7 @@ def train_pool(data_dir: Path, pool: Path, wanted: list[tuple[str, int]], jobs: 
 
 def _existing(pool: Path, variant: str, seed: int) -> tuple[Path, str] | None:
     found: list[tuple[Path, str]] = []
-    for run_dir in sorted((pool / "runs").glob("*")) if (pool / "runs").is_dir() else []:
+    for run_dir in _run_dirs(pool):
         try:
             rec = record.read(run_dir)
         except Exception:  # noqa: BLE001 - a folder without a readable report is not one of ours
@@ -164,9 +166,14 @@ def _existing(pool: Path, variant: str, seed: int) -> tuple[Path, str] | None:
     return found[-1] if found else None
 
 
+def _run_dirs(pool: Path) -> list[Path]:
+    """The pool's run folders, oldest first: each training's output folder holds one (older pools: one for all)."""
+    return sorted([*pool.glob("runs/*"), *pool.glob("*/runs/*")], key=lambda d: d.name)
+
+
 def load_pool(pool: Path, holdout_rows: int) -> list[Run]:
     runs = []
-    for run_dir in sorted((pool / "runs").glob("*")):
+    for run_dir in _run_dirs(pool):
         rec = record.read(run_dir)
         if rec.complete:
             labels, oof = run_arrays.load_oof(run_dir, finite=True)
