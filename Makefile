@@ -1,16 +1,17 @@
 # `make demo` sets up .venv and runs the whole job on a small built-in competition;
 # `make test` sets up .venv, lints, type-checks and checks the layers, then runs every test (what .ci/run calls); `make test-fast` skips the ones that train.
+# `make docs` builds the manual (docs/, mkdocs.yml) into site/, strictly: a broken link or a missing page fails it (.ci/run too).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast lint benchmark
+.PHONY: setup demo test test-fast lint docs benchmark
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,ray,notify,mlflow]'
+	$(BIN)/python -m pip install -q -e '.[test,ray,notify,mlflow,docs]'
 	touch $@
 
 demo: setup
@@ -33,6 +34,11 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The command reference is generated from the Click group (mkdocs-click), the config and exit-code tables by
+# mkdocs_hooks.py.  NO_MKDOCS_2_WARNING: MkDocs 1.6 prints a notice about its successor on every build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 benchmark: setup
 	$(BIN)/python benchmarks/holdout.py --full-run

@@ -22,6 +22,8 @@ from typing import Any, NoReturn
 
 import click
 
+from pipeline.cli import option_help
+from pipeline.cli.option_help import config_option
 from pipeline.core import config as cfg
 from pipeline.core import config_layers, stop_signals
 from pipeline.core.errors import EXIT_MEANINGS, INTERRUPTED, STORAGE, DigitsError
@@ -153,7 +155,11 @@ NOTIFY = click.option(
     multiple=True,
     expose_value=False,
     callback=_add_notify,
-    help="Tell this Apprise URL how the command ended (repeatable; adds to [notify] urls; needs digits[notify]).",
+    help="Tell this Apprise URL how the command ended, on the ends notify.on names ("
+    + ", ".join(cfg.NOTIFY_ON)
+    + "; default "
+    + option_help.shown(cfg.NotifyConfig().on)
+    + ").  Repeatable; adds to [notify] urls; needs digits[notify].",
 )
 
 
@@ -183,29 +189,48 @@ CONFIG_OPTIONS = [
         "--config",
         "config_file",
         metavar="FILE",  # checked when read: anything but a readable regular file is bad input (exit 1)
-        help="TOML file with [data] [model] [augment] [train] [blend] [executor] tables.",
+        help="A TOML file of config tables: "
+        + " ".join(f"[{table}]" for table in option_help.config_tables())
+        + " (their keys are those of --set).",
     ),
-    click.option("--data-dir", help="Competition files (default: data/)."),
-    click.option("--model", type=click.Choice(cfg.KINDS), help="mlp (default) or cnn."),
-    click.option("--folds", type=int, help="Stratified folds (default 5)."),
-    click.option("--epochs", type=int, help="Epochs per fold (default: the model's)."),
-    click.option(
+    config_option("--data-dir", path="data.dir", help="Where the competition files are (run --demo: OUTPUT_DIR/data)."),
+    config_option(
+        "--model",
+        path="model.kind",
+        type=click.Choice(cfg.KINDS),
+        help="The recipe this run trains, instead of the plan's choice.",
+    ),
+    config_option("--folds", path="train.folds", type=int, help="Stratified folds."),
+    config_option("--epochs", path="train.epochs", type=int, help="Epochs per fold (all trained; the last is kept)."),
+    config_option(
         "--seed",
+        path="train.seed",
         type=int,
-        help="The one seed behind folds, weights, shuffling and augmentation (default: a fresh one each run).",
+        help="The one seed behind the split into folds, the weights, the shuffling and the distortion: the same "
+        "seed, config and data train the same run, byte for byte.",
     ),
-    click.option("--batch-size", type=int, help="Training batch size."),
-    click.option("--hidden", help="Dense layer widths, e.g. 512,256."),
-    click.option("--ensemble-runs", type=int, help="Blend at most this many compatible runs (1: this run alone)."),
-    click.option("--executor", type=click.Choice(cfg.EXECUTORS), help="Where folds train: local (default) or ray."),
-    click.option("--ray-address", help="Attach to this Ray cluster (auto, ray://host:10001, host:6379)."),
+    config_option("--batch-size", path="train.batch_size", type=int, help="Training batch size."),
+    config_option("--hidden", path="model.hidden", help="Dense layer widths, e.g. 512,256 (a CNN's head)."),
+    config_option(
+        "--ensemble-runs",
+        path="blend.runs",
+        type=int,
+        metavar="N",
+        help="Blend this run with at most N-1 of the newest compatible runs (1: this run alone).",
+    ),
+    config_option("--executor", path="executor.kind", type=click.Choice(cfg.EXECUTORS), help="Where folds train."),
+    config_option(
+        "--ray-address",
+        path="executor.address",
+        help="The Ray cluster to attach to: auto, ray://host:10001, host:6379.",
+    ),
     MLFLOW_OPTION,
     click.option(
         "--set",
         "sets",
         multiple=True,
         metavar="SECTION.KEY=VALUE",
-        help="Any config value, e.g. --set augment.rotation=10 (repeatable).",
+        help="Any config value, e.g. --set augment.rotation=10 (repeatable; SECTION is a table of --config).",
     ),
 ]
 
@@ -220,15 +245,13 @@ def build_config(
     app: App, opts: dict[str, Any], demo: bool = False, variant: tuple[str, dict[str, Any]] | None = None
 ) -> cfg.Config:
     """The command's config: defaults (or the demo's) < --config < --set < named options."""
-    named: dict[str, Any] = {
-        "data": {"dir": opts.get("data_dir")},
-        "model": {"kind": opts.get("model"), "hidden": opts.get("hidden")},
-        "train": {k: opts.get(k) for k in ("folds", "epochs", "seed", "batch_size")},
-        "blend": {"runs": opts.get("ensemble_runs")},
-        "executor": {"kind": opts.get("executor"), "address": opts.get("ray_address")},
-        "tracking": {"mlflow": True if opts.get("mlflow") else None},  # no flag: the file's or the default
-        "output_dir": app.output_dir,
-    }
+    named: dict[str, Any] = {"output_dir": app.output_dir}
+    for name, path in option_help.NAMED.items():  # the named options, each over its config field
+        section, key = path.split(".")
+        value = opts.get(name)
+        if name == "mlflow":
+            value = True if value else None  # no flag: the file's or the default
+        named.setdefault(section, {})[key] = value
     if demo:
         named["output_dir"] = named["output_dir"] or "demo"
         named["data"]["dir"] = named["data"]["dir"] or str(Path(named["output_dir"]) / "data")

@@ -17,15 +17,20 @@ from typing import Any
 
 import click
 
+from pipeline.cli import option_help
 from pipeline.cli.app import MLFLOW_OPTION, App, build_config, config_options, notify_option, pass_app, shared
+from pipeline.cli.option_help import described_option
 from pipeline.core import config as cfg
 from pipeline.core.errors import UsageError
-from pipeline.store import run_folders, runs_in_use
+from pipeline.store import record, run_folders, runs_in_use
+
+# What `digits submit` and `run --submit` send as the message when none is given (pipeline.nightly.submit).
+MESSAGE_DEFAULT = '"digits run RUN-ID, estimate E%" (E: the blend\'s estimate)'
 
 
 @click.command()
 @click.option("--data-dir", default=cfg.DataConfig.dir, show_default=True, help="Where the competition files go.")
-@click.option("--competition", default=cfg.DataConfig.competition, show_default=True)
+@click.option("--competition", default=cfg.DataConfig.competition, show_default=True, help="The Kaggle competition.")
 @click.option("--force", is_flag=True, help="Download again even if the local files are current.")
 @notify_option
 @shared
@@ -45,12 +50,19 @@ def download(app: App, data_dir: str, competition: str, force: bool) -> None:
 
 @click.command()
 @config_options
-@click.option("--resume", "resume", metavar="RUN", help="Finish an interrupted run: train only its missing folds.")
+@click.option(
+    "--resume",
+    "resume",
+    metavar="RUN",
+    help="Finish RUN, a run not complete (a run id, a unique prefix, latest or a run folder): train only its "
+    "missing folds.  The config given must be the run's (its config.toml is); an unset seed, recipe or precision "
+    "takes the run's.",
+)
 @notify_option
 @shared
 @pass_app
 def train(app: App, resume: str | None, **opts: Any) -> None:
-    """Train one run: k folds into OUTPUT_DIR/runs/<run-id>/."""
+    """Train one run: k folds into OUTPUT_DIR/runs/RUN-ID/."""
     from pipeline.nightly.tracking import tracked
     from pipeline.training import trainer
 
@@ -61,17 +73,24 @@ def train(app: App, resume: str | None, **opts: Any) -> None:
 
 @click.command()
 @click.argument("run", default="latest")
-@click.option("--data-dir", help="Where test.csv is (default: the run's own data dir).")
-@click.option(
+@described_option("--data-dir", help="Where test.csv is.", default_text="the run's own data folder")
+@described_option(
     "--ensemble-runs",
     type=click.IntRange(min=1, max=1000),  # as blend.runs
-    help="Blend at most this many compatible runs (default: the run's blend.runs; 1: RUN alone).",
+    metavar="N",
+    help="Blend RUN with at most N-1 of the newest compatible runs (1: RUN alone).",
+    default_text="the run's blend.runs",
 )
 @notify_option
 @shared
 @pass_app
 def predict(app: App, run: str, data_dir: str | None, ensemble_runs: int | None) -> None:
-    """Blend RUN with compatible runs; predict test.csv into submissions/<run-id>.csv and submission.csv."""
+    """Blend RUN with compatible runs; predict test.csv into submissions/RUN-ID.csv and submission.csv.
+
+    RUN is a run id, a unique prefix of one, `latest` (the default) or a run
+    folder.  Compatible: every fold finished, on the same train.csv and
+    test.csv.
+    """
     from pipeline.nightly.predict import predict as predict_
 
     click.echo(predict_(app.out, run, data_dir, app.progress, ensemble_runs=ensemble_runs))
@@ -79,10 +98,21 @@ def predict(app: App, run: str, data_dir: str | None, ensemble_runs: int | None)
 
 @click.command()
 @config_options
-@click.option("--offline", is_flag=True, help="Never contact Kaggle; use the files in --data-dir.")
-@click.option("--demo", is_flag=True, help="A small competition built from scikit-learn's digits: no Kaggle, a minute.")
-@click.option("--force-download", is_flag=True, help="Download again even if current.")
-@click.option("--resume", is_flag=True, help="Finish the newest interrupted run with this config and data, if any.")
+@click.option("--offline", is_flag=True, help="Never contact Kaggle: train on the files in --data-dir, do not submit.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="A small competition built from scikit-learn's digits, in demo/: no Kaggle account, about a minute.",
+)
+@click.option("--force-download", is_flag=True, help="Download again even if the local files are current.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Finish the newest run left "
+    + option_help.either(record.UNFINISHED)
+    + " whose config and data are tonight's (an unset seed, recipe or precision matches any): train only its "
+    "missing folds.  Without one, a new run.",
+)
 @click.option(
     "--submit",
     "submit_mode",
@@ -90,10 +120,12 @@ def predict(app: App, run: str, data_dir: str | None, ensemble_runs: int | None)
     flag_value="better",
     default=None,
     type=click.Choice(["better", "always"]),
-    help="Submit when the blend beats the last accepted submission's out-of-fold accuracy "
-    "(--submit always: every night).",
+    help="better (--submit alone): submit only when tonight's blend beats the best submission Kaggle accepted, "
+    "by McNemar's test on the rows both predict (p below submit.alpha, default "
+    + option_help.shown(cfg.SubmitConfig().alpha)
+    + "; one made elsewhere: a binomial test of the estimate against its public score).  always: every night.",
 )
-@click.option("-m", "--message", help="Submission message (default: run id and CV accuracy).")
+@described_option("-m", "--message", help="Submission message.", default_text=MESSAGE_DEFAULT)
 @notify_option
 @shared
 @pass_app
@@ -138,13 +170,22 @@ def run(
 
 @click.command()
 @click.argument("target", default="latest", metavar="RUN|FILE")
-@click.option("-m", "--message", help="Submission message (default: run id and CV accuracy).")
-@click.option("--competition", help="Default: the run's competition, else digit-recognizer.")
+@described_option(
+    "-m",
+    "--message",
+    help="Submission message.",
+    default_text=MESSAGE_DEFAULT + '; a file no run wrote: "digits submission FILE-NAME"',
+)
+@described_option(
+    "--competition",
+    help="The Kaggle competition.",
+    default_text=f"the run's competition, else {cfg.DataConfig.competition}",
+)
 @click.option(
     "--wait",
     type=click.FloatRange(min=0, max=86400),
     callback=lambda ctx, param, value: _finite(param, value),
-    default=600,
+    default=cfg.SubmitConfig.wait,
     show_default=True,
     help="Seconds to wait for Kaggle's score (at most a day).",
 )
@@ -172,7 +213,13 @@ def submit(
 @click.command()
 @click.argument("variants")  # checked when read, like --config: a folder or a FIFO is bad input (exit 1)
 @config_options
-@click.option("--resume", is_flag=True, help="Finish the sweep's unfinished runs instead of starting new ones.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Finish, for each variant, the newest run left "
+    + option_help.either(record.UNFINISHED)
+    + " with that variant's config and this data; a variant without one trains a new run.",
+)
 @notify_option
 @shared
 @pass_app

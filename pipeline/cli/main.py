@@ -31,9 +31,11 @@ from pipeline.core.errors import INTERRUPTED, STORAGE
 def cli() -> None:
     """digits: the nightly Kaggle Digit Recognizer job.
 
-    Downloads the competition, trains a k-fold ensemble of tonight's recipe (an MLP or a CNN),
-    blends it with the compatible runs of earlier nights, writes
-    submissions/submission.csv and keeps a report of every run in runs/.
+    Downloads the competition, trains a k-fold ensemble of tonight's recipe
+    (the plan's choice, or --model), blends it with the compatible runs of
+    earlier nights, writes submissions/submission.csv, submits it when it
+    beats the best submission beyond noise (--submit), and keeps a report of
+    every run in runs/.
     """
 
 

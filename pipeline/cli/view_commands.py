@@ -13,6 +13,7 @@ from __future__ import annotations
 import click
 
 from pipeline.cli.app import App, pass_app, shared
+from pipeline.cli.option_help import described_option
 from pipeline.store import gc as _gc
 from pipeline.store import run_folders, runs_in_use
 from pipeline.views import compare as _compare
@@ -43,13 +44,13 @@ from pipeline.views import report as _report
 def compare(app: App, refs: tuple[str, ...], fmt: str, last: int) -> None:
     """Compare runs side by side, and test whether two differ beyond chance.
 
-    Per-fold accuracy, mean ± std, out-of-fold accuracy, the blend the run
-    submitted (its out-of-fold accuracy and how many runs it averages),
-    leaderboard score and time of each run, then the config values that
-    differ between them.
+    Per-fold accuracy, mean ± std, out-of-fold accuracy, the blend (the
+    estimate of the submission the run wrote, on rows its selection never
+    saw, and how many runs it averages), leaderboard score and time of each
+    run, then the config values that differ between them.
 
     RUN is a run id, a unique prefix of one, `latest`, or a run folder; with
-    none, the newest runs are shown.  With exactly two runs, also the per-fold
+    none, the newest runs are shown (--last).  With exactly two runs, also the per-fold
     deltas (second minus first) and McNemar's test on their paired
     out-of-fold predictions, which tells a real improvement from noise (only
     when both runs used the same train.csv).
@@ -60,19 +61,20 @@ def compare(app: App, refs: tuple[str, ...], fmt: str, last: int) -> None:
 
 @click.command()
 @click.argument("ref", default="latest", metavar="[RUN]")
-@click.option(
+@described_option(
     "--out",
     "out",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Where to write the page.  [default: runs/<id>/report.html]",
+    help="Where to write the page.",
+    default_text="runs/RUN-ID/report.html",
 )
 @shared
 @pass_app
 def report(app: App, ref: str, out: str | None) -> None:
     """Write an HTML report of one run (default: the latest).
 
-    The page is self-contained and is written to runs/<id>/report.html.
+    The page is self-contained and is written to runs/RUN-ID/report.html.
 
     Learning curves of every fold, per-fold accuracy, the confusion matrix,
     per-class accuracy and a grid of misclassified out-of-fold digits.  The
@@ -93,11 +95,15 @@ def report(app: App, ref: str, out: str | None) -> None:
 @shared
 @pass_app
 def history(app: App, plot: str | None, no_plot: bool) -> None:
-    """Show the accuracy trend over all runs, as a table and a plot.
+    """Show the accuracy trend over all runs, and every submission, as tables and a plot.
 
-    Out-of-fold accuracy, fold mean ± std, the blend the run submitted
-    (its out-of-fold accuracy and how many runs it averages) and the public
-    leaderboard score of every run, with the change from the run before.
+    Every run, oldest first: its status, its recipe (and the plan's rule when
+    the plan chose it), fold mean ± std, out-of-fold accuracy, the blend (the
+    estimate of the submission the run wrote, on rows its selection never
+    saw, and how many runs it averages) and the public leaderboard score,
+    with the changes from the run before.  Then every submission in
+    submissions/ledger.jsonl: when, which run and blend, its estimate when
+    submitted, Kaggle's public score and status.
     """
     with runs_in_use.using(app.out):
         _history.history(app.out, plot=plot, draw=not no_plot)
@@ -130,9 +136,12 @@ def runs(app: App) -> None:
 def gc(app: App, keep: int, dry_run: bool) -> None:
     """Remove old run folders, keeping the newest N.
 
-    Never removes the run that made the current submissions/submission.csv.
-    While another digits uses the runs (trains, predicts, reads, submits),
-    removes nothing and exits 5.  Files in submissions/ are left alone.
+    Also keeps every run that a submission Kaggle accepted or is scoring
+    blends or made (submissions/ledger.jsonl), the run that made the current
+    submissions/submission.csv, and a run still training under another
+    digits.  While another digits uses the runs (trains, predicts, reads,
+    submits), removes nothing and exits 5.  Files in submissions/ are left
+    alone.
     """
     _gc.gc(app.out, keep=keep, dry_run=dry_run)
 

@@ -15,7 +15,8 @@ STORAGE = 6
 CLUSTER = 7
 
 # What each exit code means, in one place: the CLI's epilog and the notifications (pipeline.nightly.notify)
-# say it in these words; the README's table says the same at more length.  A short name, then what it covers.
+# say it in these words, and the manual's table is generated from it (docs/exit-codes.md, mkdocs_hooks.py).
+# A short name, then what it covers.
 EXIT_MEANINGS: dict[int, tuple[str, str]] = {
     OK: ("ok", "also when --submit decided not to submit"),
     BAD_INPUT: ("bad input", "a data file, config file or run folder"),

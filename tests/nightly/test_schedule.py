@@ -72,9 +72,9 @@ def test_a_user_name_systemd_would_refuse_is_a_usage_error():
         schedule.systemd_units(DIGITS, "/home/you", "you\nExecStartPre=/bin/evil", "01:30", ["run"])
 
 
-def test_the_readme_shows_what_schedule_prints():
-    readme = (ROOT / "README.md").read_text()
+def test_the_readme_and_the_manual_show_what_schedule_prints():
+    readme, manual = (ROOT / "README.md").read_text(), (ROOT / "docs" / "unattended.md").read_text()
     fill = (DIGITS, "/home/you/digits", "you", schedule.DEFAULT_AT, schedule.DEFAULT_JOB)
-    assert schedule.cron_line(*fill) in readme
+    assert schedule.cron_line(*fill) in readme and schedule.cron_line(*fill) in manual
     for text in schedule.systemd_units(*fill).values():
-        assert text in readme
+        assert text in manual
