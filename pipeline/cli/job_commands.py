@@ -141,7 +141,9 @@ def run(
 ) -> None:
     """The nightly job: download, train, blend, predict (and submit with --submit).
 
-    Exits 0 only when a valid submission was written.
+    Continues the run that plan.budget paused last night, if any.  Exits 0
+    when a valid submission was written, or when the budget paused the run
+    again (no new submission tonight).
     """
     from pipeline.nightly import night
     from pipeline.nightly.tracking import tracked
@@ -165,7 +167,8 @@ def run(
             submit_message=message,
             progress=app.progress,
         )
-    click.echo(path)
+    if path is not None:
+        click.echo(path)
 
 
 @click.command()

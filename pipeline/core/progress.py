@@ -96,7 +96,7 @@ class Progress:
 
 
 class LiveProgress(Progress):
-    """Plain lines plus a live bar of the current fold's epochs (terminals only)."""
+    """Plain lines plus a live bar of each fold in training (several side by side with workers; terminals only)."""
 
     def __init__(self, console: Any):
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -112,28 +112,29 @@ class LiveProgress(Progress):
             console=console,
             transient=True,
         )
-        self.task: Any = None  # rich's TaskID of the fold in training
+        self.bars: dict[tuple[str, int], Any] = {}  # rich's TaskID of each fold in training, by (run id, fold)
         super().__init__()
 
     def epoch(self, task: Any, epoch: int, epochs: int, logs: dict[str, Any]) -> None:
         super().epoch(task, epoch, epochs, logs)
-        fold = task.index
+        key = (task.run_id, task.index)
         metrics = f"loss {logs.get('loss', 0):.4f} val acc {logs.get('val_accuracy', 0):.4f}"
-        if self.task is None:
-            self.bar.start()
-            self.task = self.bar.add_task(f"fold {fold + 1}/{self.total}", total=epochs, metrics=metrics)
-        self.bar.update(
-            self.task, description=f"fold {fold + 1}/{self.total}", completed=epoch, total=epochs, metrics=metrics
-        )
+        if key not in self.bars:
+            if not self.bars:
+                self.bar.start()
+            self.bars[key] = self.bar.add_task(f"fold {task.index + 1}/{self.total}", total=epochs, metrics=metrics)
+        self.bar.update(self.bars[key], completed=epoch, total=epochs, metrics=metrics)
 
     def fold_done(self, result: Any, label: str = "", run_dir: Path | None = None) -> None:
-        if self.task is not None:
-            self.bar.remove_task(self.task)
-            self.task = None
+        run_id = Path(run_dir).name if run_dir is not None else ""
+        bar = self.bars.pop((run_id, result.record.index), None)
+        if bar is not None:
+            self.bar.remove_task(bar)
         super().fold_done(result, label, run_dir)
 
     def close(self) -> None:
         self.bar.stop()
+        self.bars.clear()
 
 
 # TensorFlow's C++ runtime writes start-up chatter straight to file descriptor 2,

@@ -35,8 +35,12 @@ def nightly(
     submit_mode: str | None = None,
     submit_message: str | None = None,
     progress: Progress | None = None,
-) -> Path:
-    """The whole job: download (unless offline or demo), train, blend and predict, then submit if asked."""
+) -> Path | None:
+    """The whole job: download (unless offline or demo), train, blend and predict, then submit if asked.
+
+    Continues the run the budget paused last night, if any (with --resume: any unfinished run).  Returns the
+    submission's path; None when the budget paused the run again (the submission stays as it was).
+    """
     progress = progress or Progress()
     if submit_mode is not None and submit_mode not in SUBMIT_MODES:
         raise UsageError(f"option --submit: expected one of {', '.join(SUBMIT_MODES)}, got {submit_mode!r}")
@@ -59,7 +63,11 @@ def nightly(
     with run_folders.Lock(config.output_dir):
         if not (demo or offline):  # under the lock: the refresh writes scores into run records
             entries = _refresh(config, progress)
-        run_dir = trainer.train(config, progress, resume=resume or None, hold_lock=False)
+        run_dir = trainer.train(config, progress, resume=resume or None, hold_lock=False, continue_paused=True)
+        rec = record.read(run_dir)
+        if rec.status == record.PAUSED:  # the blend takes complete runs only: tonight's waits for tomorrow
+            progress.info(f"run {rec.run_id}: {record.standing(rec)}; no new submission tonight")
+            return None
         path = predict(config.output_dir, str(run_dir), config.data.dir, progress, hold_lock=False)
     if submit_mode:
         _gate_and_submit(config, run_dir, submit_mode, submit_message, entries, progress)

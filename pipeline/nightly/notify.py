@@ -92,6 +92,8 @@ def message(outcome: Outcome) -> tuple[str, str]:
         title = f"{name}: crashed (exit {outcome.exit_code}, a bug)"
     elif outcome.exit_code != OK:
         title = f"{name}: failed (exit {outcome.exit_code}, {short})"
+    elif rec is not None and rec.status == record.PAUSED:
+        title = f"{name}: ok, run {rec.run_id}: {record.standing(rec)}; no new submission tonight"
     else:
         title = f"{name}: {'submitted' if outcome.submitted else 'ok'}"
         if estimate is not None:

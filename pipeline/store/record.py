@@ -45,8 +45,13 @@ from pipeline.core.errors import BadInputError, StorageError
 SCHEMA_VERSION = 3
 REPORT = "report.json"
 RUN_ID = re.compile(r"\d{8}-\d{6}(-\d+)?")  # 20261125-233000, then -2, -3 within one second
-Status = Literal["running", "complete", "interrupted", "failed"]
-UNFINISHED = ("running", "interrupted", "failed")
+Status = Literal["running", "complete", "interrupted", "failed", "paused", "set-aside"]
+# What `--resume` takes: a run that stopped before its end.  "paused" is a run the night's budget stopped at an
+# epoch's end, which the next `digits run` continues even without --resume.  A run that failed the same way
+# twice (or FAILURES_TO_SET_ASIDE times in all) is "set-aside": kept for inspection, never resumed again.
+UNFINISHED = ("running", "interrupted", "failed", "paused")
+PAUSED: Status = "paused"
+FAILURES_TO_SET_ASIDE = 3
 LIBRARIES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "pyarrow", "scikit-learn", "ray")
 
 
@@ -171,6 +176,18 @@ class PlanChoice:
 
 
 @dataclass
+class Attempt:
+    """One command's training of the run: a night of a run that spans nights, or a resume after a stop."""
+
+    started_at: str
+    ended: str  # complete | paused | interrupted | failed
+    seconds: float = 0.0  # the training's wall-clock seconds
+    folds_done: int = 0  # folds finished when it ended
+    epochs: dict[int, int] = field(default_factory=dict)  # unfinished folds: epochs saved (fold index -> epochs)
+    error: str | None = None
+
+
+@dataclass
 class RunRecord:
     """One run: its config and data, its folds, its scores, its submission and what Kaggle said."""
 
@@ -200,6 +217,7 @@ class RunRecord:
     variant: str | None = None
     plan: PlanChoice | None = None
     oof_in_sample: bool = False  # schema 2 and older with early stopping: the out-of-fold figures are optimistic
+    attempts: list[Attempt] = field(default_factory=list)  # each command that trained it, oldest first
     schema_version: int = SCHEMA_VERSION
 
     # ---- views every reader shares -------------------------------------------------------
@@ -269,6 +287,24 @@ class RunRecord:
     def to_json(self) -> dict[str, Any]:
         """The record as plain JSON data (what report.json holds)."""
         return _adapter().dump_python(self, mode="json")
+
+
+def standing(rec: RunRecord) -> str:
+    """Where an unfinished run stands after its last attempt: 'fold 3 of 5, epoch 12 of 45' (and the rest)."""
+    total, epochs = rec.folds_planned, rec.config.train.epochs
+    last = rec.attempts[-1] if rec.attempts else None
+    started = {k: e for k, e in (last.epochs if last else {}).items() if e > 0}
+    waiting = total - len(rec.folds) - len(started)
+    if not started:
+        return f"{len(rec.folds)} of {total} folds done" + (f", {waiting} not started" if waiting else "")
+    if len(started) == 1:
+        ((k, e),) = started.items()
+        text = f"fold {k + 1} of {total}, epoch {e} of {epochs}"
+    else:
+        folds, reached = zip(*sorted(started.items()))
+        text = f"folds {', '.join(str(k + 1) for k in folds)} of {total} at epochs {', '.join(map(str, reached))} of {epochs}"
+    done = f"; {len(rec.folds)} of {total} folds done" if rec.folds else ""
+    return text + done + (f", {waiting} not started" if waiting and rec.folds else "")
 
 
 def now() -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from pipeline.core import atomic_files
 from pipeline.core import config as cfg
 from pipeline.core.errors import DigitsError
 from pipeline.core.file_reads import UNREADABLE, NotRegularFile, open_regular
+from pipeline.store import record
 from pipeline.training.splits import FoldTask
 
 log = logging.getLogger("digits")
@@ -53,12 +55,15 @@ class State:
 
 
 def fingerprint(task: FoldTask) -> str:
-    """What a checkpoint must have been made for: the config that decides the numbers, the fold and its rows."""
+    """What a checkpoint must have been made for: the config that decides the numbers, the fold and its rows,
+    and the code and libraries that computed it (another version may build other variables, or other bytes)."""
     what = {
         "config": cfg.result_part(task.config),
         "seed": task.seed,
         "fold": task.index,
         "val_rows": hashlib.sha256(np.ascontiguousarray(task.val_idx).tobytes()).hexdigest(),
+        "code": record.code_version(),
+        "libraries": record.library_versions(),
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -72,9 +77,14 @@ def save(path: Path, model: Any, state: State, mark: str) -> None:
     atomic_files.write_npz(path, compress=False, **arrays)
 
 
-def restore(path: Path, model: Any, mark: str) -> State:
-    """The state saved in `path`, put back into `model`; a fresh State when there is none that fits."""
-    if not path.exists():
+def restore(path: Path, model: Any, mark: str, epochs: int) -> State:
+    """The state saved in `path`, put back into `model`; a fresh State when there is none that fits.
+
+    A checkpoint that cannot be used (damaged, made for another config, fold or version, of the wrong shape
+    or type, holding NaN, or claiming more epochs than the fold has) costs one warning and is deleted, so the
+    fold starts over and never meets it again.
+    """
+    if not path.exists() and not path.is_symlink():
         return State()
     try:
         with open_regular(path) as f, np.load(f, allow_pickle=False) as z:  # a FIFO there never hangs the fold
@@ -83,21 +93,47 @@ def restore(path: Path, model: Any, mark: str) -> State:
             model.optimizer.build(model.trainable_variables)
             opt_vars = [z[f"o{i}"] for i in range(len(model.optimizer.variables))]
             extra = len(z.files) - 1 - len(model_vars) - len(opt_vars)
-    except UNREADABLE + (UnicodeDecodeError,) as e:
-        why = "not a regular file" if isinstance(e, NotRegularFile) else f"damaged ({type(e).__name__})"
-        log.warning("warning: %s: %s; the fold starts over", path, why)
+    except NotRegularFile:
+        log.warning("warning: %s: not a regular file; the fold starts over", path)  # not ours to delete
         return State()
-    if meta.get("fingerprint") != mark or extra:
-        log.warning("warning: %s was saved by another config or fold; the fold starts over", path)
-        return State()
-    for variable, value in zip([*model.variables, *model.optimizer.variables], [*model_vars, *opt_vars]):
-        if tuple(variable.shape) != value.shape:
-            log.warning("warning: %s does not fit this model; the fold starts over", path)
-            return State()
-    for variable, value in zip([*model.variables, *model.optimizer.variables], [*model_vars, *opt_vars]):
+    except UNREADABLE + (UnicodeDecodeError, RecursionError) as e:
+        return _discard(path, f"damaged ({type(e).__name__})")
+    variables = [*model.variables, *model.optimizer.variables]
+    why = _unusable(meta, mark, extra, epochs, variables, [*model_vars, *opt_vars])
+    if why is not None:
+        return _discard(path, why)
+    for variable, value in zip(variables, [*model_vars, *opt_vars]):
         variable.assign(value)
     history = {k: [float(x) for x in v] for k, v in meta["history"].items()}
     return State(int(meta["epoch"]), history, float(meta["seconds"]))
+
+
+def _unusable(meta: Any, mark: str, extra: int, epochs: int, variables: list, values: list) -> str | None:
+    """Why a checkpoint read whole cannot be resumed from, or None."""
+    if not isinstance(meta, dict) or meta.get("fingerprint") != mark or extra:
+        return "saved by another config, fold or version of digits"
+    epoch, seconds, history = meta.get("epoch"), meta.get("seconds"), meta.get("history")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 1 <= epoch <= epochs:
+        return f"its epoch {str(epoch)[:20]} is not one of the fold's 1..{epochs}"
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds < math.inf:
+        return "its seconds are not a time"
+    if not isinstance(history, dict) or not all(
+        isinstance(v, list) and len(v) == epoch and all(isinstance(x, (int, float)) for x in v)
+        for v in history.values()
+    ):
+        return "its history does not match its epochs"
+    for variable, value in zip(variables, values):
+        if tuple(variable.shape) != value.shape or np.dtype(variable.dtype) != value.dtype:
+            return "it does not fit this model (shape or type)"
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            return "it holds NaN or infinite weights"
+    return None
+
+
+def _discard(path: Path, why: str) -> State:
+    log.warning("warning: %s: %s; the fold starts over", path, why)
+    path.unlink(missing_ok=True)
+    return State()
 
 
 def callback(path: Path, mark: str, history: dict[str, list[float]], seconds_before: float, started: float) -> Any:
@@ -113,6 +149,9 @@ def callback(path: Path, mark: str, history: dict[str, list[float]], seconds_bef
             if self.model.stop_training:  # stopped mid-epoch (a signal, a NaN): that epoch is not finished
                 return
             spent = seconds_before + time.perf_counter() - started
+            values = [np.asarray(v) for v in self.model.variables]
+            if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in values):
+                return  # a diverging fold is not saved: resuming it would diverge again
             try:
                 save(path, self.model, State(epoch + 1, history, spent), mark)
             except DigitsError as e:  # a full disk costs the resume point, not the fold

@@ -15,30 +15,33 @@ history instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from pipeline.competition.dataset import Dataset
 from pipeline.core import stop_signals
-from pipeline.store.fold_files import FoldResult
-from pipeline.training.fold import EpochCallback
+from pipeline.training.fold import EpochCallback, FoldOutcome
 from pipeline.training.interrupt import StopRequest
 from pipeline.training.splits import FoldTask
 
-OnResult = Callable[[FoldTask, FoldResult], None]
+OnResult = Callable[[FoldTask, FoldOutcome], None]  # a finished fold, or one the night's budget paused
 OnEpoch = Callable[[FoldTask, int, int, dict], None]  # (task, epoch, epochs, logs): the task names run and fold
 
 
 class Executor(Protocol):
     def run(
         self,
-        tasks: Sequence[FoldTask],
+        tasks: Iterable[FoldTask],
         data: Dataset,
         on_result: OnResult,
         stop: StopRequest,
         on_epoch: OnEpoch | None = None,
     ) -> None:
-        """Train every task; raise KeyboardInterrupt once `stop` is set, after handing over what finished."""
+        """Train every task; raise KeyboardInterrupt once `stop` is set, after handing over what finished.
+
+        `tasks` is drawn from as folds start (a local executor draws one when a process is free), so a task
+        can carry what the driver learnt from the folds before it (the time an epoch takes).
+        """
 
     def close(self) -> None:
         """Release what the executor started (a local Ray, say)."""
@@ -49,7 +52,7 @@ class LocalExecutor:
 
     def run(
         self,
-        tasks: Sequence[FoldTask],
+        tasks: Iterable[FoldTask],
         data: Dataset,
         on_result: OnResult,
         stop: StopRequest,

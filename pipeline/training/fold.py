@@ -17,6 +17,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,22 @@ from pipeline.training.splits import FoldTask
 
 EpochCallback = Callable[[int, int, int, dict], None]  # (fold, epoch, epochs, logs)
 StopCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class FoldPaused:
+    """A fold that stopped at an epoch's end because the next epoch would not end inside the night's budget.
+
+    Its checkpoint holds the `epoch` epochs trained so far (none when 0); the next night continues from it.
+    """
+
+    index: int
+    epoch: int
+    epochs: int
+    epoch_seconds: float | None = None  # how long its last epoch took: what the next fold's start is judged by
+
+
+FoldOutcome = FoldResult | FoldPaused
 PREDICT_BATCH = 2048
 log = logging.getLogger("digits")
 _threads: int | None = None
@@ -149,10 +166,13 @@ def _check_finite(history: dict[str, list[float]], task: FoldTask) -> None:
 
 def train_fold(
     task: FoldTask, data: Dataset, on_epoch: EpochCallback | None = None, should_stop: StopCheck | None = None
-) -> FoldResult:
+) -> FoldOutcome:
     """Train the fold's model, evaluate it on its validation rows, predict the test rows; return it all.
 
-    Raises KeyboardInterrupt when `should_stop` turns true (checked after every batch).
+    Raises KeyboardInterrupt when `should_stop` turns true (checked after every batch, and between the
+    batches it predicts).  With a deadline (`task.deadline`), returns a `FoldPaused` instead when the next
+    epoch would not end by then: estimated from this fold's last epoch, or before its first epoch tonight
+    from its own earlier epochs or the run's (`task.epoch_seconds`).
     """
     config = task.config
     configure_threads(config.train.threads)
@@ -181,7 +201,45 @@ def resolved_precision(config: Config) -> str:
     return precision_for(resolved(config.model.kind), config.train.precision)
 
 
-def _train(task: FoldTask, data: Dataset, on_epoch: EpochCallback | None, should_stop: StopCheck | None) -> FoldResult:
+def _budget(deadline: float, epochs: int, paused: list[tuple[int, float]]) -> Any:
+    """A Keras callback that stops training at an epoch's end when another epoch as long would end too late.
+
+    It runs after the checkpoint's callback, so the epoch it stops after is saved.
+    """
+    import keras
+
+    class Budget(keras.callbacks.Callback):
+        began = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.began = time.time()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if self.model.stop_training or epoch + 1 >= epochs:
+                return
+            now = time.time()
+            if now + (now - self.began) > deadline:
+                self.model.stop_training = True
+                paused.append((epoch + 1, now - self.began))
+
+    return Budget()
+
+
+def _predict(model: Any, x: np.ndarray, should_stop: StopCheck | None) -> np.ndarray:
+    """The model's probabilities for `x`, in the batches `predict` would use; a stop is heard between them.
+
+    Predicting a CNN fold's validation and test rows takes tens of seconds on one thread: a SIGTERM must not
+    wait for it.
+    """
+    parts = []
+    for start in range(0, len(x), PREDICT_BATCH):
+        if should_stop is not None and should_stop():
+            raise KeyboardInterrupt
+        parts.append(model.predict(x[start : start + PREDICT_BATCH], batch_size=PREDICT_BATCH, verbose=0))
+    return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
+
+
+def _train(task: FoldTask, data: Dataset, on_epoch: EpochCallback | None, should_stop: StopCheck | None) -> FoldOutcome:
     import keras
     import tensorflow as tf
 
@@ -201,20 +259,28 @@ def _train(task: FoldTask, data: Dataset, on_epoch: EpochCallback | None, should
     compile_model(model, train, steps)
     saved = Path(task.checkpoint) if task.checkpoint else None
     mark = checkpoint.fingerprint(task) if saved else ""
-    state = checkpoint.restore(saved, model, mark) if saved else checkpoint.State()
+    state = checkpoint.restore(saved, model, mark, resolved(train.epochs)) if saved else checkpoint.State()
     if state.epoch:
         log.info("fold %d: resuming after epoch %d of %d (%s)", task.index + 1, state.epoch, train.epochs, saved)
+    epochs = resolved(train.epochs)
+    paused: list[tuple[int, float]] = []
+    if saved and task.deadline is not None and state.epoch < epochs and not task.start_anyway:
+        per_epoch = task.epoch_seconds or (state.seconds / state.epoch if state.epoch else None)
+        if per_epoch is not None and time.time() + per_epoch > task.deadline:
+            return FoldPaused(task.index, state.epoch, epochs, per_epoch)
     hist = {k: list(v) for k, v in state.history.items()}
     callbacks = _callbacks(task, hist, on_epoch, should_stop)
     start = time.perf_counter()
     if saved:
         callbacks.append(checkpoint.callback(saved, mark, hist, state.seconds, start))
-    if state.epoch < resolved(train.epochs):
+        if task.deadline is not None:
+            callbacks.append(_budget(task.deadline, epochs, paused))
+    if state.epoch < epochs:
         model.fit(
             _dataset(x_train, y_train, task, first_epoch=state.epoch),
             steps_per_epoch=steps,
             initial_epoch=state.epoch,
-            epochs=resolved(train.epochs),
+            epochs=epochs,
             validation_data=(x_val, y_val),
             validation_batch_size=PREDICT_BATCH,
             callbacks=callbacks,
@@ -225,10 +291,12 @@ def _train(task: FoldTask, data: Dataset, on_epoch: EpochCallback | None, should
         raise KeyboardInterrupt
     seconds = state.seconds + time.perf_counter() - start
     _check_finite(hist, task)
+    if paused:
+        return FoldPaused(task.index, paused[0][0], epochs, paused[0][1])
     epochs_run = len(hist.get("loss", []))
 
-    val_proba = model.predict(x_val, batch_size=PREDICT_BATCH, verbose=0).astype(np.float32)
-    test_proba = model.predict(data.x_test.astype(np.float32) / 255.0, batch_size=PREDICT_BATCH, verbose=0)
+    val_proba = _predict(model, x_val, should_stop).astype(np.float32)
+    test_proba = _predict(model, data.x_test.astype(np.float32) / 255.0, should_stop)
     val_accuracy = float(np.mean(val_proba.argmax(1) == data.y[task.val_idx]))
     val_loss = float(keras.losses.CategoricalCrossentropy()(y_val, val_proba))
     with tempfile.TemporaryDirectory(prefix="digits-fold-") as tmp:

@@ -10,12 +10,14 @@ resumed run trains its remaining folds as it began.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
 from pipeline.core import config as cfg
 
 CPUINFO = Path("/proc/cpuinfo")
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "QUOTA PERIOD" in microseconds, or "max PERIOD"
 
 
 @cache
@@ -29,6 +31,22 @@ def cpu_flags() -> frozenset[str]:
         if line.startswith("flags"):
             return frozenset(line.partition(":")[2].split())
     return frozenset()
+
+
+def cores() -> int:
+    """The cores this process may use: its CPU affinity, and a cgroup's CPU quota (a container's --cpus) below it.
+
+    Python 3.13's os.process_cpu_count() reads only the affinity; a quota is what containers and systemd's
+    CPUQuota= set, and ignoring it would start more workers than the machine gives us.
+    """
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
 
 
 @cache

@@ -22,7 +22,7 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +33,7 @@ from pipeline.core.config import ExecutorConfig
 from pipeline.core.errors import ClusterError, DigitsError, UsageError
 from pipeline.core.text import one_line
 from pipeline.training.executor import OnEpoch, OnResult
-from pipeline.training.fold import FoldResult
+from pipeline.training.fold import FoldOutcome, FoldResult
 from pipeline.training.interrupt import StopRequest
 from pipeline.training.splits import FoldTask
 
@@ -50,7 +50,7 @@ def _import_ray() -> Any:
     return ray
 
 
-def _train_fold_task(task: FoldTask, data: Dataset) -> FoldResult:
+def _train_fold_task(task: FoldTask, data: Dataset) -> FoldOutcome:
     """The body of a fold's Ray task (a module-level function, so it pickles by reference)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from pipeline.training.fold import train_fold
@@ -127,7 +127,7 @@ class RayExecutor:
 
     def run(
         self,
-        tasks: Sequence[FoldTask],
+        tasks: Iterable[FoldTask],
         data: Dataset,
         on_result: OnResult,
         stop: StopRequest,
@@ -141,6 +141,7 @@ class RayExecutor:
         `RayError` or `ConnectionError` from ``ray.put``, ``ray.wait``...)
         is a `ClusterError`: one line, exit 7.
         """
+        tasks = list(tasks)  # all at once: Ray schedules them
         if not tasks:
             return
         ray = self.ray

@@ -26,6 +26,12 @@ class FoldTask:
     val_idx: np.ndarray
     run_id: str = ""
     checkpoint: str | None = None  # where the fold keeps its state at each epoch's end; None: it starts over
+    # The night's budget (`plan.budget`): the wall-clock time (time.time()) by which the fold stops at an epoch's
+    # end, and the seconds an epoch of this run took so far (None: not known yet).  Only with a checkpoint.
+    # `start_anyway`: train one epoch even if it ends late, so that every night moves its run forward.
+    deadline: float | None = None
+    epoch_seconds: float | None = None
+    start_anyway: bool = False
 
     @property
     def seed(self) -> int:

@@ -3,15 +3,21 @@
     data -> splits -> executor(train_fold) -> fold files -> soft vote -> run record
 
 `train` trains one run; `train_runs` trains several whose folds go to the
-executor (`create` picks it from the config) as one pool.  The output directory's lock is held throughout.  A
-signal stops the training at the next batch: finished folds stay saved, the
-record says "interrupted" and the exit code is 4.  Any other failure marks
-the record "failed" with the reason, so no run stays "running" for ever.
+executor (`create` picks it from the config: this process, worker processes
+on this machine's cores, or Ray) as one pool.  The output directory's lock is
+held throughout.  A signal stops the training at the next batch: finished
+folds stay saved, the record says "interrupted" and the exit code is 4.  The
+night's budget (`plan.budget`) stops it at an epoch's end: the record says
+"paused", and the next night continues it.  Any other failure marks the
+record "failed" with the reason, so no run stays "running" for ever; a run
+that keeps failing is set aside (`pipeline.training.resume`).  Every command
+that trains a run adds an `Attempt` to its record: its progress across nights.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import os
 import random
@@ -30,9 +36,11 @@ from pipeline.core.progress import Progress
 from pipeline.core.text import one_line
 from pipeline.store import fold_files, record, run_folders
 from pipeline.store.fold_files import FoldResult
-from pipeline.store.record import RunRecord
+from pipeline.store.record import Attempt, RunRecord
 from pipeline.training import checkpoint, hardware, plan, splits
 from pipeline.training import executor as executor_mod
+from pipeline.training import resume as resuming
+from pipeline.training.fold import FoldOutcome, FoldPaused
 from pipeline.training.interrupt import StopRequest, stop_on_signals
 from pipeline.training.splits import FoldTask
 
@@ -45,7 +53,9 @@ class OpenRun:
     record: RunRecord
     tasks: list[FoldTask]
     done: dict[int, FoldResult] = field(default_factory=dict)
+    paused: dict[int, FoldPaused] = field(default_factory=dict)  # folds the budget stopped tonight
     label: str = ""  # shown before its fold lines (a sweep's variant name)
+    attempt: Attempt = field(default_factory=lambda: _new_attempt())
 
     @property
     def config(self) -> cfg.Config:
@@ -55,6 +65,18 @@ class OpenRun:
     def todo(self) -> list[FoldTask]:
         return [t for t in self.tasks if t.index not in self.done]
 
+    def epoch_seconds(self) -> float | None:
+        """Seconds an epoch of this run takes: tonight's paused folds' last epochs, else its finished folds' mean."""
+        tonight = [p.epoch_seconds for p in self.paused.values() if p.epoch_seconds]
+        if tonight:
+            return max(tonight)
+        epochs = sum(f.epochs_run for f in self.record.folds)
+        return sum(f.seconds for f in self.record.folds) / epochs if epochs else None
+
+
+def _new_attempt() -> Attempt:
+    return Attempt(started_at=record.now(), ended="running")
+
 
 def draw_seed() -> int:
     """A fresh seed for a run that was given none: each night trains new models."""
@@ -62,14 +84,21 @@ def draw_seed() -> int:
 
 
 def train(
-    config: cfg.Config, progress: Progress | None = None, resume: str | bool | None = None, hold_lock: bool = True
+    config: cfg.Config,
+    progress: Progress | None = None,
+    resume: str | bool | None = None,
+    hold_lock: bool = True,
+    continue_paused: bool = False,
 ) -> Path:
-    """Train every fold of a new run (or finish an interrupted one); returns the run folder.
+    """Train every fold of a new run (or finish an unfinished one); returns the run folder.
 
     `resume`: a run id/path to finish, or True for "the newest unfinished run
-    with the same config and data, else a new run".
+    with the same config and data, else a new run".  `continue_paused`: the
+    newest run the budget paused with the same config and data, else a new
+    run (what a night does without --resume).  The record's status says how
+    it ended: "complete", or "paused" when the budget ran out first.
     """
-    return train_runs([config], progress, resume=resume, hold_lock=hold_lock)[0]
+    return train_runs([config], progress, resume=resume, hold_lock=hold_lock, continue_paused=continue_paused)[0]
 
 
 def train_runs(
@@ -79,6 +108,7 @@ def train_runs(
     hold_lock: bool = True,
     labels: Sequence[str] = (),
     sweep: str | None = None,
+    continue_paused: bool = False,
 ) -> list[Path]:
     """Train several runs on the same data; all their folds go to one executor as one pool of tasks."""
     progress = progress or Progress()
@@ -95,29 +125,44 @@ def train_runs(
         progress.info(f"data: {len(data.y):,} training rows, {len(data.x_test):,} test rows from {first.data.dir}")
         opened: list[OpenRun] = []
         with stop_on_signals() as stop:
-            executor = create(first.executor)  # a cluster that cannot be reached costs no run folder
+            threads = max(c.train.threads for c in configs)
+            folds = sum(c.train.folds for c in configs)
+            executor = create(first.executor, threads, folds)  # a cluster that cannot be reached costs no run folder
             try:
                 with _recorded(opened):
                     for i, config in enumerate(configs):
                         label = labels[i] if i < len(labels) else ""
-                        run = open_run(config, data, resume, progress, label=label, sweep=sweep)
+                        run = open_run(config, data, resume, progress, label, sweep, continue_paused)
                         run.record.stage_seconds["load"] = load_seconds
                         opened.append(run)
-                    _train_pool(opened, data, executor, stop, progress)
+                    _train_pool(opened, data, executor, stop, progress, first.plan.budget)
                     for run in opened:
-                        finish(run, data, progress)
+                        if run.paused:
+                            pause(run, progress)
+                        else:
+                            finish(run, data, progress)
             finally:
                 executor.close()
         return [run.dir for run in opened]
 
 
-def create(config: cfg.ExecutorConfig) -> executor_mod.Executor:
-    """The executor the config names; Ray is imported only when asked for."""
+def create(config: cfg.ExecutorConfig, threads: int = 1, folds: int = 1) -> executor_mod.Executor:
+    """The executor the config names; Ray is imported only when asked for.
+
+    Locally, `workers` processes train folds side by side (auto: the cores this process may use // `threads`,
+    at most one per fold); with one worker the folds train in this process, one after another.
+    """
     if config.kind == "ray":
         from pipeline.training.ray_executor import RayExecutor
 
         return RayExecutor(config)
-    return executor_mod.LocalExecutor()
+    workers = hardware.cores() // threads if config.workers == "auto" else config.workers
+    workers = max(1, min(workers, folds))
+    if workers == 1:
+        return executor_mod.LocalExecutor()
+    from pipeline.training.workers import WorkerExecutor
+
+    return WorkerExecutor(workers)
 
 
 def _train_pool(
@@ -126,14 +171,40 @@ def _train_pool(
     executor: executor_mod.Executor,
     stop: StopRequest,
     progress: Progress,
+    budget: float = 0.0,
 ) -> None:
-    """Every unfinished fold of every run to the executor; each result saved, and recorded, as it arrives."""
+    """Every unfinished fold of every run to the executor; each result saved, and recorded, as it arrives.
+
+    With a `budget` (minutes), each fold that can resume inside itself stops at the epoch's end after which
+    another epoch would end too late; it comes back as a `FoldPaused`.
+    """
     todo = [t for run in opened for t in run.todo]
     progress.start_folds(sum(len(r.tasks) for r in opened), skipped=sum(len(r.done) for r in opened))
     by_id = {run.record.run_id: run for run in opened}
+    deadline = time.time() + budget * 60 if budget > 0 else None
 
-    def on_result(task: FoldTask, result: FoldResult) -> None:
+    def drawn() -> Iterator[FoldTask]:
+        """The tasks as folds start: each with the deadline and the epoch time its run has shown so far.
+
+        A run's first fold tonight trains at least one epoch: a budget shorter than an epoch still moves it on.
+        """
+        started: set[str] = set()
+        for task in todo:
+            if deadline is None or not task.checkpoint:  # a fold without a checkpoint cannot stop half-way
+                yield task
+                continue
+            run = by_id[task.run_id]
+            yield dataclasses.replace(
+                task, deadline=deadline, epoch_seconds=run.epoch_seconds(), start_anyway=task.run_id not in started
+            )
+            started.add(task.run_id)
+
+    def on_result(task: FoldTask, outcome: FoldOutcome) -> None:
         run = by_id[task.run_id]
+        if isinstance(outcome, FoldPaused):
+            run.paused[outcome.index] = outcome
+            return
+        result = outcome
         fold_files.save_fold(run.dir, result)
         checkpoint.remove(
             fold_files.checkpoint_path(run.dir, result.index)
@@ -145,13 +216,14 @@ def _train_pool(
 
     t = time.perf_counter()
     try:
-        executor.run(todo, data, on_result, stop, on_epoch=progress.epoch)
+        executor.run(drawn(), data, on_result, stop, on_epoch=progress.epoch)
     finally:
         progress.close()
         spent = time.perf_counter() - t
         for run in opened:  # a pool's time, shared by the runs' numbers of folds trained
             share = spent * sum(task.run_id == run.record.run_id for task in todo) / max(1, len(todo))
             run.record.stage_seconds["train"] = round(run.record.stage_seconds.get("train", 0) + share, 3)
+            run.attempt.seconds = round(share, 3)
 
 
 @contextlib.contextmanager
@@ -160,7 +232,7 @@ def _recorded(opened: list[OpenRun]) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        unfinished = [run for run in opened if run.record.status != "complete"]
+        unfinished = [run for run in opened if run.record.status not in ("complete", "paused")]
         for run in unfinished:
             _close(run, "interrupted", None)
         if not unfinished:
@@ -176,32 +248,64 @@ def _recorded(opened: list[OpenRun]) -> Iterator[None]:
             f"saved: `{resume}` (or `digits run --resume`) trains only the rest"
         ) from None
     except BaseException as e:
+        error = one_line(e) if isinstance(e, DigitsError) else f"{type(e).__name__}: {one_line(e)}"
+        set_aside = []
         for run in opened:
-            if run.record.status != "complete":
-                _close(
-                    run, "failed", one_line(e) if isinstance(e, DigitsError) else f"{type(e).__name__}: {one_line(e)}"
-                )
+            if run.record.status not in ("complete", "paused"):
+                _close(run, "failed", error)
+                reason = resuming.set_aside_reason(run.record)
+                if reason is not None:
+                    set_aside.append(run.record.run_id)
+                    _close(run, "set-aside", f"{reason}; set aside, kept for inspection", attempt=False)
+        if set_aside and isinstance(e, DigitsError):  # said once, on the night it happens (and so notified)
+            told = copy.copy(e)
+            told.args = (
+                f"{one_line(e)}; run {', '.join(set_aside)} failed this way before: set aside (kept for "
+                "inspection), the next night starts a new run",
+            )
+            raise told from None
         raise
 
 
-def _close(run: OpenRun, status: record.Status, error: str | None) -> None:
+def _close(run: OpenRun, status: record.Status, error: str | None, attempt: bool = True) -> None:
     run.record.status = status
     run.record.error = error
     run.record.finished_at = record.now()
+    if attempt:
+        _end_attempt(run, status, error)
     with contextlib.suppress(DigitsError):  # the original failure is the one to report
         record.write(run.dir, run.record)
+
+
+def _end_attempt(run: OpenRun, ended: str, error: str | None = None) -> None:
+    """This command's part in the run, added to the record's attempts."""
+    run.attempt.ended, run.attempt.error = ended, error
+    run.attempt.folds_done = len(run.done)
+    run.attempt.epochs = {k: p.epoch for k, p in sorted(run.paused.items())}
+    run.record.attempts.append(run.attempt)
+
+
+def pause(run: OpenRun, progress: Progress) -> None:
+    """The budget ran out before the run's end: say where it stands; the next night continues it."""
+    _close(run, record.PAUSED, None)
+    budget = run.config.plan.budget
+    progress.info(
+        f"run {run.record.run_id}{f' ({run.label})' if run.label else ''}: paused by plan.budget ({budget:g} min) at "
+        f"an epoch's end; the next `digits run` continues it ({record.standing(run.record)})"
+    )
 
 
 def open_run(
     config: cfg.Config,
     data: data_mod.Dataset,
-    resume: str | bool | None,
+    resume_from: str | bool | None,
     progress: Progress,
     label: str = "",
     sweep: str | None = None,
+    continue_paused: bool = False,
 ) -> OpenRun:
     """A new run folder with its record, or an unfinished one to resume, with its tasks and finished folds."""
-    run_dir = _resume_target(config, data, resume, progress)
+    run_dir = resuming.target(config, data, resume_from, progress, continue_paused)
     if run_dir is None:
         settled, choice = settle(config)
         seeded = settled if settled.train.seed is not None else _with_seed(settled, draw_seed())
@@ -234,6 +338,9 @@ def open_run(
         removed = fold_files.remove_leftovers(run_dir)
         if removed:
             progress.warn(f"removed {len(removed)} temporary file(s) a killed run left in {run_dir}")
+        resuming.found_killed(rec)
+        if rec.status == record.PAUSED:
+            progress.info(f"run {rec.run_id}: continuing ({record.standing(rec)})")
         rec.status, rec.error, rec.finished_at = "running", None, None
         record.write(run_dir, rec)
     tasks = splits.make_tasks(rec.config, data.y, rec.run_id)
@@ -280,55 +387,6 @@ def _with_seed(config: cfg.Config, seed: int) -> cfg.Config:
     return dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
 
 
-def _as_recorded(config: cfg.Config, rec: RunRecord) -> cfg.Config:
-    """`config` with what a run settles for itself (seed, recipe, precision) taken from `rec` where left open."""
-    if config.train.seed is None:
-        config = _with_seed(config, rec.config.train.seed or 0)
-    if config.model.kind is None:
-        config = cfg.resolve(
-            dataclasses.replace(config, model=dataclasses.replace(config.model, kind=rec.config.model.kind))
-        )
-    if config.train.precision == "auto":
-        config = dataclasses.replace(
-            config, train=dataclasses.replace(config.train, precision=rec.config.train.precision)
-        )
-    return config
-
-
-def _same_inputs(rec: RunRecord, config: cfg.Config, data: data_mod.Dataset) -> bool:
-    """Would this config on this data produce this run?  An unset seed, recipe or precision matches any."""
-    wanted = _as_recorded(config, rec)
-    same_data = {k: (v.sha256, v.rows) for k, v in rec.data.items()} == {
-        k: (v["sha256"], v["rows"]) for k, v in data.files.items()
-    }
-    return same_data and cfg.result_part(rec.config) == cfg.result_part(wanted)
-
-
-def _resume_target(
-    config: cfg.Config, data: data_mod.Dataset, resume: str | bool | None, progress: Progress
-) -> Path | None:
-    if not resume:
-        return None
-    if resume is True:
-        for run_dir, rec in run_folders.newest_first(config.output_dir):
-            if rec.status in record.UNFINISHED and _same_inputs(rec, config, data):
-                return run_dir
-        progress.info("no unfinished run with this config and data; starting a new run")
-        return None
-    run_dir = run_folders.resolve(config.output_dir, str(resume))
-    rec = record.read(run_dir)
-    if rec.status == "complete":
-        raise BadInputError(f"run {rec.run_id} is already complete; nothing to resume")
-    if not _same_inputs(rec, config, data):
-        wanted = _as_recorded(config, rec)
-        changed = ", ".join(cfg.diff(cfg.result_part(rec.config), cfg.result_part(wanted))) or "the data files"
-        raise BadInputError(
-            f"run {rec.run_id} used a different config or data ({changed}); resume it with its own config: "
-            f"--config {run_dir / 'config.toml'}"
-        )
-    return run_dir
-
-
 def finish(run: OpenRun, data: data_mod.Dataset, progress: Progress) -> None:
     """Soft-vote the folds; save out-of-fold and test probabilities; complete the record."""
     t = time.perf_counter()
@@ -352,6 +410,7 @@ def finish(run: OpenRun, data: data_mod.Dataset, progress: Progress) -> None:
     rec.confusion_matrix = summary["confusion_matrix"]
     rec.status, rec.finished_at = "complete", record.now()
     rec.seconds = round(sum(rec.stage_seconds.values()), 3)
+    _end_attempt(run, "complete")
     record.write(run.dir, rec)
     progress.info(
         f"run {rec.run_id}{f' ({run.label})' if run.label else ''}: out-of-fold accuracy {rec.oof_accuracy:.4%} "

@@ -95,8 +95,105 @@ def test_a_checkpoint_that_is_a_fifo_is_refused_never_waited_on(tmp_path, caplog
 
     fifo = make_fifo(tmp_path / "fold-0.resume.npz", unblock_after=120)
     got: list[object] = []
-    reader = threading.Thread(target=lambda: got.append(checkpoint.restore(fifo, None, "mark")), daemon=True)
+    reader = threading.Thread(target=lambda: got.append(checkpoint.restore(fifo, None, "mark", 4)), daemon=True)
     reader.start()
     reader.join(60)  # a hang, not a speed: unfixed, the read waits for a writer that never comes
     assert got and got[0] == checkpoint.State(), "restore waited on the FIFO"
     assert "not a regular file" in caplog.text and "the fold starts over" in caplog.text
+
+
+def _model_and_checkpoint(tmp_path: Path, epochs: int = 4):
+    """A small compiled model, and a real checkpoint of it after 2 epochs (as the fold's callback writes it)."""
+    pytest.importorskip("tensorflow")
+    from pipeline.core import config_layers
+    from pipeline.training import checkpoint, networks
+
+    config = config_layers.build(named={"model": {"kind": "mlp", "hidden": (4,)}, "train": {"seed": 1}})
+    model = networks.build_model(config)
+    networks.compile_model(model, config.train, steps_per_epoch=3)
+    model.optimizer.build(model.trainable_variables)
+    path = tmp_path / "fold-0.resume.npz"
+    history = {"loss": [1.0, 0.5], "accuracy": [0.5, 0.6]}
+    checkpoint.save(path, model, checkpoint.State(2, history, 3.5), "mark")
+    return model, path
+
+
+def _rewrite(path: Path, change) -> None:
+    """The checkpoint at `path` with `change(arrays, meta)` applied, written back."""
+    import json
+
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays.pop("meta")).decode())
+    meta = change(arrays, meta)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+
+
+def test_a_sound_checkpoint_is_restored(tmp_path):
+    from pipeline.training import checkpoint
+
+    model, path = _model_and_checkpoint(tmp_path)
+    state = checkpoint.restore(path, model, "mark", 4)
+    assert state.epoch == 2 and state.seconds == 3.5 and state.history["loss"] == [1.0, 0.5]
+
+
+def _nan_weights(arrays, meta):
+    arrays["m0"] = np.full_like(arrays["m0"], np.nan)
+    return meta
+
+
+def _wrong_dtype(arrays, meta):
+    arrays["m0"] = arrays["m0"].astype(np.float64)
+    return meta
+
+
+def _epoch(value):
+    def change(arrays, meta):
+        meta["epoch"] = value
+        return meta
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        (_nan_weights, "NaN or infinite weights"),
+        (_wrong_dtype, "does not fit this model"),
+        (lambda a, m: [], "another config, fold or version"),
+        (lambda a, m: {**m, "fingerprint": "other"}, "another config, fold or version"),
+        (_epoch(1000), "its epoch 1000 is not one of the fold's 1..4"),
+        (_epoch(0), "is not one of the fold's 1..4"),
+        (_epoch(True), "is not one of the fold's 1..4"),
+        (_epoch("2"), "is not one of the fold's 1..4"),
+        (lambda a, m: {**m, "seconds": float("nan")}, "its seconds are not a time"),
+        (lambda a, m: {**m, "history": {"loss": [1.0]}}, "its history does not match its epochs"),
+        (lambda a, m: {**m, "history": [1, 2]}, "its history does not match its epochs"),
+    ],
+)
+def test_an_unusable_checkpoint_is_discarded_with_one_warning_and_never_met_again(tmp_path, caplog, change, why):
+    """Resumed every night, such a checkpoint failed every night (NaN weights diverged; epoch 1000 was trusted)."""
+    from pipeline.training import checkpoint
+
+    model, path = _model_and_checkpoint(tmp_path)
+    _rewrite(path, change)
+    assert checkpoint.restore(path, model, "mark", 4) == checkpoint.State()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and why in warnings[0] and "the fold starts over" in warnings[0], warnings
+    assert not path.exists(), "the unusable checkpoint was kept, to fail again on the next night"
+
+
+def test_a_checkpoint_names_the_code_and_library_versions(monkeypatch):
+    """A checkpoint written by another version of digits or TensorFlow is not resumed from."""
+    from pipeline.core import config_layers
+    from pipeline.training import checkpoint, splits
+
+    config = config_layers.build(named={"model": {"kind": "mlp"}, "train": {"seed": 1}})
+    task = splits.FoldTask(config, 0, np.arange(4), np.arange(4, 8))
+    before = checkpoint.fingerprint(task)
+    monkeypatch.setattr(record, "code_version", lambda: "another-commit")
+    assert checkpoint.fingerprint(task) != before
+    monkeypatch.undo()
+    monkeypatch.setattr(record, "library_versions", lambda: {"tensorflow": "9.9"})
+    assert checkpoint.fingerprint(task) != before
