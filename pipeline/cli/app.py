@@ -162,6 +162,12 @@ def notify_option(f: Callable) -> Callable:
     return NOTIFY(f)
 
 
+def runs_unattended(command: click.Command) -> bool:
+    """The commands meant to run unattended are those that take --notify (`notify_option`); `digits schedule`
+    schedules only these."""
+    return any(param.name == "notify" for param in command.params)
+
+
 def shared(f: Callable) -> Callable:
     """--output-dir, --log-file, --quiet: on the group and on every command."""
     for option in reversed(SHARED):

@@ -29,6 +29,11 @@ def one_line(message: object, limit: int = LINE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def has_control(text: str) -> bool:
+    """Whether `text` holds a control character (a line break, tab, escape, C1) or an undecodable byte."""
+    return _CONTROL.search(text) is not None
+
+
 def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
     """``repr``-style quoting of a value from a file or the command line, cut to `limit` characters."""
     text = value if isinstance(value, str) else str(value)
