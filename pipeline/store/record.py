@@ -199,7 +199,7 @@ class RunRecord:
     sweep: str | None = None
     variant: str | None = None
     plan: PlanChoice | None = None
-    oof_in_sample: bool = False  # schema 2 and older with early stopping: the out-of-fold figures are optimistic
+    oof_in_sample: bool = False  # schema 2 and older with early stopping (the default): out-of-fold figures optimistic
     schema_version: int = SCHEMA_VERSION
 
     # ---- views every reader shares -------------------------------------------------------
@@ -310,8 +310,10 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     if version < 3:
         config = data.get("config")
         train = config.get("train") if isinstance(config, dict) else None
-        if isinstance(train, dict) and train.pop("early_stopping", 0):
-            data["oof_in_sample"] = True  # its folds chose their epoch on the rows they were scored on
+        # Its folds chose their epoch on the rows they were scored on: early stopping was on (patience 10) by
+        # default until schema 3, so a config that does not name it (schema 0 and 1 kept partial configs) had it.
+        if not isinstance(train, dict) or train.pop("early_stopping", 10):
+            data["oof_in_sample"] = True
         blend = data.get("blend")
         if isinstance(blend, dict) and "oof_accuracy" in blend:
             blend["in_sample_accuracy"] = blend.pop("oof_accuracy")
