@@ -1,4 +1,4 @@
-"""``digits gc``: delete old run folders, keeping the newest N.
+"""``digits gc``: delete old run folders, keeping the newest N (readable ones: a folder without a report never counts).
 
 Never removes a run that a submission of the ledger blends (every member)
 or made (`pipeline.store.ledger`), the run that made
@@ -103,9 +103,16 @@ def plan_gc(output_dir: str | Path, keep: int, lock_busy: bool) -> list[GcEntry]
     ids = run_folders.list_runs(output_dir)
     current = run_folders.current_submission_sha(output_dir)
     submitted = ledger.protected_runs(ledger.read(output_dir, warn=ui.warn))
-    newest = set(ids[-keep:]) if keep > 0 else set()
     root = run_folders.runs_root(output_dir)
     records = {run_id: _read(root / run_id) for run_id in ids}
+    # The newest `keep` readable runs: folders without a readable report never take their place (300 empty
+    # folders newer than every run would have had gc delete the runs).  An unreadable folder is kept where it
+    # was before (among the newest `keep` folders), and wherever it is newer than a run kept.
+    readable = [run_id for run_id in ids if records[run_id] is not None]
+    newest = set(readable[-keep:]) | set(ids[-keep:]) if keep > 0 else set()
+    if newest:
+        oldest = min(newest)
+        newest |= {run_id for run_id in ids if records[run_id] is None and run_id > oldest}
     made = {run_id for run_id, rec in records.items() if current and _made_submission(output_dir, run_id, rec, current)}
     # every member of the current submission's blend: predicting it again (or comparing with it) needs them all
     blended = {m.run_id for run_id in made if (rec := records[run_id]) and rec.blend for m in rec.blend.members}
@@ -147,7 +154,10 @@ def _decide(
     submitted: bool,
 ) -> tuple[bool, str]:
     if newest:
-        return False, f"among the newest {keep}"
+        return (
+            False,
+            f"among the newest {keep}" if rec is not None else f"unreadable, among or newer than the newest {keep}",
+        )
     if submitted:
         return False, "in a submission of submissions/ledger.jsonl (its blend or the run that made it)"
     if made_it:

@@ -268,3 +268,14 @@ def test_gc_keeps_every_member_of_every_ledger_entrys_blend(tmp_path):
     result = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 1)
     assert result.exit_code == 0, result.output
     assert _ids(tmp_path) == [p.name for p in old] + [newer[-1].name]
+
+
+def test_gc_keeps_the_newest_readable_runs_and_the_unreadable_folders_newer_than_them(tmp_path):
+    """Empty folders newer than every run never count as the runs to keep: the real runs would have gone."""
+    made = rf.nightly(tmp_path, 5)
+    empty = [tmp_path / "runs" / f"20270101-000000-{k + 2}" for k in range(20)]
+    for folder in empty:
+        folder.mkdir()
+    result = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 2)
+    assert result.exit_code == 0, result.output
+    assert _ids(tmp_path) == sorted([p.name for p in made[-2:]] + [f.name for f in empty])

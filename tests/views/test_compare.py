@@ -371,3 +371,17 @@ def test_commands_import_neither_tensorflow_nor_kaggle_nor_matplotlib():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compare_shows_the_newest_readable_runs_past_any_number_of_unreadable_newer_folders(tmp_path):
+    """300 empty run folders newer than every run (a crash loop, a script) hid them all: "none of the 10 could be read"."""
+    made = rf.nightly(tmp_path, 12)
+    for k in range(300):
+        (tmp_path / "runs" / f"20270101-000000-{k + 2}").mkdir()
+    result = invoke(view_commands.compare, "--output-dir", tmp_path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert [r["run_id"] for r in json.loads(result.stdout)["runs"]] == [p.name for p in made[-10:]]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert 1 <= len(warnings) <= 10 and "more run(s) could not be read" in warnings[-1]
+    two = invoke(view_commands.compare, "--output-dir", tmp_path, "--format", "json", "--last", "2")
+    assert [r["run_id"] for r in json.loads(two.stdout)["runs"]] == [p.name for p in made[-2:]]
