@@ -26,7 +26,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from pipeline.core import file_reads
 from pipeline.core.config import DEMO, Config, flatten, resolve, validate
 from pipeline.core.errors import BadInputError, UsageError
-from pipeline.core.text import quoted
+from pipeline.core.text import ascii_float, ascii_int, quoted
 
 
 def demo_base() -> Config:
@@ -62,11 +62,16 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
         if typ is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
-            return int(value)
+            whole = ascii_int(value, signed=True) if isinstance(value, str) else int(value)
+            if whole is None:  # int() also reads '٣' and '1_0'; an option's number is written in 0-9
+                raise ValueError
+            return whole
         if typ is float:
             if isinstance(value, bool):
                 raise ValueError
-            number = float(value)
+            number = ascii_float(value) if isinstance(value, str) else float(value)
+            if number is None:
+                raise ValueError
             if not math.isfinite(number):  # inf passes float(); no option means anything with it
                 raise ValueError
             return number

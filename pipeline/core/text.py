@@ -34,6 +34,31 @@ def has_control(text: str) -> bool:
     return _CONTROL.search(text) is not None
 
 
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def ascii_int(text: str, signed: bool = False, max_digits: int = 30) -> int | None:
+    """`text` as an integer when it is one in ASCII digits (a sign only if `signed`), else None.
+
+    Not int() alone: it also reads '٣' (3), '３' and '1_0' (10) and ' 3', and raises on '²' (which
+    isdigit() accepts) and on more than 4,300 digits.  What Kaggle, a header or a config file means
+    by a number is written in 0-9.
+    """
+    if len(text) > max_digits + 1 or not _ASCII_INT.fullmatch(text) or (not signed and text[0] in "+-"):
+        return None
+    return int(text)
+
+
+def ascii_float(text: str) -> float | None:
+    """`text` as a float when it is written in ASCII (no '٣.٥', no '1_0.5', both of which float() reads), else None."""
+    if not text.isascii() or "_" in text or len(text) > 100:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
     """``repr``-style quoting of a value from a file or the command line, cut to `limit` characters."""
     text = value if isinstance(value, str) else str(value)

@@ -38,6 +38,7 @@ from typing import Any
 
 from pipeline.core import file_reads
 from pipeline.core.errors import StorageError
+from pipeline.core.text import ascii_int
 from pipeline.nightly import mlflow_record
 from pipeline.nightly.mlflow_record import metrics_of, params_of, submission_file, tags_of
 from pipeline.store import record, run_folders
@@ -190,7 +191,9 @@ class MlflowRuns:
                 tags = run.data.tags
                 found = out.setdefault(tags[RUN_TAG], Found())
                 if FOLD_TAG in tags:
-                    found.folds.setdefault(int(tags[FOLD_TAG]), run)  # the oldest, should a race have made two
+                    fold = ascii_int(tags[FOLD_TAG])  # a tag is text anyone with the server can set
+                    if fold is not None:
+                        found.folds.setdefault(fold, run)  # the oldest, should a race have made two
                 elif found.parent is None:
                     found.parent = run
             token = page.token
@@ -370,8 +373,7 @@ def _epochs(fold: FoldRecord) -> int:
 
 
 def _epochs_tag(run: Any) -> int | None:
-    value = run.data.tags.get(EPOCHS_TAG)
-    return int(value) if value and value.isdigit() else None
+    return ascii_int(run.data.tags.get(EPOCHS_TAG) or "")
 
 
 def _number(value: Any) -> bool:

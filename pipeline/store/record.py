@@ -44,7 +44,7 @@ from pipeline.core.errors import BadInputError, StorageError
 
 SCHEMA_VERSION = 3
 REPORT = "report.json"
-RUN_ID = re.compile(r"\d{8}-\d{6}(-\d+)?")  # 20261125-233000, then -2, -3 within one second
+RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}(-[0-9]+)?")  # 20261125-233000, then -2, -3 in one second; \d is any script's
 Status = Literal["running", "complete", "interrupted", "failed"]
 UNFINISHED = ("running", "interrupted", "failed")
 LIBRARIES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "pyarrow", "scikit-learn", "ray")

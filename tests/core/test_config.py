@@ -271,3 +271,15 @@ def test_a_nul_character_in_a_text_value_is_refused(tmp_path):
     with pytest.raises(BadInputError, match=r"option data\.dir: expected UTF-8 text without NUL") as e:
         config_layers.build(f)
     assert str(e.value).startswith(str(f))
+
+
+@pytest.mark.parametrize("value", ["٣", "３", "1_0", "²"])
+def test_a_number_in_other_digits_is_no_number(value):
+    """int() reads '٣' as 3 and '1_0' as 10; a config value is written in ASCII digits or refused, naming the option."""
+    from pipeline.core import config_layers
+    from pipeline.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="option train.epochs: expected an integer"):
+        config_layers.build(sets=config_layers.parse_set([f"train.epochs={value}"]))
+    with pytest.raises(UsageError, match="option train.learning_rate: expected a finite number"):
+        config_layers.build(sets=config_layers.parse_set([f"train.learning_rate=0.{value}"]))

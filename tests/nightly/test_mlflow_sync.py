@@ -359,3 +359,19 @@ def test_a_commands_catch_up_logs_its_tracked_runs_and_leaves_older_ones_to_mlfl
     record.update(older, leaderboard=Leaderboard(status="complete", public_score=0.9, ref=3))  # now it is in MLflow
     progress.command_finished(out)
     assert read_back(uri_of(out))[0][older.name].data.metrics["leaderboard_public_score"] == 0.9
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "1" * 5000, "x"])
+def test_a_tag_that_is_no_ascii_number_is_ignored_not_a_traceback(out, value):
+    """Tags are text anyone with the server can set: '²' passes isdigit() and fails int(); '٣' is read as 3."""
+    dirs = nights(out)
+    sync(out)
+    parents, folds, client = read_back(uri_of(out))
+    client.set_tag(folds[0].info.run_id, "digits.fold", value)
+    client.set_tag(folds[1].info.run_id, mlflow_sync.EPOCHS_TAG, value)
+    lines = sync(out, force=True)
+    assert not [line for line in lines if line.startswith("warning")], lines
+    parents, folds, _ = read_back(uri_of(out))
+    assert sorted(parents) == sorted(d.name for d in dirs)
+    fold_tags = sorted((r.data.tags["digits.run_id"], r.data.tags["digits.fold"]) for r in folds)
+    assert tuple(sorted({f for _, f in fold_tags if f in ("0", "1", "2")})) == ("0", "1", "2")

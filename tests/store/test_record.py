@@ -56,3 +56,14 @@ def test_a_report_from_before_schema_2_is_in_sample_when_its_config_never_named_
         rec = record.from_json(old)
         assert rec.oof_in_sample, version
         assert rec.submission_estimate is None
+
+
+def test_a_folder_named_in_other_digits_is_no_run(tmp_path):
+    """'٢٠٢٦١١٢٥-٢٣٣٠٠٠' matched \\d{8}-\\d{6} and sorted after every real run id: it was `latest`."""
+    from pipeline.store import run_folders
+
+    real = rf.make_run(tmp_path, T0)
+    (tmp_path / "runs" / "٢٠٢٦١١٢٥-٢٣٣٠٠٠").mkdir()
+    (tmp_path / "runs" / "２０２６１１２５-２３３０００").mkdir()
+    assert run_folders.list_runs(tmp_path) == [real.name]
+    assert not record.RUN_ID.fullmatch("٢٠٢٦١١٢٥-٢٣٣٠٠٠")
