@@ -9,6 +9,7 @@ header line costs one short line on stderr.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 
 QUOTE_LIMIT = 60  # characters of a quoted value shown in a message
@@ -67,41 +68,46 @@ def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
     return repr(text)
 
 
+def known(x: float | None) -> float | None:
+    """`x`, or None when it is not a finite number: a NaN or inf read from a record is shown as unknown ('—')."""
+    return x if x is not None and math.isfinite(x) else None
+
+
 def pct(x: float | None, digits: int = 2) -> str:
-    """A fraction as a percentage without the sign: 0.99172 -> '99.17'; None -> '—'."""
-    return "—" if x is None else f"{100 * x:.{digits}f}"
+    """A fraction as a percentage without the sign: 0.99172 -> '99.17'; None (or NaN) -> '—'."""
+    return "—" if known(x) is None else f"{100 * x:.{digits}f}"
 
 
 def signed_pct(x: float | None, digits: int = 2) -> str:
     """A change of a fraction in percentage points, with its sign: 0.0006 -> '+0.06'; None -> '—'."""
-    return "—" if x is None else f"{100 * x:+.{digits}f}"
+    return "—" if known(x) is None else f"{100 * x:+.{digits}f}"
 
 
 def mean_std(mean: float | None, std: float | None, digits: int = 2) -> str:
     """'99.17 ± 0.04' from fractions; '—' without a mean."""
-    return "—" if mean is None else f"{pct(mean, digits)} ± {pct(std or 0.0, digits)}"
+    return "—" if known(mean) is None else f"{pct(mean, digits)} ± {pct(std or 0.0, digits)}"
 
 
 def score_or_state(score: float | None, state: str | None, digits: int = 3) -> str:
     """A leaderboard score in %, else the submission's state ('pending', 'error'), else '—'."""
-    return pct(score, digits) if score is not None else (state or "—")
+    return pct(score, digits) if known(score) is not None else (state or "—")
 
 
 def number(x: float | None, digits: int = 0) -> str:
     """A count or a measurement with thousands separators: 12345.6 -> '12,346'; None -> '—'."""
-    return "—" if x is None else f"{x:,.{digits}f}"
+    return "—" if known(x) is None else f"{x:,.{digits}f}"
 
 
 def blend_pct(x: float | None, runs: int | None, digits: int = 3) -> str:
     """A blend's accuracy and, in brackets, how many runs it averages: '99.310 (3)'; '—' without one."""
-    if x is None:
+    if known(x) is None:
         return "—"
     return pct(x, digits) if runs is None else f"{pct(x, digits)} ({runs})"
 
 
 def duration(seconds: float | None) -> str:
     """'42s', '9m58s', '1h02m'."""
-    if seconds is None:
+    if seconds is None or known(seconds) is None:
         return "—"
     s = int(round(seconds))
     if s < 60:
@@ -113,7 +119,7 @@ def duration(seconds: float | None) -> str:
 
 def size(n: float | None) -> str:
     """Bytes in binary units: '512 B', '1.6 MiB'."""
-    if n is None:
+    if n is None or known(n) is None:
         return "unknown size"
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
