@@ -75,12 +75,14 @@ def known(x: float | None) -> float | None:
 
 def pct(x: float | None, digits: int = 2) -> str:
     """A fraction as a percentage without the sign: 0.99172 -> '99.17'; None (or NaN) -> '—'."""
-    return "—" if known(x) is None else f"{100 * x:.{digits}f}"
+    value = known(x)
+    return "—" if value is None else f"{100 * value:.{digits}f}"
 
 
 def signed_pct(x: float | None, digits: int = 2) -> str:
     """A change of a fraction in percentage points, with its sign: 0.0006 -> '+0.06'; None -> '—'."""
-    return "—" if known(x) is None else f"{100 * x:+.{digits}f}"
+    value = known(x)
+    return "—" if value is None else f"{100 * value:+.{digits}f}"
 
 
 def mean_std(mean: float | None, std: float | None, digits: int = 2) -> str:
@@ -95,7 +97,8 @@ def score_or_state(score: float | None, state: str | None, digits: int = 3) -> s
 
 def number(x: float | None, digits: int = 0) -> str:
     """A count or a measurement with thousands separators: 12345.6 -> '12,346'; None -> '—'."""
-    return "—" if known(x) is None else f"{x:,.{digits}f}"
+    value = known(x)
+    return "—" if value is None else f"{value:,.{digits}f}"
 
 
 def blend_pct(x: float | None, runs: int | None, digits: int = 3) -> str:
