@@ -211,7 +211,8 @@ CONFIG_OPTIONS = [
         "sets",
         multiple=True,
         metavar="SECTION.KEY=VALUE",
-        help="Any config value, e.g. --set augment.rotation=10 (repeatable).",
+        help="Any config value, e.g. --set augment.rotation=10 (repeatable); a list as a,b or as a TOML array "
+        '(["a", "b"], whose items may hold commas); notify.urls splits only before the next URL.',
     ),
 ]
 
