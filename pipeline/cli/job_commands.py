@@ -239,11 +239,18 @@ def preflight(app: App, name: str, params: dict[str, Any]) -> None:
     every value checked), a sweep's variants too; nothing is trained, downloaded, locked or written.
     """
     if name == "run":
-        _night_config(app, params["offline"], params["demo"], params["force_download"], params["submit_mode"], params)
-    elif name == "train":
-        build_config(app, params)
-    elif name == "sweep":
+        config = _night_config(
+            app, params["offline"], params["demo"], params["force_download"], params["submit_mode"], params
+        )
+    elif name in ("train", "sweep"):
+        config = build_config(app, params)
+    else:
+        return
+    if name == "sweep":
         from pipeline.nightly import sweep as sweep_mod
 
-        build_config(app, params)
         sweep_mod.variant_configs(_variant_builder(app, params), params["variants"])
+    if config.tracking.mlflow:  # as `tracked` checks it before any work: never a database in memory
+        from pipeline.nightly import mlflow_sync
+
+        mlflow_sync.checked_uri(config.output_dir, config.tracking.uri)

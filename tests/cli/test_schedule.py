@@ -124,6 +124,7 @@ def test_the_cron_line_is_quiet_on_a_good_night_and_its_notifications_still_go(r
             "the job `digits sweep variants.toml`: variants.toml: variant wide: unknown option nosuch ",
         ),
         (["run", "--help"], 2, "the job `digits run --help` only prints its help"),
+        (["run", "--mlflow", "--set", "tracking.uri=sqlite://"], 2, "the job `digits run --mlflow --set tracking"),
         (["train", "--help"], 2, "the job `digits train --help` only prints its help"),
         (["--version"], 2, "the job to schedule must be one of the commands that run unattended"),
         (["--help"], 2, "the job to schedule must be one of the commands that run unattended"),

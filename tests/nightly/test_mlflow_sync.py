@@ -375,3 +375,41 @@ def test_a_tag_that_is_no_ascii_number_is_ignored_not_a_traceback(out, value):
     assert sorted(parents) == sorted(d.name for d in dirs)
     fold_tags = sorted((r.data.tags["digits.run_id"], r.data.tags["digits.fold"]) for r in folds)
     assert tuple(sorted({f for _, f in fold_tags if f in ("0", "1", "2")})) == ("0", "1", "2")
+
+
+IN_MEMORY = [
+    "sqlite://",
+    "sqlite:///",
+    "sqlite:///:memory:",
+    "sqlite+pysqlite:///",
+    "sqlite:///?mode=memory",
+    "sqlite:///file::memory:?uri=true",
+    "sqlite:///file:night?mode=memory&uri=true",
+]
+
+
+@pytest.mark.parametrize("uri", IN_MEMORY)
+def test_an_in_memory_database_is_refused_as_a_usage_error(tmp_path, uri, monkeypatch):
+    """It logged "1 run(s) logged" into a database that was gone when the command ended."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+    from pipeline.core import config as cfg
+    from pipeline.core.errors import UsageError
+
+    make_run(tmp_path, NIGHTS[0])
+    r = CliRunner().invoke(cli, ["mlflow-sync", "--output-dir", str(tmp_path), "--uri", uri])
+    assert r.exit_code == 2, r.output
+    assert error_line(r).startswith("digits: option --uri") and "memory" in error_line(r)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    r = CliRunner().invoke(cli, ["mlflow-sync", "--output-dir", str(tmp_path)])
+    assert r.exit_code == 2 and error_line(r).startswith("digits: MLFLOW_TRACKING_URI"), r.output
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    night = tracking.tracked(cfg.TrackingConfig(mlflow=True, uri=uri), tmp_path, Progress())
+    with pytest.raises(UsageError, match=r"\[tracking\] uri"), night:  # a night refuses it before it trains
+        pytest.fail("the command ran")
+
+
+@pytest.mark.parametrize("uri", ["sqlite:///mlflow.db", "sqlite:////tmp/x/mlflow.db", "http://127.0.0.1:5000"])
+def test_a_database_file_or_a_server_is_no_in_memory_database(uri):
+    assert not mlflow_sync.in_memory(uri)
