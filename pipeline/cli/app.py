@@ -168,6 +168,12 @@ def notify_option(f: Callable) -> Callable:
     return NOTIFY(f)
 
 
+def runs_unattended(command: click.Command) -> bool:
+    """The commands meant to run unattended are those that take --notify (`notify_option`); `digits schedule`
+    schedules only these."""
+    return any(param.name == "notify" for param in command.params)
+
+
 def shared(f: Callable) -> Callable:
     """--output-dir, --log-file, --quiet: on the group and on every command."""
     for option in reversed(SHARED):
@@ -230,7 +236,9 @@ CONFIG_OPTIONS = [
         "sets",
         multiple=True,
         metavar="SECTION.KEY=VALUE",
-        help="Any config value, e.g. --set augment.rotation=10 (repeatable; SECTION is a table of --config).",
+        help="Any config value, e.g. --set augment.rotation=10 (repeatable; SECTION is a table of --config); a list "
+        'as a,b or as a TOML array (["a", "b"], whose items may hold commas); notify.urls splits only before the '
+        "next URL.",
     ),
 ]
 

@@ -12,6 +12,7 @@ group.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +149,7 @@ def run(
     from pipeline.nightly import night
     from pipeline.nightly.tracking import tracked
 
-    if demo and submit_mode:
-        raise UsageError("--demo makes a practice competition; it cannot be submitted to Kaggle")
-    if force_download and (offline or demo):
-        raise UsageError(f"--{'offline' if offline else 'demo'} never downloads, so --force-download means nothing")
-    config = build_config(app, opts, demo=demo)
+    config = _night_config(app, offline, demo, force_download, submit_mode, opts)
     if demo and app.output_dir is not None:  # demo/ is the demo's own; a folder given to it may hold a real night
         run_folders.claim_for_demo(config.output_dir)
     with tracked(config.tracking, config.output_dir, app.progress), runs_in_use.using(config.output_dir):
@@ -169,6 +166,17 @@ def run(
         )
     if path is not None:
         click.echo(path)
+
+
+def _night_config(
+    app: App, offline: bool, demo: bool, force_download: bool, submit_mode: str | None, opts: dict[str, Any]
+) -> cfg.Config:
+    """`digits run`'s config, and the checks of its options that Click cannot make; nothing is read but --config."""
+    if demo and submit_mode:
+        raise UsageError("--demo makes a practice competition; it cannot be submitted to Kaggle")
+    if force_download and (offline or demo):
+        raise UsageError(f"--{'offline' if offline else 'demo'} never downloads, so --force-download means nothing")
+    return build_config(app, opts, demo=demo)
 
 
 @click.command()
@@ -239,7 +247,11 @@ def sweep(app: App, variants: str, resume: bool, **opts: Any) -> None:
     config = build_config(app, opts)
     with tracked(config.tracking, config.output_dir, app.progress), runs_in_use.using(config.output_dir):
         # the comparison after training reads the variants' runs: gc deletes none of them meanwhile
-        sweep_mod.sweep(lambda variant: build_config(app, opts, variant=variant), variants, app.progress, resume=resume)
+        sweep_mod.sweep(_variant_builder(app, opts), variants, app.progress, resume=resume)
+
+
+def _variant_builder(app: App, opts: dict[str, Any]) -> Callable[[tuple[str, dict[str, Any]] | None], cfg.Config]:
+    return lambda variant: build_config(app, opts, variant=variant)
 
 
 def _finite(param: click.Parameter, value: float) -> float:
@@ -268,3 +280,27 @@ def mlflow_sync(app: App, runs: tuple[str, ...], uri: str | None, force: bool) -
 
 
 COMMANDS = (download, train, predict, run, submit, sweep, mlflow_sync)
+
+
+def preflight(app: App, name: str, params: dict[str, Any]) -> None:
+    """What command `name` checks before it starts, given the options Click parsed (`digits schedule`).
+
+    The same calls the command makes: its config is built (the --config file read, --set keys and
+    every value checked), a sweep's variants too; nothing is trained, downloaded, locked or written.
+    """
+    if name == "run":
+        config = _night_config(
+            app, params["offline"], params["demo"], params["force_download"], params["submit_mode"], params
+        )
+    elif name in ("train", "sweep"):
+        config = build_config(app, params)
+    else:
+        return
+    if name == "sweep":
+        from pipeline.nightly import sweep as sweep_mod
+
+        sweep_mod.variant_configs(_variant_builder(app, params), params["variants"])
+    if config.tracking.mlflow:  # as `tracked` checks it before any work: never a database in memory
+        from pipeline.nightly import mlflow_sync
+
+        mlflow_sync.checked_uri(config.output_dir, config.tracking.uri)

@@ -89,7 +89,8 @@ def report(app: App, ref: str, out: str | None) -> None:
     "--plot",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Where to save the trend plot (PNG).  [default: OUTPUT_DIR/history.png]",
+    help="Where to save the trend plot, in the format its suffix names (.png, .pdf, .svg, ...; none: PNG).  "
+    "[default: OUTPUT_DIR/history.png]",
 )
 @click.option("--no-plot", is_flag=True, help="Print the table only.")
 @shared

@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline.core import atomic_files, file_reads
 from pipeline.core.errors import BadInputError
+from pipeline.core.text import ascii_int, quoted
 
 HEADER = "ImageId,Label"
 
@@ -38,8 +39,9 @@ def write(path: str | Path, labels: np.ndarray) -> str:
 def validate_file(path: str | Path, expected_rows: int | None = None) -> int:
     """Check a submission file as Kaggle would; return its row count.
 
-    Header exactly ``ImageId,Label``; ImageId 1..N, each once; Label an
-    integer 0-9; N equal to test.csv's rows when `expected_rows` is given.
+    Header exactly ``ImageId,Label``; ImageId 1..N, each once; Label a digit
+    0-9; both in ASCII digits only (int() would read '٣' as 3, Kaggle reads
+    no label); N equal to test.csv's rows when `expected_rows` is given.
     """
     path = Path(path)
     try:
@@ -56,14 +58,14 @@ def validate_file(path: str | Path, expected_rows: int | None = None) -> int:
         cells = line.strip().split(",")
         if len(cells) != 2:
             raise BadInputError(f"{path}: line {lineno}: expected 2 cells (ImageId,Label), got {len(cells)}")
-        try:
-            image_id, label = int(cells[0]), int(cells[1])
-        except ValueError:
+        image_id, label = ascii_int(cells[0]), ascii_int(cells[1])
+        if image_id is None:
             raise BadInputError(
-                f"{path}: line {lineno}: ImageId and Label must be integers, got {line.strip()!r}"
-            ) from None
-        if not 0 <= label <= 9:
-            raise BadInputError(f"{path}: line {lineno}, column Label: {label} is not a digit 0-9")
+                f"{path}: line {lineno}, column ImageId: {quoted(cells[0])} is not a whole number in digits 0-9"
+            )
+        if label is None or not 0 <= label <= 9:
+            shown = label if label is not None else quoted(cells[1])
+            raise BadInputError(f"{path}: line {lineno}, column Label: {shown} is not a digit 0-9")
         if image_id in seen:
             raise BadInputError(f"{path}: line {lineno}, column ImageId: {image_id} appears twice")
         seen.add(image_id)

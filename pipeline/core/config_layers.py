@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from pipeline.core import file_reads
 from pipeline.core.config import DEMO, Config, flatten, resolve, validate
 from pipeline.core.errors import BadInputError, UsageError
-from pipeline.core.text import quoted
+from pipeline.core.text import ascii_float, ascii_int, quoted
 
 
 def demo_base() -> Config:
@@ -58,7 +59,7 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
         if origin is tuple:
             inner = get_args(typ)[0]
             if isinstance(value, str):
-                value = [v for v in value.replace(" ", "").split(",") if v]
+                value = _items(value, name)
             if not isinstance(value, (list, tuple)):
                 raise ValueError
             return tuple(_coerce(v, inner, name) for v in value)
@@ -73,11 +74,16 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
         if typ is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
-            return int(value)
+            whole = ascii_int(value, signed=True) if isinstance(value, str) else int(value)
+            if whole is None:  # int() also reads '٣' and '1_0'; an option's number is written in 0-9
+                raise ValueError
+            return whole
         if typ is float:
             if isinstance(value, bool):
                 raise ValueError
-            number = float(value)
+            number = ascii_float(value) if isinstance(value, str) else float(value)
+            if number is None:
+                raise ValueError
             if not math.isfinite(number):  # inf passes float(); no option means anything with it
                 raise ValueError
             return number
@@ -94,10 +100,32 @@ def _coerce(value: Any, typ: Any, name: str) -> Any:
     else:
         raise BadInputError(f"option {name}: unsupported type {typ}")
     kind = {int: "an integer", float: "a finite number", bool: "true or false", str: "UTF-8 text without NUL"}.get(
-        typ, "a comma-separated list of integers"
+        typ, 'a comma-separated list or a TOML array such as ["a", "b"]'
     )
     shown = value if isinstance(value, (str, int, float)) else str(value)
     raise BadInputError(f"option {name}: expected {kind}, got {quoted(shown)}")
+
+
+# Lists of URLs: a comma inside one (a query string) is kept, and only a comma before the next URL's scheme
+# splits, so `--set notify.urls=URL` takes one URL the way `--notify URL` does.
+URL_LISTS = ("notify.urls",)
+_NEXT_URL = re.compile(r",\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def _items(text: str, name: str) -> list[Any]:
+    """A list given as text: a TOML array (``["a,1", "b"]``, whose items may hold commas), else comma-separated."""
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            items = tomllib.loads(f"v = {text}")["v"]
+        except (tomllib.TOMLDecodeError, RecursionError):
+            raise ValueError from None
+        if not isinstance(items, list):
+            raise ValueError
+        return items
+    if name in URL_LISTS:
+        return [url.strip() for url in _NEXT_URL.split(text) if url.strip()]
+    return [v for v in text.replace(" ", "").split(",") if v]
 
 
 # Options that existed once: a config file that still sets one is told why it is gone, not just "unknown".

@@ -9,6 +9,7 @@ header line costs one short line on stderr.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 
 QUOTE_LIMIT = 60  # characters of a quoted value shown in a message
@@ -29,6 +30,36 @@ def one_line(message: object, limit: int = LINE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def has_control(text: str) -> bool:
+    """Whether `text` holds a control character (a line break, tab, escape, C1) or an undecodable byte."""
+    return _CONTROL.search(text) is not None
+
+
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def ascii_int(text: str, signed: bool = False, max_digits: int = 30) -> int | None:
+    """`text` as an integer when it is one in ASCII digits (a sign only if `signed`), else None.
+
+    Not int() alone: it also reads '٣' (3), '３' and '1_0' (10) and ' 3', and raises on '²' (which
+    isdigit() accepts) and on more than 4,300 digits.  What Kaggle, a header or a config file means
+    by a number is written in 0-9.
+    """
+    if len(text) > max_digits + 1 or not _ASCII_INT.fullmatch(text) or (not signed and text[0] in "+-"):
+        return None
+    return int(text)
+
+
+def ascii_float(text: str) -> float | None:
+    """`text` as a float when it is written in ASCII (no '٣.٥', no '1_0.5', both of which float() reads), else None."""
+    if not text.isascii() or "_" in text or len(text) > 100:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
     """``repr``-style quoting of a value from a file or the command line, cut to `limit` characters."""
     text = value if isinstance(value, str) else str(value)
@@ -37,41 +68,49 @@ def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
     return repr(text)
 
 
+def known(x: float | None) -> float | None:
+    """`x`, or None when it is not a finite number: a NaN or inf read from a record is shown as unknown ('—')."""
+    return x if x is not None and math.isfinite(x) else None
+
+
 def pct(x: float | None, digits: int = 2) -> str:
-    """A fraction as a percentage without the sign: 0.99172 -> '99.17'; None -> '—'."""
-    return "—" if x is None else f"{100 * x:.{digits}f}"
+    """A fraction as a percentage without the sign: 0.99172 -> '99.17'; None (or NaN) -> '—'."""
+    value = known(x)
+    return "—" if value is None else f"{100 * value:.{digits}f}"
 
 
 def signed_pct(x: float | None, digits: int = 2) -> str:
     """A change of a fraction in percentage points, with its sign: 0.0006 -> '+0.06'; None -> '—'."""
-    return "—" if x is None else f"{100 * x:+.{digits}f}"
+    value = known(x)
+    return "—" if value is None else f"{100 * value:+.{digits}f}"
 
 
 def mean_std(mean: float | None, std: float | None, digits: int = 2) -> str:
     """'99.17 ± 0.04' from fractions; '—' without a mean."""
-    return "—" if mean is None else f"{pct(mean, digits)} ± {pct(std or 0.0, digits)}"
+    return "—" if known(mean) is None else f"{pct(mean, digits)} ± {pct(std or 0.0, digits)}"
 
 
 def score_or_state(score: float | None, state: str | None, digits: int = 3) -> str:
     """A leaderboard score in %, else the submission's state ('pending', 'error'), else '—'."""
-    return pct(score, digits) if score is not None else (state or "—")
+    return pct(score, digits) if known(score) is not None else (state or "—")
 
 
 def number(x: float | None, digits: int = 0) -> str:
     """A count or a measurement with thousands separators: 12345.6 -> '12,346'; None -> '—'."""
-    return "—" if x is None else f"{x:,.{digits}f}"
+    value = known(x)
+    return "—" if value is None else f"{value:,.{digits}f}"
 
 
 def blend_pct(x: float | None, runs: int | None, digits: int = 3) -> str:
     """A blend's accuracy and, in brackets, how many runs it averages: '99.310 (3)'; '—' without one."""
-    if x is None:
+    if known(x) is None:
         return "—"
     return pct(x, digits) if runs is None else f"{pct(x, digits)} ({runs})"
 
 
 def duration(seconds: float | None) -> str:
     """'42s', '9m58s', '1h02m'."""
-    if seconds is None:
+    if seconds is None or known(seconds) is None:
         return "—"
     s = int(round(seconds))
     if s < 60:
@@ -83,7 +122,7 @@ def duration(seconds: float | None) -> str:
 
 def size(n: float | None) -> str:
     """Bytes in binary units: '512 B', '1.6 MiB'."""
-    if n is None:
+    if n is None or known(n) is None:
         return "unknown size"
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):

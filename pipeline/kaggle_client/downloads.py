@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline.core import atomic_files
 from pipeline.core.errors import BadInputError, KaggleError
+from pipeline.core.text import ascii_int
 from pipeline.core.text import size as show_size
 from pipeline.kaggle_client import datadir, retry
 from pipeline.kaggle_client.client import COMPETITION, Connection, Log, connect, utc_now
@@ -290,13 +291,12 @@ def _get(conn: Connection, url: str, headers: dict) -> Any:
 
 
 def _content_length(response: Any) -> int | None:
-    value = response.headers.get("Content-Length")
-    return int(value) if value and value.isdigit() else None
+    return ascii_int(response.headers.get("Content-Length") or "")
 
 
 def _range_start(response: Any) -> int | None:
-    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
-    return int(match.group(1)) if match else None
+    match = re.match(r"bytes ([0-9]+)-", response.headers.get("Content-Range", ""))
+    return ascii_int(match.group(1)) if match else None
 
 
 def _safe_name(name: str) -> str:

@@ -58,10 +58,24 @@ def compatible(anchor: RunRecord, other: RunRecord) -> bool:
 
 
 def candidates(
-    output_dir: str | Path, anchor_dir: Path, limit: int, warn: Callable[[str], None] = lambda s: None
+    output_dir: str | Path,
+    anchor_dir: Path,
+    limit: int,
+    warn: Callable[[str], None] = lambda s: None,
+    note: Callable[[str], None] = lambda s: None,
 ) -> tuple[np.ndarray, list[Candidate]]:
-    """The anchor run and up to ``limit - 1`` of the newest other runs compatible with it, with their arrays."""
+    """The anchor run and up to ``limit - 1`` of the newest other runs compatible with it, with their arrays.
+
+    A run whose out-of-fold figure is in-sample (`RunRecord.oof_in_sample`: its folds chose their epoch
+    on those rows) is never one: the selection and its estimate would trust rows it was tuned on.  As
+    the anchor it is refused; among the others it is left out, said once through `note`.
+    """
     anchor = record.read(anchor_dir)
+    if anchor.oof_in_sample:
+        raise BadInputError(
+            f"run {anchor.run_id}: its out-of-fold figures are in-sample (its folds chose their epoch on those "
+            "rows, as digits did before schema 3), so no honest blend or estimate can be made of it; train a new run"
+        )
     missing = [name for name in ("train.csv", "test.csv") if name not in anchor.data]
     if missing:
         raise BadInputError(
@@ -79,10 +93,14 @@ def candidates(
     except BadInputError:
         test = None  # its fold models predict test.csv again
     found = [Candidate(anchor_dir, anchor, oof, test)]
+    in_sample = []
     for run_dir, other in run_folders.newest_first(output_dir, exclude=anchor.run_id):
         if len(found) >= limit:
             break
         if not compatible(anchor, other):
+            continue
+        if other.oof_in_sample:
+            in_sample.append(other.run_id)
             continue
         try:
             other_labels, other_oof = run_arrays.load_oof(run_dir, rows, finite=True)
@@ -93,6 +111,12 @@ def candidates(
         if not np.array_equal(other_labels, labels):
             continue
         found.append(Candidate(run_dir, other, other_oof, other_test))
+    if in_sample:
+        note(
+            f"{len(in_sample)} compatible run(s) left out of the blend, their out-of-fold figures in-sample "
+            f"(trained before schema 3, their folds chose epochs on those rows): {', '.join(in_sample[:5])}"
+            + (", ..." if len(in_sample) > 5 else "")
+        )
     return labels, found
 
 

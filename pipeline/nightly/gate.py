@@ -45,30 +45,55 @@ class Tonight:
 Predictions = Callable[[Entry], tuple[np.ndarray, np.ndarray] | None]
 
 
-def best_accepted(entries: list[Entry], competition: str) -> Entry | None:
-    """The accepted submission to beat: the highest public score, else (all pending) the highest estimate."""
+def references(entries: list[Entry], competition: str) -> list[Entry]:
+    """What tonight must beat: the best scored submission, and every accepted one still being scored.
+
+    A pending submission counts until Kaggle scores it: its score is unknown, so it may be the best
+    (typically it is last night's blend).
+    """
     accepted = [e for e in entries if e.accepted and e.competition == competition]
     scored = [e for e in accepted if e.public_score is not None]
-    if scored:
-        return max(scored, key=lambda e: e.public_score or 0.0)
-    estimated = [e for e in accepted if e.estimate is not None]
-    return max(estimated, key=lambda e: e.estimate or 0.0) if estimated else (accepted[-1] if accepted else None)
+    pending = [e for e in accepted if e.public_score is None]
+    return ([max(scored, key=lambda e: e.public_score or 0.0)] if scored else []) + pending
 
 
 def decide(
     tonight: Tonight, entries: list[Entry], competition: str, predictions: Predictions, alpha: float, mode: str
 ) -> SubmitDecision:
-    """Submit tonight's blend?  See the module docstring; the decision carries both figures and the test."""
+    """Submit tonight's blend?  See the module docstring; the decision carries both figures and the test.
+
+    Tonight must pass against every reference (`references`); the decision told is the one against
+    the strongest reference it failed, else the strongest it passed.
+    """
     if mode == "always":
         return SubmitDecision(True, "--submit always", mode, ours=tonight.estimate)
-    reference = best_accepted(entries, competition)
-    if reference is None:
+    found = references(entries, competition)
+    if not found:
         return SubmitDecision(True, "no earlier submission was accepted by Kaggle", mode, ours=tonight.estimate)
+    decisions = [_against(tonight, reference, predictions, alpha, mode) for reference in found]
+    held = [d for d in decisions if not d.submitted]
+
+    def strength(d: SubmitDecision) -> float:  # a reference without a figure (still being scored) may be the best
+        return math.inf if d.previous_oof_accuracy is None else d.previous_oof_accuracy
+
+    told = max(held or decisions, key=strength)
+    if len(decisions) > 1:
+        told.reason += (
+            f" (the strongest of {len(decisions)} references: the best scored submission and those still being scored)"
+        )
+    return told
+
+
+def _against(tonight: Tonight, reference: Entry, predictions: Predictions, alpha: float, mode: str) -> SubmitDecision:
+    """Tonight against one reference: paired (McNemar) when it kept honest predictions, else by its public score."""
     name = _name(reference)
-    paired = predictions(reference) if reference.train_sha and reference.train_sha == tonight.train_sha else None
+    # Only an entry with an honest estimate kept honest rows: one without (a run whose out-of-fold figure was
+    # in-sample, a blend from before the estimate) may have kept in-sample predictions, which are never paired.
+    pairable = reference.estimate is not None and reference.train_sha and reference.train_sha == tonight.train_sha
+    paired = predictions(reference) if pairable else None
     if paired is not None and np.array_equal(paired[0], tonight.labels):
         test = mcnemar(tonight.labels, paired[1], tonight.predictions, alpha=alpha)
-        theirs = reference.estimate if reference.estimate is not None else float(np.mean(paired[1] == paired[0]))
+        theirs = reference.estimate
         better = test.b_only > test.a_only and test.p_value < alpha
         figures = (
             f"estimate {pct(tonight.estimate, 3)}% against {pct(theirs, 3)}% of {name}: "

@@ -30,6 +30,7 @@ import os
 import re
 import tempfile
 import time
+import urllib.parse
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core import file_reads
-from pipeline.core.errors import StorageError
+from pipeline.core.errors import StorageError, UsageError
+from pipeline.core.text import ascii_int, quoted
 from pipeline.nightly import mlflow_record
 from pipeline.nightly.mlflow_record import metrics_of, params_of, submission_file, tags_of
 from pipeline.store import record, run_folders
@@ -72,6 +74,33 @@ def tracking_uri(output_dir: str | Path, configured: str | None = None) -> str:
     )
 
 
+def in_memory(uri: str) -> bool:
+    """Whether `uri` names an SQLite database that lives in memory: gone, with all it holds, when digits ends.
+
+    As SQLAlchemy (MLflow's store) reads it: no database (``sqlite://``, ``sqlite:///``), ``:memory:``,
+    or an SQLite URI filename in memory (``file::memory:``, ``mode=memory``).
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme.split("+")[0].lower() != "sqlite":
+        return False
+    where, _, query = rest.partition("?")
+    database = where[1:] if where.startswith("/") else ""  # `sqlite://host`: no database file either
+    modes = urllib.parse.parse_qs(query).get("mode", [])
+    return database in ("", ":memory:") or database.startswith("file::memory:") or "memory" in modes
+
+
+def checked_uri(output_dir: str | Path, configured: str | None = None, option: str = "[tracking] uri") -> str:
+    """`tracking_uri`, refused (a usage error naming where it came from) when it is a database in memory."""
+    uri = tracking_uri(output_dir, configured)
+    if in_memory(uri):
+        source = option if configured else "MLFLOW_TRACKING_URI"
+        raise UsageError(
+            f"{source} {quoted(uri)} is an SQLite database in memory: what is logged there is gone when digits "
+            "ends; give a file (sqlite:///mlflow.db) or a server's URL"
+        )
+    return uri
+
+
 def artifact_root(uri: str) -> str | None:
     """Where a new experiment keeps artifacts: beside the database of a SQLite store; a server decides its own."""
     if not uri.startswith("sqlite:///"):
@@ -80,11 +109,14 @@ def artifact_root(uri: str) -> str | None:
     return (database.resolve().parent / ARTIFACTS).as_uri()
 
 
-def connect(output_dir: str | Path, configured: str | None = None) -> MlflowRuns:
-    """An `MlflowRuns` on the tracking URI (MLflow imported here, bounded and quiet); `StorageError` if impossible."""
+def connect(output_dir: str | Path, configured: str | None = None, option: str = "[tracking] uri") -> MlflowRuns:
+    """An `MlflowRuns` on the tracking URI (MLflow imported here, bounded and quiet); `StorageError` if impossible.
+
+    A database in memory is a `UsageError` naming `option` (or MLFLOW_TRACKING_URI), before MLflow is imported.
+    """
+    uri = checked_uri(output_dir, configured, option)
     for name, value in BOUNDS.items():
         os.environ.setdefault(name, value)
-    uri = tracking_uri(output_dir, configured)
     try:
         with quiet():
             from mlflow import MlflowClient
@@ -190,7 +222,9 @@ class MlflowRuns:
                 tags = run.data.tags
                 found = out.setdefault(tags[RUN_TAG], Found())
                 if FOLD_TAG in tags:
-                    found.folds.setdefault(int(tags[FOLD_TAG]), run)  # the oldest, should a race have made two
+                    fold = ascii_int(tags[FOLD_TAG])  # a tag is text anyone with the server can set
+                    if fold is not None:
+                        found.folds.setdefault(fold, run)  # the oldest, should a race have made two
                 elif found.parent is None:
                     found.parent = run
             token = page.token
@@ -370,8 +404,7 @@ def _epochs(fold: FoldRecord) -> int:
 
 
 def _epochs_tag(run: Any) -> int | None:
-    value = run.data.tags.get(EPOCHS_TAG)
-    return int(value) if value and value.isdigit() else None
+    return ascii_int(run.data.tags.get(EPOCHS_TAG) or "")
 
 
 def _number(value: Any) -> bool:

@@ -58,7 +58,7 @@ def predict(
         limit = ensemble_runs if ensemble_runs is not None else rec.config.blend.runs
         if limit < 1:
             raise BadInputError(f"option --ensemble-runs: must be at least 1, got {limit}")
-        labels, found = blend.candidates(output_dir, run_dir, limit, warn=progress.warn)
+        labels, found = blend.candidates(output_dir, run_dir, limit, warn=progress.warn, note=progress.info)
         info, chosen, estimate = blend.choose(labels, found, rec.config.blend.estimate_parts)
         changed = digest != rec.test_sha
         if changed:

@@ -21,10 +21,13 @@ from pathlib import Path
 
 from pipeline.core import atomic_files
 from pipeline.core.errors import UsageError
+from pipeline.core.text import has_control, quoted
 
 DEFAULT_AT = "01:30"
 DEFAULT_JOB = ("run", "--submit", "--resume")
 LOG_FILE = "digits.log"  # in the working directory, beside runs/
+# What each schedule adds after the job's own words; `digits schedule` checks the job with them.
+ADDED = {"cron": ("--quiet", "--log-file", LOG_FILE), "systemd": ("--log-file", LOG_FILE)}
 UNIT = "digits"
 UNIT_DIR = "/etc/systemd/system"
 STOP_SECONDS = 120  # after SIGTERM: the fold in training stops at its next batch, then the files and the notification
@@ -82,8 +85,8 @@ def digits_command() -> list[str]:
 
 
 def parse_at(at: str) -> tuple[int, int]:
-    """``HH:MM`` (24-hour) as (hour, minute); a usage error naming --at otherwise."""
-    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", at.strip())
+    """``HH:MM`` (24-hour, ASCII digits, nothing around it) as (hour, minute); a usage error naming --at otherwise."""
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", at, flags=re.ASCII)
     if not match:
         raise UsageError(f"option --at: expected a time of day as HH:MM (24-hour), got {at!r}")
     return int(match[1]), int(match[2])
@@ -92,11 +95,16 @@ def parse_at(at: str) -> tuple[int, int]:
 def cron_line(digits: Sequence[str], workdir: str | Path, user: str, at: str, job: Sequence[str]) -> str:
     """A crontab entry (with its comment) that runs `job` every day at `at`, quiet unless something went wrong."""
     hour, minute = parse_at(at)
-    run = [*digits, *job, "--quiet", "--log-file", LOG_FILE]
+    run = [*_words(digits, "the digits command"), *_words(job, "the job's argument"), *ADDED["cron"]]
     command = f"cd {shlex.quote(_path(workdir))} && {shlex.join(run)} >/dev/null"
     command = command.replace("%", "\\%")  # an unescaped % ends a cron command (it becomes a newline)
     return CRON.format(
-        at=f"{hour:02d}:{minute:02d}", user=user, log=LOG_FILE, minute=minute, hour=hour, command=command
+        at=f"{hour:02d}:{minute:02d}",
+        user=check_word(user, "the user"),
+        log=LOG_FILE,
+        minute=minute,
+        hour=hour,
+        command=command,
     )
 
 
@@ -106,7 +114,8 @@ def systemd_units(digits: Sequence[str], workdir: str | Path, user: str, at: str
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", user):
         raise UsageError(f"option --user: {user!r} is not a user name systemd accepts")
     fill = {"unit": UNIT, "unit_dir": UNIT_DIR, "at": f"{hour:02d}:{minute:02d}", "user": user, "stop": STOP_SECONDS}
-    command = " ".join(_systemd_word(w) for w in [*digits, *job, "--log-file", LOG_FILE])
+    words = [*_words(digits, "the digits command"), *_words(job, "the job's argument"), *ADDED["systemd"]]
+    command = " ".join(_systemd_word(w) for w in words)
     service = SERVICE.format(**fill, workdir=_path(workdir).replace("%", "%%"), command=command)
     return {f"{UNIT}.service": service, f"{UNIT}.timer": TIMER.format(**fill)}
 
@@ -119,11 +128,26 @@ def write_units(directory: str | Path, units: dict[str, str]) -> list[Path]:
     return paths
 
 
+def check_word(word: str, what: str) -> str:
+    """`word`, unless it holds a control character: a usage error naming `what` then.
+
+    Neither a crontab nor a unit file can hold a line break in a value (a newline in ``-m`` wrote
+    ``ExecStartPre=...`` as a line of its own), and a tab, an escape or an undecodable byte in a
+    command that runs unseen at night is never what was meant.
+    """
+    if has_control(word):
+        raise UsageError(
+            f"{what} {quoted(word)} holds a control character (a line break, tab or escape), which cannot be scheduled"
+        )
+    return word
+
+
+def _words(words: Sequence[str], what: str) -> list[str]:
+    return [check_word(w, what) for w in words]
+
+
 def _path(path: str | Path) -> str:
-    text = str(Path(path).absolute())
-    if "\n" in text or "\r" in text:  # neither a crontab nor a unit file can hold a line break in a value
-        raise UsageError(f"{text!r}: a path with a line break cannot be scheduled")
-    return text
+    return check_word(str(Path(path).absolute()), "the folder")
 
 
 def _systemd_word(word: str) -> str:

@@ -120,25 +120,32 @@ def _entry(
         else [ledger.Member(rec.run_id, 1.0)]
     )
     kept = None
-    arrays = _estimate_arrays(run_dir)
+    arrays = _estimate_arrays(run_dir, rec)
     if arrays is not None and rec.submission is not None and rec.submission.sha256 == sha:
-        kept = ledger.save_predictions(output_dir, sha, *arrays)
+        kept = ledger.save_predictions(output_dir, *arrays)
     return dataclasses.replace(
         entry,
         run_id=rec.run_id,
         members=members,
         estimate=rec.submission_estimate,
-        estimate_method=rec.blend.estimate_method if rec.blend else "the run's out-of-fold accuracy",
+        estimate_method=None
+        if rec.submission_estimate is None
+        else (rec.blend.estimate_method if rec.blend else "the run's out-of-fold accuracy"),
         train_sha=rec.train_sha,
         predictions=kept,
     )
 
 
-def _estimate_arrays(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """(labels, predictions) behind the run's estimate: its blend's, else its own out-of-fold predictions."""
-    kept = run_arrays.load_estimate(run_dir)
-    if kept is not None:
-        return kept
+def _estimate_arrays(run_dir: Path, rec: RunRecord) -> tuple[np.ndarray, np.ndarray] | None:
+    """(labels, predictions) behind the run's estimate: its blend's, else its own out-of-fold predictions.
+
+    None when there is no honest estimate to pair with: a blend whose estimate.npz is gone (the
+    anchor's own predictions are not the blend's), or a run whose out-of-fold figure is in-sample.
+    """
+    if rec.blend is not None:
+        return run_arrays.load_estimate(run_dir) if rec.blend.estimate is not None else None
+    if rec.oof_in_sample:
+        return None
     try:
         labels, oof = run_arrays.load_oof(run_dir, finite=True)
     except BadInputError:

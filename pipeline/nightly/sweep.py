@@ -55,6 +55,12 @@ def load_variants(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def variant_configs(build: Builder, variants_file: str | Path) -> tuple[list[str], list[cfg.Config]]:
+    """The variants' names and configs (each checked as a run's is); what a sweep trains, nothing trained yet."""
+    variants = load_variants(variants_file)
+    return [name for name, _ in variants], [build((f"{variants_file}: variant {name}", o)) for name, o in variants]
+
+
 def sweep_id(when: _dt.datetime | None = None) -> str:
     return "sweep-" + (when or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
 
@@ -66,8 +72,7 @@ def sweep(build: Builder, variants_file: str | Path, progress: Progress, resume:
     command line still on top.  With `resume`, each variant finishes its
     newest unfinished run with the same config instead of starting a new one.
     """
-    variants = load_variants(variants_file)
-    configs = [build((f"{variants_file}: variant {name}", overrides)) for name, overrides in variants]
+    names, configs = variant_configs(build, variants_file)
     # One seed for every variant that sets none: the same folds and initial draws, so the comparison
     # is paired fold by fold and measures the variants, not the luck of two seeds.  (A resumed sweep
     # finds its runs with any seed, and keeps theirs.)
@@ -77,11 +82,8 @@ def sweep(build: Builder, variants_file: str | Path, progress: Progress, resume:
             c if c.train.seed is not None else dataclasses.replace(c, train=dataclasses.replace(c.train, seed=seed))
             for c in configs
         ]
-    names = [name for name, _ in variants]
     ident = sweep_id()
-    progress.info(
-        f"{ident}: {len(variants)} variant(s), {sum(c.train.folds for c in configs)} folds: {', '.join(names)}"
-    )
+    progress.info(f"{ident}: {len(names)} variant(s), {sum(c.train.folds for c in configs)} folds: {', '.join(names)}")
     dirs = trainer.train_runs(configs, progress, resume=resume or None, labels=names, sweep=ident)
     compare.compare(configs[0].output_dir, [str(d) for d in dirs], fmt="table")
     return dirs

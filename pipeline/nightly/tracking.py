@@ -69,7 +69,7 @@ class Tracker:
     def __init__(self, output_dir: str | Path, uri: str | None = None):
         self.output_dir = Path(output_dir)
         self.configured = uri
-        self.uri = mlflow_sync.tracking_uri(output_dir, uri)
+        self.uri = mlflow_sync.checked_uri(output_dir, uri)  # a database in memory: a usage error before any work
         self._runs: mlflow_sync.MlflowRuns | None = None
         self.parents: dict[str, tuple[str, str, mlflow_sync.Found]] = {}  # run id -> experiment, MLflow id, found
         self.live: dict[tuple[str, int], list[Any]] = {}  # (run id, fold) -> [its MLflow run id, epochs logged]
@@ -167,7 +167,7 @@ def sync(output_dir: str | Path, refs: Sequence[str], uri: str | None, force: bo
     """
     if not refs and not run_folders.list_runs(output_dir):
         raise BadInputError(f"no runs in {run_folders.runs_root(output_dir)}")
-    store = mlflow_sync.connect(output_dir, uri)
+    store = mlflow_sync.connect(output_dir, uri, option="option --uri")
     try:
         with mlflow_sync.quiet():
             outcome = store.sync_all(output_dir, refs, force=force, log=progress.info)

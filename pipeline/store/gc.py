@@ -1,9 +1,10 @@
-"""``digits gc``: delete old run folders, keeping the newest N.
+"""``digits gc``: delete old run folders, keeping the newest N (readable ones: a folder without a report never counts).
 
-Never removes a run that a submission Kaggle accepted (or is still scoring)
-blends or made (`pipeline.store.ledger`), the run that made
+Never removes a run that a submission of the ledger blends (every member)
+or made (`pipeline.store.ledger`), the run that made
 ``submissions/submission.csv`` (matched by sha256, or by the run's own copy
-of it when its record is unreadable), nor any run while another digits uses
+of it when its record is unreadable) nor any member of its blend, nor any
+run while another digits uses
 the runs (training, predicting, reading, submitting: `runs_in_use`): then gc
 removes nothing and exits 5.  gc holds the output directory's lock and the
 runs exclusively while deleting, so no run starts and no command reads
@@ -98,25 +99,41 @@ def _lock(stack: contextlib.ExitStack, output_dir: str | Path, dry_run: bool) ->
 
 
 def plan_gc(output_dir: str | Path, keep: int, lock_busy: bool) -> list[GcEntry]:
-    """Decide which runs go: all but the newest `keep`, sparing the current submission's and live runs."""
+    """Decide which runs go: all but the newest `keep`, sparing what submissions rest on and live runs."""
     ids = run_folders.list_runs(output_dir)
     current = run_folders.current_submission_sha(output_dir)
     submitted = ledger.protected_runs(ledger.read(output_dir, warn=ui.warn))
-    newest = set(ids[-keep:]) if keep > 0 else set()
+    root = run_folders.runs_root(output_dir)
+    records = {run_id: _read(root / run_id) for run_id in ids}
+    # The newest `keep` readable runs: folders without a readable report never take their place (300 empty
+    # folders newer than every run would have had gc delete the runs).  An unreadable folder is kept where it
+    # was before (among the newest `keep` folders), and wherever it is newer than a run kept.
+    readable = [run_id for run_id in ids if records[run_id] is not None]
+    newest = set(readable[-keep:]) | set(ids[-keep:]) if keep > 0 else set()
+    if newest:
+        oldest = min(newest)
+        newest |= {run_id for run_id in ids if records[run_id] is None and run_id > oldest}
+    made = {run_id for run_id, rec in records.items() if current and _made_submission(output_dir, run_id, rec, current)}
+    # every member of the current submission's blend: predicting it again (or comparing with it) needs them all
+    blended = {m.run_id for run_id in made if (rec := records[run_id]) and rec.blend for m in rec.blend.members}
     plan = []
     for run_id in ids:
-        path = run_folders.runs_root(output_dir) / run_id
-        try:
-            rec: RunRecord | None = read(path)
-        except BadInputError:
-            rec = None
+        path, rec = root / run_id, records[run_id]
         status = rec.status if rec is not None else "unreadable"
-        made_it = current is not None and _made_submission(output_dir, run_id, rec, current)
-        remove, reason = _decide(run_id in newest, made_it, lock_busy, rec, keep, run_id in submitted)
+        remove, reason = _decide(
+            run_id in newest, run_id in made, run_id in blended, lock_busy, rec, keep, run_id in submitted
+        )
         if path.is_symlink():
             reason += f"; a link to {os.readlink(path)}: only the link goes" if remove else ""
         plan.append(GcEntry(run_id, path, status, 0 if path.is_symlink() else folder_size(path), remove, reason))
     return plan
+
+
+def _read(path: Path) -> RunRecord | None:
+    try:
+        return read(path)
+    except BadInputError:
+        return None
 
 
 def _made_submission(output_dir: str | Path, run_id: str, rec: RunRecord | None, current: str) -> bool:
@@ -128,14 +145,25 @@ def _made_submission(output_dir: str | Path, run_id: str, rec: RunRecord | None,
 
 
 def _decide(
-    newest: bool, made_it: bool, lock_busy: bool, rec: RunRecord | None, keep: int, submitted: bool
+    newest: bool,
+    made_it: bool,
+    blended: bool,
+    lock_busy: bool,
+    rec: RunRecord | None,
+    keep: int,
+    submitted: bool,
 ) -> tuple[bool, str]:
     if newest:
-        return False, f"among the newest {keep}"
+        return (
+            False,
+            f"among the newest {keep}" if rec is not None else f"unreadable, among or newer than the newest {keep}",
+        )
     if submitted:
-        return False, "in a submission Kaggle accepted or is scoring (submissions/ledger.jsonl)"
+        return False, "in a submission of submissions/ledger.jsonl (its blend or the run that made it)"
     if made_it:
         return False, "made the current submissions/submission.csv"
+    if blended:
+        return False, "in the blend of the current submissions/submission.csv"
     running = rec is not None and rec.status == "running"
     if lock_busy and running:
         return False, "running (the output directory is locked by another digits)"

@@ -11,9 +11,10 @@ them too.
 
 What an entry says is its own: the blend's members and weights, the estimate
 and a copy of the per-row predictions the estimate counted
-(``submissions/ledger/<sha256>.npz``, named by the submission file's hash),
-so ``digits predict`` rewriting a run's blend later changes nothing here, and
-``gc`` keeps every run an accepted or pending entry blends.
+(``submissions/ledger/predictions-<sha256>.npz``, named by its own content,
+so two blends that wrote identical files keep their own rows), so ``digits
+predict`` rewriting a run's blend later changes nothing here, and ``gc``
+keeps every run an entry blends.
 
 A damaged line (a crash while writing it, an editor) is reported by line
 number, one warning each, and skipped; the rest of the ledger still counts.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -39,7 +41,7 @@ from pipeline.core.errors import BadInputError
 from pipeline.store import run_folders
 
 LEDGER = "ledger.jsonl"
-ARRAYS = "ledger"  # submissions/ledger/<sha256>.npz: the per-row predictions an entry's estimate counted
+ARRAYS = "ledger"  # submissions/ledger/predictions-<sha256>.npz: the per-row predictions an entry's estimate counted
 Status = Literal["sending", "pending", "complete", "error"]
 Origin = Literal["digits", "kaggle"]
 
@@ -173,13 +175,17 @@ def new_id(sha256: str) -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S") + "-" + sha256[:8]
 
 
-def save_predictions(output_dir: str | Path, sha256: str, labels: np.ndarray, predictions: np.ndarray) -> str:
-    """Keep the rows' labels and the estimate's per-row predictions beside the ledger; returns the file's name."""
-    name = f"{sha256}.npz"
+def save_predictions(output_dir: str | Path, labels: np.ndarray, predictions: np.ndarray) -> str:
+    """Keep the rows' labels and the estimate's per-row predictions beside the ledger; returns the file's name.
+
+    Named by what it holds, not by the submission file's hash: two blends can write identical
+    submission files from different rows behind their estimates, and one must not replace the other's.
+    """
+    labels, predictions = np.asarray(labels, dtype=np.int8), np.asarray(predictions, dtype=np.int8)
+    digest = hashlib.sha256(labels.tobytes() + b"|" + predictions.tobytes()).hexdigest()
+    name = f"predictions-{digest}.npz"
     atomic_files.write_npz(
-        Path(output_dir) / run_folders.SUBMISSIONS / ARRAYS / name,
-        labels=np.asarray(labels, dtype=np.int8),
-        predictions=np.asarray(predictions, dtype=np.int8),
+        Path(output_dir) / run_folders.SUBMISSIONS / ARRAYS / name, labels=labels, predictions=predictions
     )
     return name
 
@@ -200,11 +206,14 @@ def load_predictions(output_dir: str | Path, entry: Entry) -> tuple[np.ndarray, 
 
 
 def protected_runs(entries: list[Entry]) -> set[str]:
-    """Runs that an accepted or pending submission blends (or made): gc never removes them."""
+    """Runs that a submission of the ledger blends (every member) or made: gc never removes them.
+
+    Every entry, whatever its state: accepted or pending ones are what the gate compares against, and
+    one that is sending or that Kaggle refused may still be taken, or looked into.
+    """
     keep: set[str] = set()
     for entry in entries:
-        if entry.accepted or entry.status == "sending":
-            keep.update(m.run_id for m in entry.members)
-            if entry.run_id:
-                keep.add(entry.run_id)
+        keep.update(m.run_id for m in entry.members)
+        if entry.run_id:
+            keep.add(entry.run_id)
     return keep

@@ -44,7 +44,7 @@ from pipeline.core.errors import BadInputError, StorageError
 
 SCHEMA_VERSION = 3
 REPORT = "report.json"
-RUN_ID = re.compile(r"\d{8}-\d{6}(-\d+)?")  # 20261125-233000, then -2, -3 within one second
+RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}(-[0-9]+)?")  # 20261125-233000, then -2, -3 in one second; \d is any script's
 Status = Literal["running", "complete", "interrupted", "failed", "paused", "set-aside"]
 # What `--resume` takes: a run that stopped before its end.  "paused" is a run the night's budget stopped at an
 # epoch's end, which the next `digits run` continues even without --resume.  A run that failed the same way
@@ -216,7 +216,7 @@ class RunRecord:
     sweep: str | None = None
     variant: str | None = None
     plan: PlanChoice | None = None
-    oof_in_sample: bool = False  # schema 2 and older with early stopping: the out-of-fold figures are optimistic
+    oof_in_sample: bool = False  # schema 2 and older with early stopping (the default): out-of-fold figures optimistic
     attempts: list[Attempt] = field(default_factory=list)  # each command that trained it, oldest first
     schema_version: int = SCHEMA_VERSION
 
@@ -346,8 +346,10 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     if version < 3:
         config = data.get("config")
         train = config.get("train") if isinstance(config, dict) else None
-        if isinstance(train, dict) and train.pop("early_stopping", 0):
-            data["oof_in_sample"] = True  # its folds chose their epoch on the rows they were scored on
+        # Its folds chose their epoch on the rows they were scored on: early stopping was on (patience 10) by
+        # default until schema 3, so a config that does not name it (schema 0 and 1 kept partial configs) had it.
+        if not isinstance(train, dict) or train.pop("early_stopping", 10):
+            data["oof_in_sample"] = True
         blend = data.get("blend")
         if isinstance(blend, dict) and "oof_accuracy" in blend:
             blend["in_sample_accuracy"] = blend.pop("oof_accuracy")

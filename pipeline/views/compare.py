@@ -21,10 +21,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.errors import BadInputError
-from pipeline.core.text import blend_pct, duration, mean_std, pct, score_or_state, signed_pct, toml_value, when
+from pipeline.core.text import blend_pct, duration, known, mean_std, pct, score_or_state, signed_pct, toml_value, when
 from pipeline.store import run_folders
 from pipeline.store.record import RunRecord
 from pipeline.views import differences, runset
@@ -206,7 +208,20 @@ def _print_pair(pair: dict[str, Any], con: Console) -> None:
 
 
 def to_json(comp: Comparison) -> str:
-    return json.dumps(comp.as_dict(), indent=2, default=atomic_files.json_default) + "\n"
+    """Strict JSON: a NaN or inf a record holds (json.dumps would write NaN, which no JSON parser takes) is null."""
+    return json.dumps(_finite(comp.as_dict()), indent=2, default=atomic_files.json_default, allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, (np.generic, np.ndarray)):
+        value = value.tolist()  # numpy's float32 is no float, and an array holds floats too
+    if isinstance(value, float):
+        return known(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 CSV_RUN_COLUMNS = (
@@ -252,8 +267,8 @@ def to_csv(comp: Comparison) -> str:
 
 
 def _csv_value(v: Any) -> Any:
-    """Empty for None, JSON for lists and booleans, the value itself otherwise."""
-    if v is None:
+    """Empty for None (and NaN or inf), JSON for lists and booleans, the value itself otherwise."""
+    if v is None or (isinstance(v, float) and known(v) is None):
         return ""
     if isinstance(v, (list, dict, bool)):
         return json.dumps(v)

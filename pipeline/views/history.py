@@ -4,7 +4,7 @@
 which run made the current ``submissions/submission.csv``.  ``history`` is
 the trend: fold mean ± std, out-of-fold accuracy, the blend the run
 submitted and the leaderboard score, each with its change from the run
-before, as a table and a PNG (`pipeline.views.plots.history_png`), so a user sees
+before, as a table and a plot (`pipeline.views.plots.history_png`: PNG, or what ``--plot``'s suffix names), so a user sees
 the score climb (or not) night after night.
 
 A run whose report cannot be read costs one warning line; the others are shown.
@@ -21,7 +21,7 @@ from pipeline.core.text import blend_pct, mean_std, number, pct, score_or_state,
 from pipeline.store import ledger, run_folders
 from pipeline.store.record import RunRecord
 from pipeline.views import runset
-from pipeline.views.plots import history_png
+from pipeline.views.plots import format_of, history_png
 from pipeline.views.runset import RunSet
 
 if TYPE_CHECKING:
@@ -73,11 +73,14 @@ def history(
     out: Console | None = None,
     err: Console | None = None,
 ) -> RunSet:
-    """``digits history``: the accuracy trend over all runs, as a table and (unless `draw` is off) a PNG.
+    """``digits history``: the accuracy trend over all runs, as a table and (unless `draw` is off) a plot.
 
-    The PNG goes to `plot`, default ``OUTPUT_DIR/history.png``, through
+    The plot goes to `plot`, default ``OUTPUT_DIR/history.png``, in the format its suffix names (PNG
+    without one; another suffix is a usage error naming --plot), through
     `pipeline.core.atomic_files` (so a symlink, a FIFO or a device is written through).
     """
+    target = Path(plot) if plot else Path(output_dir) / HISTORY_PNG
+    fmt = format_of(target, "--plot") if draw else "png"  # before anything is shown: a bad name is a usage error
     found = runset.load_shown(output_dir, last=None, err=err)
     con = out or ui.console()
     ui.heading(
@@ -93,8 +96,7 @@ def history(
         )
         con.print(submissions_table(submitted))
     if draw:
-        target = Path(plot) if plot else Path(output_dir) / HISTORY_PNG
-        atomic_files.write_bytes(target, history_png(found.records))
+        atomic_files.write_bytes(target, history_png(found.records, fmt))
         con.print(f"plot: {target}", soft_wrap=True)
     return found
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.core.text import pct
+from pipeline.core.errors import UsageError
+from pipeline.core.text import pct, quoted
 from pipeline.store.record import FoldRecord, RunRecord
 
 if TYPE_CHECKING:
@@ -48,10 +50,32 @@ TILE, GAP, BAND = 28, 6, 13  # misclassified mosaic: digit side, gap between dig
 MOSAIC_SCALE = 3.0  # screen pixels per digit pixel: 10 digits fill the page's width
 
 
+# The formats a plot file may be written in, by its suffix: matplotlib's own writers (and Pillow's, which
+# matplotlib brings), without pgf (it needs LaTeX) and raw/rgba (headerless pixels, no image file).
+FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp", "gif")
+
+
+def format_of(path: str | Path, option: str) -> str:
+    """The image format `path`'s suffix names (no suffix: png); a usage error naming `option` for any other suffix."""
+    suffix = Path(path).suffix
+    fmt = suffix.lower().removeprefix(".") or "png"
+    if fmt not in FORMATS:
+        raise UsageError(
+            f"option {option}: {quoted(suffix)} names no image format a plot is written in; end the name in "
+            + ", ".join(f".{f}" for f in FORMATS)
+        )
+    return fmt
+
+
 def png(fig: Figure) -> bytes:
     """The figure as PNG bytes at its own dpi."""
+    return image(fig, "png")
+
+
+def image(fig: Figure, fmt: str) -> bytes:
+    """The figure as bytes of `fmt` (one of `FORMATS`) at its own dpi."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi)
+    fig.savefig(buf, format=fmt, dpi=fig.dpi)
     return buf.getvalue()
 
 
@@ -74,8 +98,9 @@ def _percent(values: Sequence[float | None]) -> np.ndarray:
 # ---- history --------------------------------------------------------------------------------
 
 
-def history_png(records: Sequence[RunRecord]) -> bytes:
-    return png(history_figure(records))
+def history_png(records: Sequence[RunRecord], fmt: str = "png") -> bytes:
+    """The history plot as bytes of `fmt` (default PNG; the name kept for its callers)."""
+    return image(history_figure(records), fmt)
 
 
 def history_figure(records: Sequence[RunRecord]) -> Figure:

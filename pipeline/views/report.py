@@ -18,8 +18,9 @@ import numpy as np
 
 from pipeline.core import atomic_files
 from pipeline.core import console as ui
-from pipeline.core.errors import BadInputError
+from pipeline.core.errors import BadInputError, UsageError
 from pipeline.core.file_reads import UNREADABLE, open_regular
+from pipeline.core.text import quoted
 from pipeline.store import run_arrays, run_folders
 from pipeline.store.record import RunRecord, read
 from pipeline.views import runset
@@ -41,6 +42,11 @@ def build_report(
     beside a page file: never next to a device or a FIFO such as
     /dev/stdout.  Returns the page's path.
     """
+    if out is not None and Path(out).suffix.lower() not in ("", ".html", ".htm"):
+        raise UsageError(
+            f"option --out: the report is an HTML page, but {quoted(Path(out).name)} names another format; "
+            "end the name in .html"
+        )
     run_dir = run_folders.resolve(output_dir, ref)
     page = make_page(run_dir, read(run_dir))
     target = Path(out) if out else run_dir / PAGE

@@ -30,6 +30,8 @@ from pipeline.store.record import RunRecord, read
 if TYPE_CHECKING:
     from rich.console import Console
 
+MAX_NOTES = 10  # warnings about unreadable runs a command prints before it only counts them
+
 
 @dataclass
 class RunSet:
@@ -53,18 +55,29 @@ class RunSet:
 
 
 def load(output_dir: str | Path = ".", refs: Sequence[str] = (), last: int | None = run_folders.DEFAULT_LAST) -> RunSet:
-    """The runs named by `refs` (ids, unique prefixes, ``latest`` or folders), else the newest `last`.
+    """The runs named by `refs` (ids, unique prefixes, ``latest`` or folders), else the newest `last` readable ones.
 
     A ref that names no run raises `BadInputError`, as does an output
-    directory without runs; a run whose report cannot be read becomes a note.
+    directory without runs; a run whose report cannot be read becomes a note
+    (and, without refs, does not count among the `last`: folders without a
+    report newer than every run must not hide them).  Oldest first.
     """
     found = RunSet()
-    for path in _folders(output_dir, refs, last):
+    paths = _folders(output_dir, refs)
+    if not refs:
+        paths = paths[::-1]  # newest first, until `last` are read
+    for path in paths:
+        if not refs and last is not None and last > 0 and len(found.records) >= last:
+            break
         try:
             found.records.append(read(path))
             found.dirs.append(path)
         except BadInputError as e:
             found.notes.append(str(e))
+    if not refs:
+        found.records.reverse()
+        found.dirs.reverse()
+        found.notes.reverse()
     return found
 
 
@@ -82,12 +95,16 @@ def load_shown(
     found = load(output_dir, refs, last)
     if not found.records and len(found.notes) == 1:
         raise BadInputError(found.notes[0])
-    console.warn_each(found.notes, err)
+    notes = found.notes
+    if len(notes) > MAX_NOTES:  # hundreds of broken folders are one warning each up to here, then one line
+        notes = [*notes[: MAX_NOTES - 1], f"{len(notes) - MAX_NOTES + 1} more run(s) could not be read either"]
+    console.warn_each(notes, err)
     found.require_any()
     return found
 
 
-def _folders(output_dir: str | Path, refs: Sequence[str], last: int | None) -> list[Path]:
+def _folders(output_dir: str | Path, refs: Sequence[str]) -> list[Path]:
+    """The folders `refs` name, else every run's, oldest first."""
     if refs:
         paths: list[Path] = []
         for ref in refs:
@@ -98,8 +115,6 @@ def _folders(output_dir: str | Path, refs: Sequence[str], last: int | None) -> l
     ids = run_folders.list_runs(output_dir)
     if not ids:
         raise BadInputError(f"no runs in {run_folders.runs_root(output_dir)}")
-    if last is not None and last > 0:
-        ids = ids[-last:]
     return [run_folders.runs_root(output_dir) / i for i in ids]
 
 

@@ -288,3 +288,37 @@ def test_a_nul_character_in_a_text_value_is_refused(tmp_path):
     with pytest.raises(BadInputError, match=r"option data\.dir: expected UTF-8 text without NUL") as e:
         config_layers.build(f)
     assert str(e.value).startswith(str(f))
+
+
+@pytest.mark.parametrize("value", ["٣", "３", "1_0", "²"])
+def test_a_number_in_other_digits_is_no_number(value):
+    """int() reads '٣' as 3 and '1_0' as 10; a config value is written in ASCII digits or refused, naming the option."""
+    from pipeline.core import config_layers
+    from pipeline.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="option train.epochs: expected an integer"):
+        config_layers.build(sets=config_layers.parse_set([f"train.epochs={value}"]))
+    with pytest.raises(UsageError, match="option train.learning_rate: expected a finite number"):
+        config_layers.build(sets=config_layers.parse_set([f"train.learning_rate=0.{value}"]))
+
+
+@pytest.mark.parametrize(
+    ("given", "urls"),
+    [
+        ("json://localhost:8080/hook?a=1,2", ("json://localhost:8080/hook?a=1,2",)),  # one URL, as --notify takes it
+        ("ntfy://topic,json://localhost/hook?a=1,2", ("ntfy://topic", "json://localhost/hook?a=1,2")),
+        ("ntfy://topic, mailto://me@example.com", ("ntfy://topic", "mailto://me@example.com")),
+        ('["json://h/p?a=1,2", "ntfy://x"]', ("json://h/p?a=1,2", "ntfy://x")),  # a TOML array: any item, any comma
+        ("", ()),
+    ],
+)
+def test_notify_urls_on_the_command_line_keep_their_commas(given, urls):
+    config = config_layers.build(sets=config_layers.parse_set([f"notify.urls={given}"]))
+    assert config.notify.urls == urls
+
+
+def test_any_list_can_be_given_as_a_toml_array_and_a_broken_one_names_the_option():
+    config = config_layers.build(sets=config_layers.parse_set(["model.hidden=[512, 256]", 'plan.recipes=["cnn"]']))
+    assert config.model.hidden == (512, 256) and config.plan.recipes == ("cnn",)
+    with pytest.raises(UsageError, match=r"option notify.urls: expected a comma-separated list or a TOML array"):
+        config_layers.build(sets=config_layers.parse_set(['notify.urls=["json://h/p?a=1,2"']))

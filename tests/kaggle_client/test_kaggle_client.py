@@ -957,3 +957,23 @@ def test_a_fifo_in_the_data_dir_is_refused_never_waited_on(fake_kaggle, data_dir
     make_fifo(data_dir / name)  # the download would write through it, or read it, and wait for ever
     with pytest.raises(BadInputError, match=f"{name}: not a regular file"):
         kaggle_client.download(data_dir, retries=0, log=Log())
+
+
+@pytest.mark.parametrize(
+    ("headers", "length", "start"),
+    [
+        ({"Content-Length": "²", "Content-Range": "bytes ²-9/10"}, None, None),
+        ({"Content-Length": "٣", "Content-Range": "bytes ٣-9/10"}, None, None),
+        ({"Content-Length": "9" * 5000, "Content-Range": "bytes " + "9" * 5000 + "-9/10"}, None, None),
+        ({"Content-Length": "12", "Content-Range": "bytes 3-9/10"}, 12, 3),
+    ],
+)
+def test_sizes_in_http_headers_are_ascii_numbers_or_nothing(headers, length, start):
+    """A header's '²' passed isdigit() and raised in int(); '٣' was read as 3."""
+    from types import SimpleNamespace
+
+    from pipeline.kaggle_client import downloads
+
+    response = SimpleNamespace(headers=headers)
+    assert downloads._content_length(response) == length
+    assert downloads._range_start(response) == start

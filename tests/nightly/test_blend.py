@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.core import atomic_files, config_layers
+from pipeline.core.errors import BadInputError
 from pipeline.nightly import blend
 from pipeline.store import record
 
@@ -75,7 +76,18 @@ def test_the_blend_is_never_below_its_best_member(labels, seed):
 TRAIN_SHA, TEST_SHA = "3f" * 32, "9e" * 32
 
 
-def _blendable(out, run_id, *, seed=0, labels=None, correct=None, folds_done=5, train_sha=TRAIN_SHA, test_sha=TEST_SHA):
+def _blendable(
+    out,
+    run_id,
+    *,
+    seed=0,
+    labels=None,
+    correct=None,
+    folds_done=5,
+    train_sha=TRAIN_SHA,
+    test_sha=TEST_SHA,
+    in_sample=False,
+):
     """A finished (or unfinished) run folder as the job leaves it: record, oof.npz, test_proba.npy."""
     rng = np.random.default_rng(seed)
     labels = np.random.default_rng(0).integers(0, 10, 600) if labels is None else labels
@@ -91,6 +103,7 @@ def _blendable(out, run_id, *, seed=0, labels=None, correct=None, folds_done=5, 
         started_at=record.now(),
         data={"train.csv": record.DataFile(train_sha, len(labels)), "test.csv": record.DataFile(test_sha, 50)},
         folds=[dataclasses.replace(fold, index=k) for k in range(folds_done)],
+        oof_in_sample=in_sample,
     )
     record.write(run_dir, rec)
     atomic_files.write_npz(run_dir / "oof.npz", labels=labels, proba=_proba(labels, correct, seed))
@@ -106,6 +119,18 @@ def test_incompatible_runs_are_never_candidates(tmp_path):
     _blendable(tmp_path, "20261105-010000", seed=4, test_sha="cd" * 32)  # another test.csv
     _, found = blend.candidates(tmp_path, anchor, limit=10)
     assert [c.run_id for c in found] == [anchor.name, same.name]
+
+
+def test_a_run_whose_out_of_fold_figure_is_in_sample_never_joins_a_blend(tmp_path):
+    anchor = _blendable(tmp_path, "20261101-010000")
+    old = _blendable(tmp_path, "20261102-010000", seed=1, in_sample=True)  # its folds chose epochs on those rows
+    same = _blendable(tmp_path, "20261103-010000", seed=2)
+    notes = []
+    _, found = blend.candidates(tmp_path, anchor, limit=10, note=notes.append)
+    assert [c.run_id for c in found] == [anchor.name, same.name]
+    assert any(old.name in n and "in-sample" in n for n in notes)
+    with pytest.raises(BadInputError, match=f"{old.name}.*in-sample"):
+        blend.candidates(tmp_path, old, limit=10)
 
 
 def test_the_limit_keeps_the_anchor_and_the_newest(tmp_path):

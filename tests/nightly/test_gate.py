@@ -123,3 +123,46 @@ def test_another_competition_is_not_the_reference(labels):
         _tonight(labels, _predictions(labels, 0.99, 15)), [entry], COMPETITION, lambda e: kept, 0.05, "better"
     )
     assert decision.submitted and "no earlier submission" in decision.reason
+
+
+def test_a_pending_submission_is_the_reference_until_it_is_scored(labels):
+    """Yesterday's blend, still being scored, beside an older scored one: tonight must beat yesterday's too."""
+    old, old_kept = _submitted(_predictions(labels, 0.990, 16), labels, id="a", ref=1, public_score=0.9902)
+    strong = _predictions(labels, 0.996, 17)
+    pending, pending_kept = _submitted(strong, labels, id="b", ref=2, status="pending")
+    kept = {"a": old_kept, "b": pending_kept}
+    tonight = strong.copy()
+    fixed = np.flatnonzero(strong != labels)[:5]  # five rows better than yesterday's: noise
+    tonight[fixed] = labels[fixed]
+    decision = gate.decide(_tonight(labels, tonight), [old, pending], COMPETITION, lambda e: kept[e.id], 0.05, "better")
+    assert not decision.submitted and decision.reference == "b" and "may be noise" in decision.reason
+    clearly = strong.copy()
+    fixed = np.flatnonzero(strong != labels)[:120]
+    clearly[fixed] = labels[fixed]
+    decision = gate.decide(_tonight(labels, clearly), [old, pending], COMPETITION, lambda e: kept[e.id], 0.05, "better")
+    assert decision.submitted and decision.reference == "b"
+
+
+def test_a_pending_submission_made_elsewhere_holds_the_night_until_it_is_scored(labels):
+    old, old_kept = _submitted(_predictions(labels, 0.990, 18), labels, id="a", ref=1, public_score=0.9902)
+    elsewhere = Entry(id="kaggle-9", competition=COMPETITION, status="pending", origin="kaggle", ref=9)
+    tonight = _predictions(labels, 0.9985, 19)
+    decision = gate.decide(
+        _tonight(labels, tonight),
+        [old, elsewhere],
+        COMPETITION,
+        lambda e: old_kept if e.id == "a" else None,
+        0.05,
+        "better",
+    )
+    assert not decision.submitted and decision.reference == "kaggle-9" and "still being scored" in decision.reason
+
+
+def test_the_predictions_of_a_submission_without_an_honest_estimate_are_never_paired(labels):
+    """An entry of a run whose out-of-fold figure was in-sample has no estimate; its kept predictions are in-sample."""
+    optimistic = _predictions(labels, 0.999, 20)
+    entry, kept = _submitted(optimistic, labels, public_score=0.9900)
+    entry.estimate = None
+    tonight = _predictions(labels, 0.9960, 21)
+    decision = gate.decide(_tonight(labels, tonight), [entry], COMPETITION, lambda e: kept, 0.05, "better")
+    assert decision.test == "binomial" and decision.submitted

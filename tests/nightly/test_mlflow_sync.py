@@ -359,3 +359,57 @@ def test_a_commands_catch_up_logs_its_tracked_runs_and_leaves_older_ones_to_mlfl
     record.update(older, leaderboard=Leaderboard(status="complete", public_score=0.9, ref=3))  # now it is in MLflow
     progress.command_finished(out)
     assert read_back(uri_of(out))[0][older.name].data.metrics["leaderboard_public_score"] == 0.9
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "1" * 5000, "x"])
+def test_a_tag_that_is_no_ascii_number_is_ignored_not_a_traceback(out, value):
+    """Tags are text anyone with the server can set: '²' passes isdigit() and fails int(); '٣' is read as 3."""
+    dirs = nights(out)
+    sync(out)
+    parents, folds, client = read_back(uri_of(out))
+    client.set_tag(folds[0].info.run_id, "digits.fold", value)
+    client.set_tag(folds[1].info.run_id, mlflow_sync.EPOCHS_TAG, value)
+    lines = sync(out, force=True)
+    assert not [line for line in lines if line.startswith("warning")], lines
+    parents, folds, _ = read_back(uri_of(out))
+    assert sorted(parents) == sorted(d.name for d in dirs)
+    fold_tags = sorted((r.data.tags["digits.run_id"], r.data.tags["digits.fold"]) for r in folds)
+    assert tuple(sorted({f for _, f in fold_tags if f in ("0", "1", "2")})) == ("0", "1", "2")
+
+
+IN_MEMORY = [
+    "sqlite://",
+    "sqlite:///",
+    "sqlite:///:memory:",
+    "sqlite+pysqlite:///",
+    "sqlite:///?mode=memory",
+    "sqlite:///file::memory:?uri=true",
+    "sqlite:///file:night?mode=memory&uri=true",
+]
+
+
+@pytest.mark.parametrize("uri", IN_MEMORY)
+def test_an_in_memory_database_is_refused_as_a_usage_error(tmp_path, uri, monkeypatch):
+    """It logged "1 run(s) logged" into a database that was gone when the command ended."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+    from pipeline.core import config as cfg
+    from pipeline.core.errors import UsageError
+
+    make_run(tmp_path, NIGHTS[0])
+    r = CliRunner().invoke(cli, ["mlflow-sync", "--output-dir", str(tmp_path), "--uri", uri])
+    assert r.exit_code == 2, r.output
+    assert error_line(r).startswith("digits: option --uri") and "memory" in error_line(r)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    r = CliRunner().invoke(cli, ["mlflow-sync", "--output-dir", str(tmp_path)])
+    assert r.exit_code == 2 and error_line(r).startswith("digits: MLFLOW_TRACKING_URI"), r.output
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    night = tracking.tracked(cfg.TrackingConfig(mlflow=True, uri=uri), tmp_path, Progress())
+    with pytest.raises(UsageError, match=r"\[tracking\] uri"), night:  # a night refuses it before it trains
+        pytest.fail("the command ran")
+
+
+@pytest.mark.parametrize("uri", ["sqlite:///mlflow.db", "sqlite:////tmp/x/mlflow.db", "http://127.0.0.1:5000"])
+def test_a_database_file_or_a_server_is_no_in_memory_database(uri):
+    assert not mlflow_sync.in_memory(uri)

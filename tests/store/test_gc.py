@@ -234,3 +234,48 @@ def test_a_command_waits_for_a_gc_that_is_deleting_then_gives_up_in_one_line(tmp
         assert time.monotonic() - began >= 1.0
     with runs_in_use.InUse(tmp_path, wait=1.0):  # and goes ahead once it has ended
         pass
+
+
+def test_gc_keeps_every_member_of_the_current_submissions_blend(tmp_path):
+    """Not only the run that wrote submission.csv: every run its blend averages (predict again needs them all)."""
+    members = [rf.make_run(tmp_path, T0 - dt.timedelta(days=40 - k), seed=30 + k) for k in range(2)]
+    writer_time = T0 - dt.timedelta(days=30)
+    writer_id = writer_time.strftime("%Y%m%d-%H%M%S")
+    blend = rf.blend_of((writer_id, 0.5, 0.97), (members[0], 0.25, 0.96), (members[1], 0.25, 0.96), estimate=0.975)
+    rf.make_run(tmp_path, writer_time, seed=40, current_submission=True, blend=blend)
+    newer = rf.nightly(tmp_path, 3)
+    result = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 1)
+    assert result.exit_code == 0, result.output
+    assert _ids(tmp_path) == [members[0].name, members[1].name, writer_id, newer[-1].name]
+    assert "in the blend of the current submissions/submission.csv" in result.stdout
+
+
+def test_gc_keeps_every_member_of_every_ledger_entrys_blend(tmp_path):
+    from pipeline.store import ledger
+
+    old = [rf.make_run(tmp_path, T0 - dt.timedelta(days=40 - k), seed=30 + k) for k in range(4)]
+    for k, status in enumerate(("complete", "error")):
+        entry = ledger.Entry(
+            id=f"e{k}",
+            competition="digit-recognizer",
+            status=status,
+            ref=k + 1,
+            run_id=old[2 * k].name,
+            members=[ledger.Member(old[2 * k].name, 0.5), ledger.Member(old[2 * k + 1].name, 0.5)],
+        )
+        ledger.append(tmp_path, entry)
+    newer = rf.nightly(tmp_path, 2)
+    result = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 1)
+    assert result.exit_code == 0, result.output
+    assert _ids(tmp_path) == [p.name for p in old] + [newer[-1].name]
+
+
+def test_gc_keeps_the_newest_readable_runs_and_the_unreadable_folders_newer_than_them(tmp_path):
+    """Empty folders newer than every run never count as the runs to keep: the real runs would have gone."""
+    made = rf.nightly(tmp_path, 5)
+    empty = [tmp_path / "runs" / f"20270101-000000-{k + 2}" for k in range(20)]
+    for folder in empty:
+        folder.mkdir()
+    result = invoke(view_commands.gc, "--output-dir", tmp_path, "--keep", 2)
+    assert result.exit_code == 0, result.output
+    assert _ids(tmp_path) == sorted([p.name for p in made[-2:]] + [f.name for f in empty])

@@ -64,11 +64,11 @@ def test_a_fifo_in_place_of_the_ledger_is_refused_not_waited_on(tmp_path):
     assert "not a regular file" in str(result[0])
 
 
-def test_the_predictions_behind_an_estimate_are_kept_by_the_file_hash(tmp_path):
+def test_the_predictions_behind_an_estimate_are_kept_and_read_back(tmp_path):
     labels = np.arange(20) % 10
     predictions = labels.copy()
     predictions[3] = 0
-    name = ledger.save_predictions(tmp_path, "f" * 64, labels, predictions)
+    name = ledger.save_predictions(tmp_path, labels, predictions)
     entry = _entry("a", predictions=name)
     got_labels, got = ledger.load_predictions(tmp_path, entry)
     assert np.array_equal(got_labels, labels) and np.array_equal(got, predictions)
@@ -76,7 +76,19 @@ def test_the_predictions_behind_an_estimate_are_kept_by_the_file_hash(tmp_path):
         assert ledger.load_predictions(tmp_path, _entry("b", predictions=unsafe)) is None
 
 
-def test_gc_keeps_what_accepted_pending_or_sending_submissions_blend():
+def test_two_blends_that_wrote_the_same_file_keep_their_own_predictions(tmp_path):
+    """Two blends can write identical submission files yet differ in the rows behind their estimates."""
+    labels = np.arange(50) % 10
+    first, second = labels.copy(), labels.copy()
+    first[:3] = 0
+    second[10:12] = 1
+    names = [ledger.save_predictions(tmp_path, labels, p) for p in (first, second)]
+    assert names[0] != names[1]
+    for name, expected in zip(names, (first, second)):
+        assert np.array_equal(ledger.load_predictions(tmp_path, _entry("a", predictions=name))[1], expected)
+
+
+def test_gc_keeps_what_every_submission_blends():
     entries = [
         _entry(
             "a", status="complete", ref=1, run_id="r3", members=[ledger.Member("r1", 0.5), ledger.Member("r2", 0.5)]
@@ -85,4 +97,4 @@ def test_gc_keeps_what_accepted_pending_or_sending_submissions_blend():
         _entry("c", status="sending", members=[ledger.Member("r5", 1.0)]),
         _entry("d", status="error", ref=4, members=[ledger.Member("r6", 1.0)]),
     ]
-    assert ledger.protected_runs(entries) == {"r1", "r2", "r3", "r4", "r5"}
+    assert ledger.protected_runs(entries) == {"r1", "r2", "r3", "r4", "r5", "r6"}

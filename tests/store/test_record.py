@@ -43,3 +43,27 @@ def test_a_schema_2_run_without_early_stopping_keeps_its_out_of_fold_figure(tmp_
     old.pop("blend")
     rec = record.from_json(old)
     assert not rec.oof_in_sample and rec.submission_estimate == rec.oof_accuracy
+
+
+def test_a_report_from_before_schema_2_is_in_sample_when_its_config_never_named_early_stopping(tmp_path):
+    """Early stopping was on by default (patience 10) until schema 3; a config that does not name it had it on."""
+    current = rf.read(rf.make_run(tmp_path, T0, submission=True))
+    for version in (0, 1, 2):
+        old = _v2(current, early_stopping=10)
+        old["schema_version"] = version
+        old["config"]["train"].pop("early_stopping")
+        old.pop("blend")
+        rec = record.from_json(old)
+        assert rec.oof_in_sample, version
+        assert rec.submission_estimate is None
+
+
+def test_a_folder_named_in_other_digits_is_no_run(tmp_path):
+    """'٢٠٢٦١١٢٥-٢٣٣٠٠٠' matched \\d{8}-\\d{6} and sorted after every real run id: it was `latest`."""
+    from pipeline.store import run_folders
+
+    real = rf.make_run(tmp_path, T0)
+    (tmp_path / "runs" / "٢٠٢٦١١٢٥-٢٣٣٠٠٠").mkdir()
+    (tmp_path / "runs" / "２０２６１１２５-２３３０００").mkdir()
+    assert run_folders.list_runs(tmp_path) == [real.name]
+    assert not record.RUN_ID.fullmatch("٢٠٢٦١١٢٥-٢٣٣٠٠٠")

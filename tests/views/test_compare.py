@@ -371,3 +371,61 @@ def test_commands_import_neither_tensorflow_nor_kaggle_nor_matplotlib():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compare_shows_the_newest_readable_runs_past_any_number_of_unreadable_newer_folders(tmp_path):
+    """300 empty run folders newer than every run (a crash loop, a script) hid them all: "none of the 10 could be read"."""
+    made = rf.nightly(tmp_path, 12)
+    for k in range(300):
+        (tmp_path / "runs" / f"20270101-000000-{k + 2}").mkdir()
+    result = invoke(view_commands.compare, "--output-dir", tmp_path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert [r["run_id"] for r in json.loads(result.stdout)["runs"]] == [p.name for p in made[-10:]]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert 1 <= len(warnings) <= 10 and "more run(s) could not be read" in warnings[-1]
+    two = invoke(view_commands.compare, "--output-dir", tmp_path, "--format", "json", "--last", "2")
+    assert [r["run_id"] for r in json.loads(two.stdout)["runs"]] == [p.name for p in made[-2:]]
+
+
+def _non_finite_timings(run: Path) -> None:
+    """A record whose times are NaN and inf (a clock that jumped, a hand edit): JSON reads them, pydantic keeps them."""
+    data = rf.read(run)
+    data["seconds"] = float("nan")
+    data["stage_seconds"] = {"load": float("nan"), "train": float("inf")}
+    data["fold_accuracy_std"] = float("nan")
+    for fold in data["folds"]:
+        fold["seconds"], fold["samples_per_second"] = float("nan"), float("inf")
+        fold["history"]["loss"][0] = float("nan")
+    rf.write_raw(run, data)
+
+
+def _strict_json(text: str) -> object:
+    def refuse(name: str) -> object:
+        raise AssertionError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_record_whose_timings_are_nan_is_shown_by_every_view(tmp_path):
+    import pipeline
+
+    runs = rf.nightly(tmp_path, 3)
+    _non_finite_timings(runs[1])
+    for args in (
+        ["compare"],
+        ["compare", "--format", "markdown"],
+        ["compare", "--format", "csv"],
+        ["compare", runs[0].name, runs[1].name],
+        ["runs"],
+        ["history"],
+        ["report", runs[1].name],
+    ):
+        result = invoke(cli, *args, "--output-dir", tmp_path)
+        assert result.exit_code == 0, (args, result.output, result.exception)
+        assert "nan" not in result.stdout.lower().replace("nano", ""), (args, result.stdout)
+    shown = invoke(cli, "compare", "--format", "json", "--output-dir", tmp_path)
+    assert shown.exit_code == 0
+    data = _strict_json(shown.stdout)
+    assert [r["seconds"] for r in data["runs"]][1] is None
+    assert len(pipeline.runs_frame(tmp_path)) == 3 and len(pipeline.folds_frame(tmp_path)) == 15
+    assert len(pipeline.epochs_frame(tmp_path)) > 0

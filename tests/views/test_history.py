@@ -174,3 +174,37 @@ def test_submissions_table_on_a_narrow_terminal_keeps_every_score_whole(width):
     con.print(submissions_table([entry]))
     shown = con.file.getvalue()  # type: ignore[attr-defined]
     assert "…" not in shown and "99.534" in shown and "77.500" in shown and "40000012" in shown, shown
+
+
+@pytest.mark.parametrize(
+    ("name", "magic"),
+    [
+        ("h.pdf", b"%PDF"),
+        ("h.svg", b"<?xml"),
+        ("h.PNG", b"\x89PNG"),
+        ("h.eps", b"%!PS-Adobe"),
+        ("h.ps", b"%!PS-Adobe"),
+        ("h.jpg", b"\xff\xd8\xff"),
+        ("h.tiff", b"II*\x00"),
+        ("h.webp", b"RIFF"),
+        ("h.svgz", b"\x1f\x8b"),
+        ("h", b"\x89PNG"),  # no suffix names nothing: PNG, as the default history.png
+    ],
+)
+def test_history_plot_writes_the_format_its_suffix_names(tmp_path, name, magic):
+    rf.nightly(tmp_path, 3)
+    target = tmp_path / name
+    result = invoke(view_commands.history, "--output-dir", tmp_path, "--plot", target)
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("name", ["h.xyz", "h.pgf", "h.html", "h.raw"])
+def test_history_plot_with_a_suffix_of_no_image_format_is_a_usage_error_naming_the_option(tmp_path, name):
+    from pipeline.core.errors import UsageError
+
+    rf.nightly(tmp_path, 2)
+    result = invoke(view_commands.history, "--output-dir", tmp_path, "--plot", tmp_path / name)
+    assert isinstance(result.exception, UsageError), result.output
+    assert "option --plot" in str(result.exception) and ".pdf" in str(result.exception)
+    assert not (tmp_path / name).exists() and "History" not in result.stdout

@@ -138,6 +138,19 @@ def test_out_option_and_errors(tmp_path):
     assert isinstance(missing.exception, BadInputError)
 
 
+@pytest.mark.parametrize("name", ["night.pdf", "night.png", "night.txt"])
+def test_out_with_a_suffix_of_another_format_is_a_usage_error_naming_the_option(tmp_path, name):
+    """The page is HTML: a name that says otherwise (h.pdf holding HTML) is refused before anything is written."""
+    from pipeline.core.errors import UsageError
+
+    rf.make_run(tmp_path, T0)
+    result = invoke("--output-dir", tmp_path, "--out", tmp_path / name)
+    assert isinstance(result.exception, UsageError) and "option --out" in str(result.exception)
+    assert not list(tmp_path.glob("night*"))
+    for fine in ("night.HTML", "night.htm", "night"):  # no suffix: a device such as /dev/stdout, or a bare name
+        assert invoke("--output-dir", tmp_path, "--out", tmp_path / fine).exit_code == 0
+
+
 def test_corrupt_misclassified_npz_is_a_note(tmp_path):
     run = rf.make_run(tmp_path, T0)
     (run / "misclassified.npz").write_bytes(b"PK\x03\x04 not really a zip")
