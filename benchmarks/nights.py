@@ -1,30 +1,32 @@
-"""Nights on a holdout: is the estimate honest, does the gate tell progress from noise, which plan climbs?
+"""Nights on a holdout: which recipe climbs fastest per CPU-hour, is the estimate honest, does the gate hold noise?
 
 Splits the real competition's 42,000 labelled rows as benchmarks/holdout.py
 does (10,000 stratified holdout rows that no run trains on; they play
 test.csv), then trains a pool of runs with `digits train` in subprocesses,
-as cron would, each recipe with its own seeds:
+as cron would.  Every variant of a recipe (VARIANTS: precision, epochs,
+folds, kernel size) trains night k with seed 4000 + k, so two variants of
+the same night share their seed and their folds: the one thing under test
+is the only difference.
 
-    python benchmarks/nights.py --keep /tmp/bench --runs mlp:3,cnn:2,cnn-wide:3 [--json OUT.json]
+    python benchmarks/nights.py --keep /work/bench/nights --runs wide:3,wide-f32:1,wide-k5:1 [--jobs 2]
+    python benchmarks/nights.py --keep /work/bench/nights --no-train --plans "wide;wide,wide-k5,wide-k7"
 
 A second call with the same --keep trains only what is missing (and resumes
-an interrupted run).  Then it replays nights from the pool with the job's own
-code (`pipeline.nightly.blend.choose`, `pipeline.nightly.gate.decide`,
-`pipeline.training.plan.choose`): night k blends the runs of nights 1..k, as
-`digits run` does, and for every night it prints
+an interrupted run); `--jobs 2` trains two runs at once, one worker of one
+thread each, as `executor.workers = 2` would.  Then, with the job's own code
+(`pipeline.nightly.blend.choose`, `pipeline.nightly.gate.decide`), it prints
 
-- the blend's estimate (selection cross-validated over the out-of-fold rows)
-  beside its accuracy on the holdout, and the gap in standard errors;
-- the in-sample figure the job used to decide with;
-- what the gate would have done against the best night submitted so far
-  (each submitted night's holdout accuracy plays its public score), with the
-  rows that disagree and McNemar's p-value.
+- each variant's nights alone: night k blends the runs of nights 1..k, the
+  blend's estimate beside its holdout accuracy, the gap in standard errors,
+  and what the gate would have done (the holdout plays the leaderboard);
+- each variant against the default recipe on the same seed: McNemar's test
+  on the 32,000 out-of-fold rows and on the 10,000 holdout rows;
+- each plan (a rotation of variants) night by night under a budget
+  (`--budget` minutes on `--cores` cores, a run spanning nights where it
+  needs more): the climb per CPU-hour.
 
-Scenarios: each recipe's nights alone; the MLP nights then a CNN (issue
-"Honest numbers"); and the plan's rules over the pool for as many nights as
-the pool allows (issue "Nights that climb").  Minutes are the runs' own
-training seconds; with other work on the machine they are not timings (see
-benchmarks/speed.py for those).
+Core-minutes are the runs' own fold seconds (one core each), or `--costs`
+measured alone; with other work on the machine the pool's are not timings.
 """
 
 from __future__ import annotations
@@ -49,7 +51,6 @@ from pipeline.core import config as cfg  # noqa: E402
 from pipeline.nightly import blend, gate  # noqa: E402
 from pipeline.store import ledger, record, run_arrays  # noqa: E402
 from pipeline.store.record import RunRecord  # noqa: E402
-from pipeline.training import plan  # noqa: E402
 
 SEED = 4000  # night k of every variant trains with seed SEED + k: variants are paired by seed (and so by folds)
 ALPHA = cfg.SubmitConfig().alpha
@@ -183,11 +184,23 @@ def load_pool(pool: Path, holdout_rows: int) -> list[Run]:
 
 
 def replay(nights: list[Run], labels: np.ndarray, y_ho: np.ndarray, name: str) -> list[dict]:
-    """Nights 1..n of a scenario as `digits run --submit` would live them; one row of figures per night."""
+    """Nights 1..n of a scenario as `digits run --submit` would live them: night k adds run k."""
+    return replay_sets([nights[:k] for k in range(1, len(nights) + 1)], labels, y_ho, name)
+
+
+def replay_sets(sets: list[list[Run]], labels: np.ndarray, y_ho: np.ndarray, name: str) -> list[dict]:
+    """Night k blends the finished runs `sets[k - 1]` (its newest last), then the gate decides; a row a night.
+
+    A night that finished no new run (one that spans nights) changes nothing: its row repeats the blend.
+    """
     rows: list[dict] = []
     submitted: list[tuple[ledger.Entry, tuple[np.ndarray, np.ndarray]]] = []
-    for k, night in enumerate(nights, start=1):
-        found = [blend.Candidate(r.dir, r.record, r.oof, r.test) for r in [night, *reversed(nights[: k - 1])]]
+    for k, finished in enumerate(sets, start=1):
+        if not finished:
+            continue
+        night = finished[-1]
+        new = not rows or rows[-1]["run"] != night.record.run_id
+        found = [blend.Candidate(r.dir, r.record, r.oof, r.test) for r in reversed(finished)]
         info, chosen, estimate = blend.choose(labels, found, PARTS)
         test = sum(w * c.test.astype(np.float64) for c, w in chosen if c.test is not None)
         holdout = float(np.mean(np.asarray(test).argmax(axis=1) == y_ho))
@@ -197,7 +210,7 @@ def replay(nights: list[Run], labels: np.ndarray, y_ho: np.ndarray, name: str) -
         decision = gate.decide(
             tonight, entries, "digit-recognizer", lambda e, kept=kept: kept.get(e.id), ALPHA, "better"
         )
-        if decision.submitted:
+        if decision.submitted and new:
             entry = ledger.Entry(
                 id=f"night-{k}",
                 competition="digit-recognizer",
@@ -215,7 +228,7 @@ def replay(nights: list[Run], labels: np.ndarray, y_ho: np.ndarray, name: str) -
                 "scenario": name,
                 "night": k,
                 "run": night.record.run_id,
-                "recipe": night.recipe,
+                "recipe": night.variant,
                 "run_holdout": float(np.mean(night.test.argmax(axis=1) == y_ho)),
                 "run_oof": night.record.oof_accuracy,
                 "members": [(m.run_id, m.weight) for m in info.members],
@@ -223,31 +236,58 @@ def replay(nights: list[Run], labels: np.ndarray, y_ho: np.ndarray, name: str) -
                 "in_sample": info.in_sample_accuracy,
                 "holdout": holdout,
                 "gap_se": (estimate.accuracy - holdout) / se,
-                "submitted": decision.submitted,
-                "p_value": decision.p_value,
-                "disagree": decision.disagree,
-                "train_minutes": sum(f.seconds for f in night.record.folds) / 60,
+                "submitted": decision.submitted and new,
+                "p_value": decision.p_value if new else None,
+                "disagree": decision.disagree if new else None,
+                "train_minutes": night.core_minutes if new else 0.0,
                 "precision": night.record.config.train.precision,
             }
         )
     return rows
 
 
-def plan_nights(pool: list[Run], recipes: tuple[str, ...], rule: str, labels: np.ndarray, limit: int) -> list[Run]:
-    """The nights `pipeline.training.plan.choose` picks, each taking the pool's next unused run of its recipe."""
-    unused = {r: [run for run in pool if run.recipe == r] for r in recipes}
-    chosen: list[Run] = []
-    finished: list[RunRecord] = []  # newest first, each with the blend it would have written
-    for _ in range(limit):
-        recipe = plan.choose(cfg.PlanConfig(recipes=recipes, rule=rule), finished).recipe
-        if not unused.get(recipe):
-            break
-        night = unused[recipe].pop(0)
-        chosen.append(night)
-        found = [blend.Candidate(r.dir, r.record, r.oof, r.test) for r in reversed(chosen)]
-        info, _, _ = blend.choose(labels, found, PARTS)
-        finished.insert(0, dataclasses.replace(night.record, blend=info))
-    return chosen
+def by_budget(sequence: list[Run], cost: dict[str, float], night_core_minutes: float, nights: int) -> list[list[Run]]:
+    """The finished runs after each of `nights` nights of `night_core_minutes`, training `sequence` in order.
+
+    A run costs `cost[variant]` core-minutes and may span nights (`plan.budget`): it joins the blend on the
+    night its last epoch is trained.  Workers keep every core busy, so a night trains its budget times its
+    cores, whatever the runs' boundaries.
+    """
+    ends = np.cumsum([cost[r.variant] for r in sequence])
+    return [[r for r, end in zip(sequence, ends) if end <= k * night_core_minutes + 1e-9] for k in range(1, nights + 1)]
+
+
+def paired(a: Run, b: Run, labels: np.ndarray, y_ho: np.ndarray) -> dict:
+    """Variant b against variant a on the same seed (so the same folds): McNemar on out-of-fold and holdout rows."""
+    from pipeline.core.mcnemar import mcnemar
+
+    out = {"a": a.variant, "b": b.variant, "seed": a.seed, "minutes_a": a.core_minutes, "minutes_b": b.core_minutes}
+    for where, truth, pa, pb in (("oof", labels, a.oof, b.oof), ("holdout", y_ho, a.test, b.test)):
+        test = mcnemar(truth, pa.argmax(axis=1), pb.argmax(axis=1))
+        out[where] = {
+            "a": float(np.mean(pa.argmax(axis=1) == truth)),
+            "b": float(np.mean(pb.argmax(axis=1) == truth)),
+            "a_only": test.a_only,
+            "b_only": test.b_only,
+            "p": test.p_value,
+        }
+    return out
+
+
+def paired_table(pairs: list[dict]) -> str:
+    lines = [
+        "| b against a | seed | OOF a → b | a only / b only | p | holdout a → b | a only / b only | p "
+        "| core-min a → b |",
+        "| --- | ---: | --- | ---: | ---: | --- | ---: | ---: | --- |",
+    ]
+    for x in pairs:
+        o, h = x["oof"], x["holdout"]
+        lines.append(
+            f"| {x['b']} vs {x['a']} | {x['seed']} | {o['a']:.3%} → **{o['b']:.3%}** | {o['a_only']} / {o['b_only']} "
+            f"| {o['p']:.3g} | {h['a']:.2%} → **{h['b']:.2%}** | {h['a_only']} / {h['b_only']} | {h['p']:.3g} "
+            f"| {x['minutes_a']:.0f} → {x['minutes_b']:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def table(rows: list[dict]) -> str:
@@ -268,6 +308,30 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plan_sequence(pool: list[Run], plan_text: str) -> list[Run]:
+    """The runs a plan trains night after night: its variants in rotation, each taking its next seed."""
+    names = plan_text.split(",")
+    by = {v: sorted((r for r in pool if r.variant == v), key=lambda r: r.seed) for v in names}
+    sequence: list[Run] = []
+    for turn in range(max(len(runs) for runs in by.values())):
+        for name in names:
+            if turn < len(by[name]):
+                sequence.append(by[name][turn])
+            else:
+                return sequence  # the rotation stops where the pool runs out of this variant
+    return sequence
+
+
+def costs(pool: list[Run], rates: Path | None) -> dict[str, float]:
+    """Core-minutes a run of each variant takes: measured rates if given (speed.py --threads 1), else the pool's."""
+    if rates is not None:
+        return {k: float(v) for k, v in json.loads(rates.read_text()).items()}
+    out: dict[str, float] = {}
+    for variant in {r.variant for r in pool}:
+        out[variant] = float(np.median([r.core_minutes for r in pool if r.variant == variant]))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--zip", type=Path, default=DEFAULT_ZIP)
@@ -276,11 +340,19 @@ def main() -> None:
     p.add_argument("--keep", type=Path, help="Keep the pool here (default: a temporary folder).")
     p.add_argument("--json", type=Path, help="Write every figure here as JSON.")
     p.add_argument("--no-train", action="store_true", help="Only replay the runs the pool already holds.")
+    p.add_argument(
+        "--plans", default="wide", help="Plans to replay by budget, ';' between plans, ',' between a plan's variants."
+    )
+    p.add_argument("--budget", type=float, default=45.0, help="Minutes of training a night (plan.budget).")
+    p.add_argument("--cores", type=int, default=2, help="Cores a night trains on (one worker each).")
+    p.add_argument("--nights", type=int, default=5)
+    p.add_argument("--costs", type=Path, help="JSON {variant: core-minutes a run} measured alone (else the pool's).")
     a = p.parse_args()
     if not a.zip.is_file():
         sys.exit(f"{a.zip}: real competition data not found; nothing to benchmark")
     wanted = [(name, int(count)) for name, count in (item.split(":") for item in a.runs.split(","))]
     unknown = [name for name, _ in wanted if name not in VARIANTS]
+    unknown += [v for plan_text in a.plans.split(";") for v in plan_text.split(",") if v not in VARIANTS]
     if unknown:
         sys.exit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     with tempfile.TemporaryDirectory(prefix="digits-nights-") as tmp:
@@ -301,10 +373,26 @@ def main() -> None:
             runs = sorted((r for r in pool if r.variant == variant), key=lambda r: r.seed)
             if runs:
                 rows += replay(runs, labels, y_ho, f"{variant} nights")
-    text = table(rows) + f"\n\nMachine: {versions()}."
+        reference = {r.seed: r for r in pool if r.variant == "wide"}
+        pairs = [
+            paired(reference[r.seed], r, labels, y_ho) for r in pool if r.variant != "wide" and r.seed in reference
+        ]
+        cost = costs(pool, a.costs)
+        capacity = a.budget * a.cores
+        for plan_text in a.plans.split(";"):
+            sequence = plan_sequence(pool, plan_text)
+            sets = by_budget(sequence, cost, capacity, a.nights)
+            rows += replay_sets(sets, labels, y_ho, f"plan {plan_text}, {a.budget:g} min x {a.cores} cores a night")
+    costs_text = ", ".join(f"{k} {v:.0f}" for k, v in sorted(cost.items()))
+    text = (
+        table(rows)
+        + "\n\nPaired (same seed, same folds):\n\n"
+        + paired_table(pairs)
+        + f"\n\nCore-minutes a run: {costs_text}.\n\nMachine: {versions()}."
+    )
     print("\n" + text)
     if a.json:
-        a.json.write_text(json.dumps(rows, indent=2, default=str))
+        a.json.write_text(json.dumps({"rows": rows, "pairs": pairs, "costs": cost}, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,14 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 PLAIN_WIDTH = 120  # table width when stdout is not a terminal
-STATUS_STYLE = {"complete": "green", "interrupted": "yellow", "failed": "red", "running": "cyan"}
+STATUS_STYLE = {
+    "complete": "green",
+    "interrupted": "yellow",
+    "paused": "yellow",
+    "failed": "red",
+    "set-aside": "red",
+    "running": "cyan",
+}
 BEST = "bold green"  # the best value of a column among several runs
 
 

@@ -19,7 +19,7 @@ from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.text import blend_pct, mean_std, number, pct, score_or_state, signed_pct, when
 from pipeline.store import ledger, run_folders
-from pipeline.store.record import RunRecord
+from pipeline.store.record import RunRecord, standing
 from pipeline.views import runset
 from pipeline.views.plots import format_of, history_png
 from pipeline.views.runset import RunSet
@@ -60,7 +60,7 @@ def list_runs(output_dir: str | Path = ".", out: Console | None = None, err: Con
             pct(r.oof_accuracy, 3),
             score_or_state(r.lb_score, r.lb_status),
             number(runset.elapsed(r)),
-            ui.styled("submission.csv", "bold") if made_it else "",
+            ui.styled("submission.csv", "bold") if made_it else progress(r),
         )
     con.print(t)
     return found
@@ -136,9 +136,17 @@ def history_table(records: list[RunRecord], tight: bool = False) -> Table:
             blend_pct(r.submission_estimate, r.submission_runs),
             score_or_state(r.lb_score, r.lb_status),
             lb_change.next(r.lb_score),
-            ui.styled("best OOF so far", "green") if is_best else "",
+            ui.styled("best OOF so far", "green") if is_best else progress(r),
         )
     return t
+
+
+def progress(rec: RunRecord) -> str:
+    """A run trained over several nights: how many, and where an unfinished one stands."""
+    nights = len(rec.attempts)
+    if rec.status == "paused":
+        return f"night {nights}: {standing(rec)}"
+    return f"{nights} nights" if nights > 1 and rec.status == "complete" else ""
 
 
 def recipe(rec: RunRecord) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.core import config as cfg
 from pipeline.core.text import duration, mean_std, number, pct, toml_value, when
-from pipeline.store.record import RunRecord, now
+from pipeline.store.record import RunRecord, now, standing
 from pipeline.views import plots, runset
 from pipeline.views.report_style import CSS, TEMPLATE
 
@@ -109,7 +109,12 @@ def render(page: Page, evidence: Evidence) -> str:
 
 def _run_notes(rec: RunRecord) -> list[str]:
     done, planned = len(rec.folds), rec.folds_planned
-    if rec.status in ("interrupted", "failed", "running"):
+    if rec.status == "paused":
+        return [
+            f"This run spans nights: the night's budget paused it ({standing(rec)}); the next `digits run` "
+            "continues it, and it joins the blend once every fold is finished."
+        ]
+    if rec.status in ("interrupted", "failed", "running", "set-aside"):
         return [
             f"This run is {rec.status}: {done} of {planned} folds finished, so the "
             "out-of-fold figures cover only the rows of those folds."
@@ -139,6 +144,7 @@ def _summary(rec: RunRecord) -> str:
             ("finished", esc(when(rec.finished_at, seconds=True))),
             ("time", esc(duration(runset.elapsed(rec)))),
             ("folds", f"{len(rec.folds)} of {rec.folds_planned}"),
+            ("nights", _attempts(rec)),
             ("recipe", _recipe(rec)),
             (
                 "out-of-fold accuracy",
@@ -152,6 +158,20 @@ def _summary(rec: RunRecord) -> str:
             ("code version", esc(rec.code_version or "—")),
         ]
     )
+
+
+def _attempts(rec: RunRecord) -> str:
+    """Each command that trained the run: when, how it ended, how long, how far it got (its progress by night)."""
+    if not rec.attempts:
+        return _muted("one (recorded before runs spanned nights)") if rec.status == "complete" else "—"
+    rows = []
+    for a in rec.attempts:
+        reached = ", ".join(f"fold {k + 1}: epoch {e}" for k, e in sorted(a.epochs.items()) if e)
+        rows.append(
+            f"<tr><td>{esc(when(a.started_at))}</td><td>{esc(a.ended)}</td><td>{esc(duration(a.seconds))}</td>"
+            f"<td>{a.folds_done} of {rec.folds_planned} folds{esc('; ' + reached) if reached else ''}</td></tr>"
+        )
+    return f'<table id="nights" class="grid compact">{"".join(rows)}</table>'
 
 
 def _recipe(rec: RunRecord) -> str:
