@@ -33,8 +33,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROWS = 6_400  # rows per measured epoch (a quarter of a benchmark fold)
 
 
-def one(recipe: str, precision: str, jit: bool, determinism: bool, batch: int, augment: bool) -> dict:
-    """Samples per second of one variant, in this process."""
+def one(
+    recipe: str, precision: str, jit: bool, determinism: bool, batch: int, augment: bool, sets: dict | None = None
+) -> dict:
+    """Samples per second of one variant, in this process (`sets`: more config values, {"model": {"kernel": 5}})."""
     import dataclasses
 
     import keras
@@ -44,7 +46,8 @@ def one(recipe: str, precision: str, jit: bool, determinism: bool, batch: int, a
     from pipeline.core import config_layers
     from pipeline.training import fold, networks, splits
 
-    config = config_layers.build(named={"model": {"kind": recipe}, "train": {"seed": 1, "batch_size": batch}})
+    named = config_layers.merge(sets or {}, {"model": {"kind": recipe}, "train": {"seed": 1, "batch_size": batch}})
+    config = config_layers.build(named=named)
     config = dataclasses.replace(
         config,
         train=dataclasses.replace(config.train, precision=precision, epochs=2),
@@ -112,7 +115,11 @@ def main() -> None:
     a = p.parse_args()
     if a.one:
         v = json.loads(a.one)
-        print(json.dumps(one(v["recipe"], v["precision"], v["jit"], v["determinism"], v["batch"], v["augment"])))
+        print(
+            json.dumps(
+                one(v["recipe"], v["precision"], v["jit"], v["determinism"], v["batch"], v["augment"], v.get("sets"))
+            )
+        )
         return
     from holdout import versions
 

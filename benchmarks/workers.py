@@ -64,6 +64,36 @@ def train(data: Path, out: Path, workers: int, threads: int, args: list[str]) ->
     }
 
 
+MATMUL = """
+import time, numpy as np
+a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
+a @ a
+n, t = 0, time.perf_counter()
+while time.perf_counter() - t < 8:
+    a @ a
+    n += 1
+print(2 * 1024**3 * n / (time.perf_counter() - t) / 1e9)
+"""
+
+
+def cores_alone_and_together() -> tuple[float, list[float]]:
+    """GFLOP/s of a one-thread float32 matrix product: one process alone, then one on each of two cores at once.
+
+    Whether two cores give twice one: on a VM whose two vCPUs share a physical core, they do not, whatever
+    the job does.
+    """
+    import os
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", MATMUL], stdout=subprocess.PIPE, text=True, env=env)
+
+    alone = float(start().communicate()[0])
+    pair = [start(), start()]
+    return alone, [float(p.communicate()[0]) for p in pair]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--zip", type=Path, default=DEFAULT_ZIP)
@@ -82,6 +112,7 @@ def main() -> None:
             x_tr, x_ho, y_tr, _ = split(x, y)
             write_competition(x_tr, y_tr, x_ho, work / "split")
         ref = reference()
+        alone, together = cores_alone_and_together()
         got = {name: train(work / "split", work / name.replace(" ", ""), *way, args) for name, way in WAYS.items()}
         ref_after = reference()
     base = got["1 x 1"]["train_seconds"]
@@ -105,6 +136,11 @@ def main() -> None:
     for cores in (2, 4, 8, 16):
         five, ten = math.ceil(5 / cores) * fold, math.ceil(10 / cores) * fold
         lines.append(f"- {cores} cores: 5 folds {five / 60:.1f} min, 10 folds {ten / 60:.1f} min")
+    lines.append(
+        f"\nThe cores themselves, a one-thread 1024x1024 float32 matrix product: {alone:.1f} GFLOP/s alone, "
+        f"{' + '.join(f'{x:.1f}' for x in together)} = {sum(together):.1f} two at once "
+        f"(×{sum(together) / alone:.2f})."
+    )
     lines.append(
         f"\nReference (precision.py cnn 16,32 256 float32): {ref:,.0f} samples/s before, {ref_after:,.0f} after."
         f"\nMachine: {versions()}."

@@ -122,7 +122,8 @@ class LiveProgress(Progress):
         if key not in self.bars:
             if not self.bars:
                 self.bar.start()
-            self.bars[key] = self.bar.add_task(f"fold {task.index + 1}/{self.total}", total=epochs, metrics=metrics)
+            folds = task.config.train.folds
+            self.bars[key] = self.bar.add_task(f"fold {task.index + 1}/{folds}", total=epochs, metrics=metrics)
         self.bar.update(self.bars[key], completed=epoch, total=epochs, metrics=metrics)
 
     def fold_done(self, result: Any, label: str = "", run_dir: Path | None = None) -> None:

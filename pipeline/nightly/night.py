@@ -38,8 +38,9 @@ def nightly(
 ) -> Path | None:
     """The whole job: download (unless offline or demo), train, blend and predict, then submit if asked.
 
-    Continues the run the budget paused last night, if any (with --resume: any unfinished run).  Returns the
-    submission's path; None when the budget paused the run again (the submission stays as it was).
+    Continues the runs the budget paused last night, if any (with --resume: any unfinished run), and with a
+    budget trains new runs while it lasts (`trainer.train_night`).  Returns the submission's path, blended
+    around the newest run finished tonight; None when no run finished tonight (the submission stays as it was).
     """
     progress = progress or Progress()
     if submit_mode is not None and submit_mode not in SUBMIT_MODES:
@@ -63,11 +64,16 @@ def nightly(
     with run_folders.Lock(config.output_dir):
         if not (demo or offline):  # under the lock: the refresh writes scores into run records
             entries = _refresh(config, progress)
-        run_dir = trainer.train(config, progress, resume=resume or None, hold_lock=False, continue_paused=True)
-        rec = record.read(run_dir)
-        if rec.status == record.PAUSED:  # the blend takes complete runs only: tonight's waits for tomorrow
-            progress.info(f"run {rec.run_id}: {record.standing(rec)}; no new submission tonight")
+        trained = [(run_dir, record.read(run_dir)) for run_dir in trainer.train_night(config, progress, resume, False)]
+        complete = [run_dir for run_dir, rec in trained if rec.status == "complete"]
+        if not complete:  # the blend takes complete runs only: tonight's work waits for the night that finishes it
+            for _, rec in trained:
+                progress.info(f"run {rec.run_id}: {record.standing(rec)}; no new submission tonight")
             return None
+        for _, rec in trained:
+            if rec.status == record.PAUSED:
+                progress.info(f"run {rec.run_id}: {record.standing(rec)}; it continues on the next night")
+        run_dir = complete[-1]  # the newest finished run anchors the blend of every compatible finished run
         path = predict(config.output_dir, str(run_dir), config.data.dir, progress, hold_lock=False)
     if submit_mode:
         _gate_and_submit(config, run_dir, submit_mode, submit_message, entries, progress)

@@ -62,6 +62,7 @@ def find_run(output_dir: str | Path, since: float) -> tuple[Path, RunRecord] | N
     output directory's lock keeps other writers out meanwhile.
     """
     root = run_folders.runs_root(output_dir)
+    found: list[tuple[Path, RunRecord]] = []
     for run_id in reversed(run_folders.list_runs(output_dir)):
         run_dir = root / run_id
         try:
@@ -71,10 +72,11 @@ def find_run(output_dir: str | Path, since: float) -> tuple[Path, RunRecord] | N
         if changed < since - CLOCK_SLACK:
             continue
         try:
-            return run_dir, record.read(run_dir)
+            found.append((run_dir, record.read(run_dir)))
         except BadInputError:
             continue
-    return None
+    # a night with a budget finishes one run and starts the next: the finished one made the submission
+    return next((f for f in found if f[1].status == "complete"), found[0] if found else None)
 
 
 def wanted(on: Sequence[str], outcome: Outcome) -> bool:

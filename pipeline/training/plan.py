@@ -63,7 +63,11 @@ def _least_held(recipes: list[str], trained: list[str | None], finished: Sequenc
     return Choice(recipe, "least-held", f"least-held over {', '.join(recipes)}: {where}")
 
 
+TRAINED = ("complete", "paused", "running")  # runs the rotation counts: finished, or under way (spanning nights)
+
+
 def tonight(plan: PlanConfig, output_dir: str | Path) -> Choice:
-    """`choose` over the complete runs in `output_dir`."""
-    finished = [rec for _, rec in run_folders.newest_first(output_dir) if rec.complete]
+    """`choose` over the runs in `output_dir` that finished or are under way (a night may open a run while
+    the one before it still trains)."""
+    finished = [rec for _, rec in run_folders.newest_first(output_dir) if rec.status in TRAINED]
     return choose(plan, finished)

@@ -36,15 +36,16 @@ def target(
     resume: str | bool | None,
     progress: Progress,
     continue_paused: bool = False,
+    skip: set[Path] | frozenset[Path] = frozenset(),
 ) -> Path | None:
-    """The run folder to continue, or None for a new run."""
+    """The run folder to continue, or None for a new run (`skip`: folders already taken, resolved)."""
     if isinstance(resume, str):
         return _named(config, data, resume)
     statuses = record.UNFINISHED if resume else (record.PAUSED,) if continue_paused else ()
     if not statuses:
         return None
     for run_dir, rec in run_folders.newest_first(config.output_dir):
-        if rec.status in statuses and same_inputs(rec, config, data):
+        if rec.status in statuses and run_dir.resolve() not in skip and same_inputs(rec, config, data):
             return run_dir
     if resume:
         progress.info("no unfinished run with this config and data; starting a new run")

@@ -23,7 +23,6 @@ import os
 import random
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,47 +34,12 @@ from pipeline.core.errors import BadInputError, DigitsError, InterruptedRun
 from pipeline.core.progress import Progress
 from pipeline.core.text import one_line
 from pipeline.store import fold_files, record, run_folders
-from pipeline.store.fold_files import FoldResult
-from pipeline.store.record import Attempt, RunRecord
-from pipeline.training import checkpoint, hardware, plan, splits
+from pipeline.store.record import RunRecord
 from pipeline.training import executor as executor_mod
+from pipeline.training import hardware, plan, splits
 from pipeline.training import resume as resuming
-from pipeline.training.fold import FoldOutcome, FoldPaused
-from pipeline.training.interrupt import StopRequest, stop_on_signals
-from pipeline.training.splits import FoldTask
-
-
-@dataclass
-class OpenRun:
-    """A run being trained: its folder, its record, its fold tasks and the folds finished so far."""
-
-    dir: Path
-    record: RunRecord
-    tasks: list[FoldTask]
-    done: dict[int, FoldResult] = field(default_factory=dict)
-    paused: dict[int, FoldPaused] = field(default_factory=dict)  # folds the budget stopped tonight
-    label: str = ""  # shown before its fold lines (a sweep's variant name)
-    attempt: Attempt = field(default_factory=lambda: _new_attempt())
-
-    @property
-    def config(self) -> cfg.Config:
-        return self.record.config
-
-    @property
-    def todo(self) -> list[FoldTask]:
-        return [t for t in self.tasks if t.index not in self.done]
-
-    def epoch_seconds(self) -> float | None:
-        """Seconds an epoch of this run takes: tonight's paused folds' last epochs, else its finished folds' mean."""
-        tonight = [p.epoch_seconds for p in self.paused.values() if p.epoch_seconds]
-        if tonight:
-            return max(tonight)
-        epochs = sum(f.epochs_run for f in self.record.folds)
-        return sum(f.seconds for f in self.record.folds) / epochs if epochs else None
-
-
-def _new_attempt() -> Attempt:
-    return Attempt(started_at=record.now(), ended="running")
+from pipeline.training.interrupt import stop_on_signals
+from pipeline.training.pool import OpenRun, train_pool
 
 
 def draw_seed() -> int:
@@ -101,6 +65,60 @@ def train(
     return train_runs([config], progress, resume=resume, hold_lock=hold_lock, continue_paused=continue_paused)[0]
 
 
+def train_night(
+    config: cfg.Config, progress: Progress | None = None, resume: bool = False, hold_lock: bool = True
+) -> list[Path]:
+    """A night's training: the runs the budget paused (with `resume`: every unfinished run) with tonight's
+    config and data, then, while ``plan.budget`` lasts, new runs of the plan's choosing, all in one pool so
+    that no worker idles.  Without a budget, one run, as `train`.  Returns the runs it trained, oldest first;
+    each record's status says whether it is complete or paused.
+    """
+    progress = progress or Progress()
+    budget = config.plan.budget
+    with run_folders.Lock(config.output_dir) if hold_lock else contextlib.nullcontext():
+        data, load_seconds = _load(config, progress)
+        opened: list[OpenRun] = []
+        with stop_on_signals() as stop:
+            folds = 10_000 if budget > 0 else config.train.folds  # with a budget, runs follow runs: every core
+            executor = create(config.executor, config.train.threads, folds)
+            try:
+                with _recorded(opened):
+                    opened.append(open_run(config, data, resume or None, progress, continue_paused=True))
+                    while budget > 0 and (also := _continued(config, data, opened, progress)) is not None:
+                        opened.append(also)  # a second run the budget paused mid-pool last night
+                    for run in opened:
+                        run.record.stage_seconds["load"] = load_seconds
+
+                    def more() -> OpenRun | None:
+                        opened.append(open_run(config, data, None, progress))
+                        return opened[-1]
+
+                    def done(run: OpenRun) -> None:
+                        finish(run, data, progress)
+
+                    train_pool(opened, data, executor, stop, progress, done, budget, more if budget > 0 else None)
+                    for run in opened:
+                        if not run.trained:
+                            pause(run, progress)
+            finally:
+                executor.close()
+        return [run.dir for run in opened]
+
+
+def _continued(config: cfg.Config, data: data_mod.Dataset, opened: list[OpenRun], progress: Progress) -> OpenRun | None:
+    """Another paused run with tonight's config and data, besides those already opened."""
+    taken = {run.dir.resolve() for run in opened}
+    found = resuming.target(config, data, None, progress, continue_paused=True, skip=taken)
+    return None if found is None else open_run(config, data, str(found), progress)
+
+
+def _load(config: cfg.Config, progress: Progress, folds: int | None = None) -> tuple[data_mod.Dataset, float]:
+    t = time.perf_counter()
+    data = data_mod.load(config.data.dir, folds or config.train.folds, log=progress.warn)
+    progress.info(f"data: {len(data.y):,} training rows, {len(data.x_test):,} test rows from {config.data.dir}")
+    return data, round(time.perf_counter() - t, 3)
+
+
 def train_runs(
     configs: Sequence[cfg.Config],
     progress: Progress | None = None,
@@ -119,10 +137,7 @@ def train_runs(
     lock_dir = run_folders.home(first.output_dir, resume) if isinstance(resume, str) else first.output_dir
     lock = run_folders.Lock(lock_dir) if hold_lock else contextlib.nullcontext()
     with lock:
-        t = time.perf_counter()
-        data = data_mod.load(first.data.dir, max(c.train.folds for c in configs), log=progress.warn)
-        load_seconds = round(time.perf_counter() - t, 3)
-        progress.info(f"data: {len(data.y):,} training rows, {len(data.x_test):,} test rows from {first.data.dir}")
+        data, load_seconds = _load(first, progress, max(c.train.folds for c in configs))
         opened: list[OpenRun] = []
         with stop_on_signals() as stop:
             threads = max(c.train.threads for c in configs)
@@ -132,15 +147,16 @@ def train_runs(
                 with _recorded(opened):
                     for i, config in enumerate(configs):
                         label = labels[i] if i < len(labels) else ""
-                        run = open_run(config, data, resume, progress, label, sweep, continue_paused)
-                        run.record.stage_seconds["load"] = load_seconds
-                        opened.append(run)
-                    _train_pool(opened, data, executor, stop, progress, first.plan.budget)
+                        opened.append(open_run(config, data, resume, progress, label, sweep, continue_paused))
+                        opened[-1].record.stage_seconds["load"] = load_seconds
+
+                    def done(run: OpenRun) -> None:
+                        finish(run, data, progress)
+
+                    train_pool(opened, data, executor, stop, progress, done, first.plan.budget)
                     for run in opened:
-                        if run.paused:
+                        if not run.trained:
                             pause(run, progress)
-                        else:
-                            finish(run, data, progress)
             finally:
                 executor.close()
         return [run.dir for run in opened]
@@ -163,67 +179,6 @@ def create(config: cfg.ExecutorConfig, threads: int = 1, folds: int = 1) -> exec
     from pipeline.training.workers import WorkerExecutor
 
     return WorkerExecutor(workers)
-
-
-def _train_pool(
-    opened: list[OpenRun],
-    data: data_mod.Dataset,
-    executor: executor_mod.Executor,
-    stop: StopRequest,
-    progress: Progress,
-    budget: float = 0.0,
-) -> None:
-    """Every unfinished fold of every run to the executor; each result saved, and recorded, as it arrives.
-
-    With a `budget` (minutes), each fold that can resume inside itself stops at the epoch's end after which
-    another epoch would end too late; it comes back as a `FoldPaused`.
-    """
-    todo = [t for run in opened for t in run.todo]
-    progress.start_folds(sum(len(r.tasks) for r in opened), skipped=sum(len(r.done) for r in opened))
-    by_id = {run.record.run_id: run for run in opened}
-    deadline = time.time() + budget * 60 if budget > 0 else None
-
-    def drawn() -> Iterator[FoldTask]:
-        """The tasks as folds start: each with the deadline and the epoch time its run has shown so far.
-
-        A run's first fold tonight trains at least one epoch: a budget shorter than an epoch still moves it on.
-        """
-        started: set[str] = set()
-        for task in todo:
-            if deadline is None or not task.checkpoint:  # a fold without a checkpoint cannot stop half-way
-                yield task
-                continue
-            run = by_id[task.run_id]
-            yield dataclasses.replace(
-                task, deadline=deadline, epoch_seconds=run.epoch_seconds(), start_anyway=task.run_id not in started
-            )
-            started.add(task.run_id)
-
-    def on_result(task: FoldTask, outcome: FoldOutcome) -> None:
-        run = by_id[task.run_id]
-        if isinstance(outcome, FoldPaused):
-            run.paused[outcome.index] = outcome
-            return
-        result = outcome
-        fold_files.save_fold(run.dir, result)
-        checkpoint.remove(
-            fold_files.checkpoint_path(run.dir, result.index)
-        )  # the fold's own files are the resume point now
-        run.done[result.index] = result
-        run.record.folds = [run.done[k].record for k in sorted(run.done)]
-        record.write(run.dir, run.record)
-        progress.fold_done(result, label=run.label, run_dir=run.dir)
-
-    t = time.perf_counter()
-    try:
-        executor.run(drawn(), data, on_result, stop, on_epoch=progress.epoch)
-    finally:
-        progress.close()
-        spent = time.perf_counter() - t
-        for run in opened:  # a pool's time, shared by the runs' numbers of folds trained
-            share = spent * sum(task.run_id == run.record.run_id for task in todo) / max(1, len(todo))
-            run.record.stage_seconds["train"] = round(run.record.stage_seconds.get("train", 0) + share, 3)
-            run.attempt.seconds = round(share, 3)
 
 
 @contextlib.contextmanager

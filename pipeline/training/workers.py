@@ -13,11 +13,13 @@ Everything else works as it does in the driver's process:
   progress display, MLflow and ``--log-file`` hear every fold's epochs;
 - each fold keeps its per-epoch checkpoint (the workers share the driver's
   disk), so a stop or a killed worker costs at most the epoch in progress;
-- a stop (SIGTERM, SIGINT, SIGHUP: to the driver, or to a worker, as a
-  terminal's Ctrl-C or systemd do to the whole group) makes every worker stop
-  at its next batch; what finished is handed over first; a worker that does
-  not stop within `STOP_GRACE` seconds is terminated, since its last epoch is
-  saved anyway;
+- a stop signal to the driver (SIGTERM, SIGINT, SIGHUP) makes every worker
+  stop at its next batch; what finished is handed over first; a worker that
+  does not stop within `STOP_GRACE` seconds is terminated, since its last
+  epoch is saved anyway.  Workers ignore SIGINT and SIGHUP, which a terminal
+  sends to the whole group: the driver hears them.  SIGTERM ends a worker at
+  once (systemd sends it to the whole cgroup; the pool itself terminates
+  workers with it); the driver, stopping too, counts the run interrupted;
 - a fold that fails stops the others the same way, then the failure ends the
   run; a worker that dies (killed, out of memory) is one `ClusterError`
   line, and ``--resume`` finishes the run from the checkpoints.
@@ -34,13 +36,12 @@ import os
 import queue
 import signal
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 from pipeline.competition.dataset import Dataset
-from pipeline.core import stop_signals
 from pipeline.core.errors import ClusterError
 from pipeline.training.executor import OnEpoch, OnResult
 from pipeline.training.fold import FoldOutcome
@@ -48,7 +49,7 @@ from pipeline.training.interrupt import StopRequest
 from pipeline.training.splits import FoldTask
 
 WAIT_SECONDS = 0.5  # how often the driver looks at the stop flag and the workers' epochs while folds train
-STOP_GRACE = 5.0  # seconds workers get to stop at their next batch before they are terminated
+STOP_GRACE = 3.0  # seconds workers get to stop at their next batch before they are terminated
 log = logging.getLogger("digits")
 
 
@@ -74,34 +75,37 @@ _worker: dict[str, Any] = {}
 
 
 def _start_worker(data: Dataset, events: Any, halt: Any) -> None:
-    """Each worker's start: keep the arrays and the queues; forward log lines; hear stop signals as a flag."""
+    """Each worker's start: keep the arrays and the queues; forward log lines; leave Ctrl-C to the driver."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    signalled = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        signalled.set()  # the fold stops at its next batch; the driver decides what happens next
-
-    for sig in stop_signals.STOP_SIGNALS:
-        if not stop_signals.ignored_at_start(sig):
-            signal.signal(sig, on_signal)
+    for sig in (signal.SIGINT, signal.SIGHUP):  # the driver hears them too, and halts the workers in order
+        signal.signal(sig, signal.SIG_IGN)
+    threading.Thread(target=_end_with_the_driver, daemon=True).start()
     logger = logging.getLogger("digits")
     logger.handlers = [logging.handlers.QueueHandler(events)]
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    _worker.update(data=data, events=events, halt=halt, signalled=signalled)
+    _worker.update(data=data, events=events, halt=halt)
+
+
+def _end_with_the_driver() -> None:
+    """A worker whose driver died (SIGKILL, out of memory) ends too, rather than wait for work for ever."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()
+        os._exit(1)
 
 
 def _train(task: FoldTask) -> FoldOutcome | _Stopped:
-    """One fold in a worker: its epochs go to the driver as they end; a stop returns `_Stopped`."""
+    """One fold in a worker: its epochs go to the driver as they end; a halt returns `_Stopped`."""
     from pipeline.training.fold import train_fold
 
-    events, halt, signalled = _worker["events"], _worker["halt"], _worker["signalled"]
+    events, halt = _worker["events"], _worker["halt"]
 
     def on_epoch(index: int, epoch: int, epochs: int, logs: dict) -> None:
         events.put(_Epoch(task.run_id, index, epoch, epochs, {k: float(v) for k, v in logs.items()}))
 
     try:
-        return train_fold(task, _worker["data"], on_epoch, lambda: halt.is_set() or signalled.is_set())
+        return train_fold(task, _worker["data"], on_epoch, halt.is_set)
     except KeyboardInterrupt:
         return _Stopped(task.index)
 
@@ -135,6 +139,7 @@ class WorkerExecutor:
             max_workers=self.workers, mp_context=context, initializer=_start_worker, initargs=(data, events, halt)
         )
         pending: dict[cf.Future, FoldTask] = {}
+        cleanly = False
 
         def start(task: FoldTask | None) -> None:
             if task is not None:
@@ -162,10 +167,11 @@ class WorkerExecutor:
             if failure is not None:
                 raise failure
             stop.check()
+            cleanly = True
         finally:
             _drain(events, by_key, on_epoch)
-            if pending:  # still training after the grace: their last finished epochs are saved; end them
-                _terminate(pool)
+            if not cleanly:  # a stop or a failure: a worker still training (or stuck) is ended; its epochs are saved
+                _end(pool)
             pool.shutdown(wait=True, cancel_futures=True)
             events.close()
 
@@ -178,7 +184,8 @@ def _hand_over(
 ) -> BaseException | None:
     """Every finished fold in `done` to `on_result`; the first failure among them is returned, not raised.
 
-    A fold a worker stopped for a signal of its own sets `stop` (None once the driver has halted them all).
+    A worker that died while the driver is stopping (a SIGTERM to the whole group) is part of the stop, not a
+    failure; `stop` is None once the driver has halted them all.
     """
     failure: BaseException | None = None
     for future in done:
@@ -186,6 +193,8 @@ def _hand_over(
         try:
             outcome = future.result()
         except cf.process.BrokenProcessPool:
+            if _stopping(stop):
+                continue
             failure = failure or ClusterError(
                 f"a worker process died (killed, or out of memory?) while training fold {task.index + 1} of run "
                 f"{task.run_id}; `digits train --resume {task.run_id}` (or `digits run --resume`) finishes the "
@@ -195,12 +204,21 @@ def _hand_over(
         except Exception as e:  # a fold's own failure (a DigitsError naming it): the others are handed over
             failure = failure or e
             continue
-        if isinstance(outcome, _Stopped):  # the worker was signalled itself (a Ctrl-C reaches the group)
-            if stop is not None:
-                stop.set("signal to a worker")
+        if isinstance(outcome, _Stopped):  # halted by the driver
             continue
         on_result(task, outcome)
     return failure
+
+
+def _stopping(stop: StopRequest | None) -> bool:
+    """Whether the driver is on its way out: halted, or a stop signal arrived (its handler may run a moment later,
+    since the signal that ended the worker reached the whole group)."""
+    if stop is None or stop.is_set():
+        return True
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline and not stop.is_set():
+        time.sleep(0.05)
+    return stop.is_set()
 
 
 def _drain(events: Any, by_key: dict[tuple[str, int], FoldTask], on_epoch: OnEpoch | None) -> None:
@@ -218,8 +236,19 @@ def _drain(events: Any, by_key: dict[tuple[str, int], FoldTask], on_epoch: OnEpo
                 on_epoch(task, item.epoch, item.epochs, item.logs)
 
 
-def _terminate(pool: cf.ProcessPoolExecutor) -> None:
-    """End the workers that did not stop in time (Python 3.14 has ``terminate_workers``; 3.11 does not)."""
-    for process in list(getattr(pool, "_processes", {}).values()):
+def _end(pool: cf.ProcessPoolExecutor) -> None:
+    """End every worker: SIGTERM, then SIGKILL for one still there after a moment.
+
+    Python 3.14 has ``terminate_workers``; 3.11 does not, hence the pool's own list of processes.  The
+    pool's shutdown joins its workers, and one left blocked (writing a result nobody reads, seen after a
+    sibling died) would hold the command for ever.
+    """
+    processes = list(getattr(pool, "_processes", {}).values())
+    for process in processes:
         with contextlib.suppress(Exception):
             process.terminate()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(2)
+            if process.is_alive():
+                process.kill()

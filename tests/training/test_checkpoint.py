@@ -31,6 +31,8 @@ ARGS = [
     "train.warmup_epochs=1",
     "--seed",
     "11",
+    "--set",
+    "executor.workers=1",  # the folds in the digits process itself: the kill is the whole job's (a power cut)
 ]
 
 

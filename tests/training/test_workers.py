@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from pipeline.store import record, run_folders
-from tests.helpers import ROOT, digits, start, write_competition
+from tests.helpers import ROOT, digits, write_competition
 
 KILL_SITE = ROOT / "tests" / "kill_site"
 # 4 folds of 300 rows, 5 batches an epoch: small, but every fold has epochs and batches to stop or die in
@@ -99,17 +101,24 @@ def test_a_worker_that_dies_is_one_line_and_resume_finishes_the_run(tmp_path, on
 
 
 @pytest.mark.slow
-def test_sigterm_stops_every_worker_within_seconds_and_resume_finishes(tmp_path):
+@pytest.mark.parametrize("to", ["driver", "group"])
+def test_sigterm_stops_every_worker_within_seconds_and_resume_finishes(tmp_path, to):
+    """`kill PID` reaches the driver alone; systemd and `timeout` signal the whole group, workers included."""
     write_competition(tmp_path / "data", n_train=400)
     args = [*ARGS, "--epochs", "40", "--set", "executor.workers=2"]
-    proc = start("train", *args, cwd=tmp_path)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "pipeline", "train", *args]
+    proc = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     folds = tmp_path / "runs"
     deadline = time.monotonic() + 240
     while not list(folds.glob("*/folds/*.resume.npz")) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.5)
     assert list(folds.glob("*/folds/*.resume.npz")), "no fold saved an epoch in four minutes"
-    proc.send_signal(signal.SIGTERM)
+    if to == "group":
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
     sent = time.monotonic()
     _, err = proc.communicate(timeout=60)
     assert time.monotonic() - sent < 10, f"SIGTERM took {time.monotonic() - sent:.0f}s"
