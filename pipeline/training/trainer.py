@@ -84,7 +84,7 @@ def train_night(
             try:
                 with _recorded(opened):
                     opened.append(open_run(config, data, resume or None, progress, continue_paused=True))
-                    while budget > 0 and (also := _continued(config, data, opened, progress)) is not None:
+                    while (also := _continued(config, data, opened, progress)) is not None:
                         opened.append(also)  # a second run the budget paused mid-pool last night
                     for run in opened:
                         run.record.stage_seconds["load"] = load_seconds

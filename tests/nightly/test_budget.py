@@ -65,6 +65,31 @@ def test_a_run_paused_by_the_budget_is_continued_by_the_next_night_and_ends_with
 
 
 @pytest.mark.slow
+def test_a_night_with_a_budget_trains_run_after_run_on_every_core_and_the_next_night_continues(tmp_path):
+    """The workers never idle while the budget lasts: runs follow runs in one pool; the last ones wait for tomorrow."""
+    write_competition(tmp_path / "data", n_train=300)
+    tiny = ["--offline", "--model", "mlp", "--folds", "3", "--epochs", "4", "--hidden", "16", "--batch-size", "64"]
+    night = [*tiny, "--set", "executor.workers=2", "--set", "plan.budget=0.75"]
+    first = digits("run", *night, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    runs = {d.name: record.read(d) for d in _runs(tmp_path)}
+    assert {r.status for r in runs.values()} <= {"complete", "paused"}, runs
+    complete = [k for k, r in runs.items() if r.status == "complete"]
+    paused = [k for k, r in runs.items() if r.status == "paused"]
+    assert len(runs) >= 2 and len(paused) <= 2, runs  # at the deadline, folds of at most two runs were in flight
+    if complete:  # a machine this loaded may not finish one in 45 s; then the night says so and writes nothing
+        assert first.stdout.strip().endswith("submission.csv") and all(k < p for k in complete for p in paused)
+    for k in paused:
+        assert f"run {k}: " in first.stderr and runs[k].attempts[-1].ended == "paused"
+
+    second = digits("run", *night[:-2], cwd=tmp_path)  # no budget: the paused runs, finished
+    assert second.returncode == 0, second.stderr
+    for k in paused:
+        assert record.read(tmp_path / "runs" / k).status == "complete", f"paused run {k} was not continued"
+        assert f"run {k}: continuing" in second.stderr
+
+
+@pytest.mark.slow
 def test_a_run_that_fails_the_same_way_twice_is_set_aside_and_the_next_night_starts_anew(tmp_path):
     write_competition(tmp_path / "data", n_train=300)
     diverging = [*TINY, "--set", "train.learning_rate=1e30", "--resume"]
