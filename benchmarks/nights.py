@@ -223,6 +223,7 @@ def replay_sets(sets: list[list[Run]], labels: np.ndarray, y_ho: np.ndarray, nam
             )
             submitted.append((entry, (labels, estimate.predictions)))
         se = np.sqrt(holdout * (1 - holdout) / len(y_ho))
+        average = np.mean([r.test for r in finished], axis=0)  # every finished run, equal weights: for comparison
         rows.append(
             {
                 "scenario": name,
@@ -235,6 +236,7 @@ def replay_sets(sets: list[list[Run]], labels: np.ndarray, y_ho: np.ndarray, nam
                 "estimate": estimate.accuracy,
                 "in_sample": info.in_sample_accuracy,
                 "holdout": holdout,
+                "average_holdout": float(np.mean(average.argmax(axis=1) == y_ho)),
                 "gap_se": (estimate.accuracy - holdout) / se,
                 "submitted": decision.submitted and new,
                 "p_value": decision.p_value if new else None,
@@ -249,12 +251,31 @@ def replay_sets(sets: list[list[Run]], labels: np.ndarray, y_ho: np.ndarray, nam
 def by_budget(sequence: list[Run], cost: dict[str, float], night_core_minutes: float, nights: int) -> list[list[Run]]:
     """The finished runs after each of `nights` nights of `night_core_minutes`, training `sequence` in order.
 
-    A run costs `cost[variant]` core-minutes and may span nights (`plan.budget`): it joins the blend on the
-    night its last epoch is trained.  Workers keep every core busy, so a night trains its budget times its
-    cores, whatever the runs' boundaries.
+    As `pipeline.training.trainer.train_night` does: a night continues the run the budget paused last night
+    and then, since runs span nights, fills its budget with the next runs (on every core, so the cores'
+    minutes add up); a night with nothing to continue starts one run, and if that run fits the night, it is
+    the night's only one.  A run costs `cost[variant]` core-minutes; idle cores at a run's last folds are
+    not counted.
     """
-    ends = np.cumsum([cost[r.variant] for r in sequence])
-    return [[r for r, end in zip(sequence, ends) if end <= k * night_core_minutes + 1e-9] for k in range(1, nights + 1)]
+    finished: list[Run] = []
+    out: list[list[Run]] = []
+    k, left = 0, 0.0  # the next run of the sequence, and the core-minutes the paused one still needs
+    for _ in range(nights):
+        budget = night_core_minutes
+        spanning = left > 0
+        while k < len(sequence) and budget > 1e-9:
+            need = left if left > 0 else cost[sequence[k].variant]
+            if need <= budget:
+                budget -= need
+                finished.append(sequence[k])
+                k, left = k + 1, 0.0
+                if not spanning:
+                    break  # a run that fits a night is the night's only one
+            else:
+                left = need - budget
+                budget = 0.0
+        out.append(list(finished))
+    return out
 
 
 def paired(a: Run, b: Run, labels: np.ndarray, y_ho: np.ndarray) -> dict:
@@ -293,8 +314,8 @@ def paired_table(pairs: list[dict]) -> str:
 def table(rows: list[dict]) -> str:
     lines = [
         "| scenario | night | recipe | run alone: holdout | blend: estimate | blend: holdout | gap (SE) "
-        "| in-sample | gate | p | disagree | members | train min |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: |",
+        "| in-sample | gate | p | disagree | members | all runs averaged: holdout | core-min |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: |",
     ]
     for r in rows:
         members = ", ".join(f"{m[0][-6:]} x{m[1]:.2f}" for m in r["members"])
@@ -303,7 +324,7 @@ def table(rows: list[dict]) -> str:
             f"| {r['scenario']} | {r['night']} | {r['recipe']} | {r['run_holdout']:.2%} | {r['estimate']:.2%} "
             f"| **{r['holdout']:.2%}** | {r['gap_se']:+.1f} | {r['in_sample']:.2%} "
             f"| {'submit' if r['submitted'] else 'hold'} | {p} | {r['disagree'] if r['disagree'] is not None else '—'} "
-            f"| {members} | {r['train_minutes']:.1f} |"
+            f"| {members} | {r['average_holdout']:.2%} | {r['train_minutes']:.0f} |"
         )
     return "\n".join(lines)
 

@@ -8,10 +8,12 @@ result is saved by the driver the moment it arrives (`pipeline.store.fold_files`
 a run whose last fold arrives is finished at once (`on_complete`), so the
 plan's next choice sees it.
 
-While the night's budget lasts, a pool with a `more` callback opens new runs
+Where runs span nights, a pool with a `more` callback opens the next run
 when every task of the runs it has is drawn: the workers never idle while
 the budget has room for another epoch.  At the deadline every fold stops at
-an epoch's end (`FoldPaused`), and the next night continues the runs.
+an epoch's end (`FoldPaused`), and the next night continues the runs.  A run
+that fits a night is a night of its own: `more` is asked only once a run
+continued from an earlier night is among those training.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class OpenRun:
     done: dict[int, FoldResult] = field(default_factory=dict)
     paused: dict[int, FoldPaused] = field(default_factory=dict)  # folds the budget stopped tonight
     label: str = ""  # shown before its fold lines (a sweep's variant name)
+    continued: bool = False  # paused by an earlier night's budget, continued tonight
     attempt: Attempt = field(default_factory=_new_attempt)
     began: float = field(default_factory=time.perf_counter)  # when this command started training it
 
@@ -94,7 +97,8 @@ def train_pool(
 
     With a `budget` (minutes), each fold that can resume inside itself stops at the epoch's end after which
     another epoch would end too late; it comes back as a `FoldPaused`.  `more` opens another run (into
-    `opened`) when every task is drawn and the budget has room for an epoch; None when it has no more.
+    `opened`) when every task is drawn, a run continued from an earlier night is among them (runs of this
+    recipe span nights) and the budget has room for an epoch; it returns None when it has no more.
     """
     progress.start_folds(sum(len(r.tasks) for r in opened), skipped=sum(len(r.done) for r in opened))
     deadline = time.time() + budget * 60 if budget > 0 else None
@@ -109,7 +113,8 @@ def train_pool(
         k = 0
         while True:
             if k == len(opened):
-                if more is None or deadline is None or not _room(opened, deadline):
+                spanning = any(run.continued for run in opened)
+                if more is None or deadline is None or not spanning or not _room(opened, deadline):
                     return
                 if more() is None:
                     return

@@ -52,26 +52,24 @@ def train(
     progress: Progress | None = None,
     resume: str | bool | None = None,
     hold_lock: bool = True,
-    continue_paused: bool = False,
 ) -> Path:
     """Train every fold of a new run (or finish an unfinished one); returns the run folder.
 
     `resume`: a run id/path to finish, or True for "the newest unfinished run
-    with the same config and data, else a new run".  `continue_paused`: the
-    newest run the budget paused with the same config and data, else a new
-    run (what a night does without --resume).  The record's status says how
-    it ended: "complete", or "paused" when the budget ran out first.
+    with the same config and data, else a new run".  The record's status says
+    how it ended: "complete", or "paused" when ``plan.budget`` ran out first.
     """
-    return train_runs([config], progress, resume=resume, hold_lock=hold_lock, continue_paused=continue_paused)[0]
+    return train_runs([config], progress, resume=resume, hold_lock=hold_lock)[0]
 
 
 def train_night(
     config: cfg.Config, progress: Progress | None = None, resume: bool = False, hold_lock: bool = True
 ) -> list[Path]:
     """A night's training: the runs the budget paused (with `resume`: every unfinished run) with tonight's
-    config and data, then, while ``plan.budget`` lasts, new runs of the plan's choosing, all in one pool so
-    that no worker idles.  Without a budget, one run, as `train`.  Returns the runs it trained, oldest first;
-    each record's status says whether it is complete or paused.
+    config and data, else a new run of the plan's choosing.  Where runs span nights (one was continued),
+    new runs follow while ``plan.budget`` lasts, in the same pool so that no worker idles; a run that fits
+    a night is the night's only one.  Returns the runs it trained, oldest first; each record's status says
+    whether it is complete or paused.
     """
     progress = progress or Progress()
     budget = config.plan.budget
@@ -79,8 +77,8 @@ def train_night(
         data, load_seconds = _load(config, progress)
         opened: list[OpenRun] = []
         with stop_on_signals() as stop:
-            folds = 10_000 if budget > 0 else config.train.folds  # with a budget, runs follow runs: every core
-            executor = create(config.executor, config.train.threads, folds)
+            # with a budget runs follow runs, so every core has folds to train; without, one run's folds
+            executor = create(config.executor, config.train.threads, None if budget > 0 else config.train.folds)
             try:
                 with _recorded(opened):
                     opened.append(open_run(config, data, resume or None, progress, continue_paused=True))
@@ -126,7 +124,6 @@ def train_runs(
     hold_lock: bool = True,
     labels: Sequence[str] = (),
     sweep: str | None = None,
-    continue_paused: bool = False,
 ) -> list[Path]:
     """Train several runs on the same data; all their folds go to one executor as one pool of tasks."""
     progress = progress or Progress()
@@ -147,7 +144,7 @@ def train_runs(
                 with _recorded(opened):
                     for i, config in enumerate(configs):
                         label = labels[i] if i < len(labels) else ""
-                        opened.append(open_run(config, data, resume, progress, label, sweep, continue_paused))
+                        opened.append(open_run(config, data, resume, progress, label, sweep))
                         opened[-1].record.stage_seconds["load"] = load_seconds
 
                     def done(run: OpenRun) -> None:
@@ -162,18 +159,19 @@ def train_runs(
         return [run.dir for run in opened]
 
 
-def create(config: cfg.ExecutorConfig, threads: int = 1, folds: int = 1) -> executor_mod.Executor:
+def create(config: cfg.ExecutorConfig, threads: int = 1, folds: int | None = 1) -> executor_mod.Executor:
     """The executor the config names; Ray is imported only when asked for.
 
     Locally, `workers` processes train folds side by side (auto: the cores this process may use // `threads`,
-    at most one per fold); with one worker the folds train in this process, one after another.
+    at most one per fold of the `folds` to train, None: no bound); with one worker the folds train in this
+    process, one after another.
     """
     if config.kind == "ray":
         from pipeline.training.ray_executor import RayExecutor
 
         return RayExecutor(config)
     workers = hardware.cores() // threads if config.workers == "auto" else config.workers
-    workers = max(1, min(workers, folds))
+    workers = max(1, min(workers, folds or workers))
     if workers == 1:
         return executor_mod.LocalExecutor()
     from pipeline.training.workers import WorkerExecutor
@@ -261,6 +259,7 @@ def open_run(
 ) -> OpenRun:
     """A new run folder with its record, or an unfinished one to resume, with its tasks and finished folds."""
     run_dir = resuming.target(config, data, resume_from, progress, continue_paused)
+    continued = False
     if run_dir is None:
         settled, choice = settle(config)
         seeded = settled if settled.train.seed is not None else _with_seed(settled, draw_seed())
@@ -294,14 +293,15 @@ def open_run(
         if removed:
             progress.warn(f"removed {len(removed)} temporary file(s) a killed run left in {run_dir}")
         resuming.found_killed(rec)
-        if rec.status == record.PAUSED:
+        continued = rec.status == record.PAUSED
+        if continued:
             progress.info(f"run {rec.run_id}: continuing ({record.standing(rec)})")
         rec.status, rec.error, rec.finished_at = "running", None, None
         record.write(run_dir, rec)
     tasks = splits.make_tasks(rec.config, data.y, rec.run_id)
     if config.executor.kind == "local":  # a fold in this process can resume inside itself; a Ray worker's cannot
         tasks = [dataclasses.replace(t, checkpoint=str(fold_files.checkpoint_path(run_dir, t.index))) for t in tasks]
-    run = OpenRun(run_dir, rec, tasks, label=label)
+    run = OpenRun(run_dir, rec, tasks, label=label, continued=continued)
     progress.run_started(run_dir, rec)
     for task in run.tasks:
         loaded = fold_files.load_fold(run_dir, task.index, task.val_idx, len(data.x_test), warn=progress.warn)
