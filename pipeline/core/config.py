@@ -135,7 +135,7 @@ class ExecutorConfig:
     # only on its own thread count.
     workers: int | Literal["auto"] = "auto"
     address: str | None = None  # ray: auto, ray://host:10001 or host:6379; None = RAY_ADDRESS, else a local Ray
-    cpus_per_fold: float = 2.0
+    cpus_per_fold: float = 1.0  # ray: as train.threads, so each fold has its cores and no more
     gpus_per_fold: float = 0.0
     max_retries: int = 3  # ray: a fold whose worker died is run again this many times
     connect_timeout: float = 60.0  # ray: seconds to reach the cluster
