@@ -1,0 +1,110 @@
+"""Never stuck on the network: every outside call has a total deadline, and SIGTERM ends a command within 10 s.
+
+The outside is a server that answers every request with its headers and
+then one byte a second (`tests.slow_drip`): no connect or read timeout ever
+fires against it.  Against it, each command that talks to MLflow, Apprise,
+Kaggle or Ray ends within its deadline with its one line and documented
+exit code, and a SIGTERM sent while it waits ends it within 10 seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import TINY, digits, error_line, start
+from tests.runfactory import make_run
+
+pytestmark = pytest.mark.slow
+
+STOP_WITHIN = 10.0  # seconds from SIGTERM to the process's end, whatever it waits on
+
+
+def _stop_while_waiting(p: subprocess.Popen, drip, settle: float = 1.5) -> tuple[int, str, float]:
+    """Once the command is waiting on the drip, SIGTERM it: its exit code, its stderr, and how long it took to end."""
+    drip.wait_for_request()
+    time.sleep(settle)  # well inside the wait, not at its start
+    assert p.poll() is None, p.communicate()[1]
+    p.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    try:
+        _, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+        pytest.fail(f"SIGTERM did not end the command within 60 s:\n{err}")
+    return p.returncode, err, time.monotonic() - sent
+
+
+# ---- MLflow ------------------------------------------------------------------------------------------------
+
+# MLflow's own settings, small: one attempt of 3 s a request.  A drip never trips the 3 s read timeout.
+QUICK_MLFLOW = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "3",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+}
+
+
+@pytest.fixture
+def no_mlflow_settings(monkeypatch):
+    for name in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        monkeypatch.delenv(name)
+
+
+def test_a_dripping_mlflow_server_costs_a_tracked_night_one_warning_not_the_night(
+    tmp_path, slow_drip, no_mlflow_settings
+):
+    pytest.importorskip("mlflow")
+    t = time.monotonic()
+    r = digits(
+        "run", "--demo", *TINY, "--mlflow", cwd=tmp_path, timeout=400,
+        env={"MLFLOW_TRACKING_URI": slow_drip.url, **QUICK_MLFLOW},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    warned = [line for line in r.stderr.splitlines() if "warning: MLflow tracking" in line]
+    assert len(warned) == 1 and "no answer within" in warned[0] and slow_drip.url in warned[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert (tmp_path / "demo" / "submissions" / "submission.csv").is_file()
+    assert time.monotonic() - t < 300
+
+
+def test_sigterm_while_mlflow_drips_ends_a_night_within_10_s_with_exit_4(tmp_path, slow_drip, no_mlflow_settings):
+    pytest.importorskip("mlflow")
+    p = start("run", "--demo", *TINY, "--mlflow", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": slow_drip.url})
+    code, err, took = _stop_while_waiting(p, slow_drip)
+    assert code == 4 and took < STOP_WITHIN, (took, err)
+    assert "interrupted" in error_line(subprocess.CompletedProcess([], code, "", err))
+
+
+def _runs(out: Path) -> None:
+    make_run(out, "20261101-233000")
+    make_run(out, "20261102-233000")
+
+
+def test_mlflow_sync_against_a_dripping_server_is_one_line_and_exit_6_within_its_deadline(
+    tmp_path, slow_drip, no_mlflow_settings
+):
+    pytest.importorskip("mlflow")
+    _runs(tmp_path)
+    t = time.monotonic()
+    r = digits("mlflow-sync", "--uri", slow_drip.url, cwd=tmp_path, timeout=90, env=QUICK_MLFLOW)
+    assert r.returncode == 6, r.stderr
+    line = error_line(r)
+    assert f"cannot write to MLflow at {slow_drip.url}" in line and "no answer within" in line, line
+    assert time.monotonic() - t < 60
+
+
+def test_sigterm_while_mlflow_sync_waits_ends_it_within_10_s_with_exit_4(tmp_path, slow_drip, no_mlflow_settings):
+    pytest.importorskip("mlflow")
+    _runs(tmp_path)
+    p = start("mlflow-sync", "--uri", slow_drip.url, cwd=tmp_path)
+    code, err, took = _stop_while_waiting(p, slow_drip)
+    assert code == 4 and took < STOP_WITHIN, (took, err)
+    assert "interrupted" in error_line(subprocess.CompletedProcess([], code, "", err))
