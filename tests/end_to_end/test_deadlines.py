@@ -108,3 +108,106 @@ def test_sigterm_while_mlflow_sync_waits_ends_it_within_10_s_with_exit_4(tmp_pat
     code, err, took = _stop_while_waiting(p, slow_drip)
     assert code == 4 and took < STOP_WITHIN, (took, err)
     assert "interrupted" in error_line(subprocess.CompletedProcess([], code, "", err))
+
+
+# ---- Apprise -----------------------------------------------------------------------------------------------
+
+
+def _failing_night(notify_url: str, *extra: str) -> list[str]:
+    """A night that fails at once (no data: exit 1) and so notifies."""
+    return ["run", "--offline", "--data-dir", "nothere", "--notify", notify_url, *extra]
+
+
+def test_a_notification_to_a_dripping_receiver_is_one_warning_within_notify_timeout(tmp_path, slow_drip):
+    pytest.importorskip("apprise")
+    t = time.monotonic()
+    url = f"json://127.0.0.1:{slow_drip.port}/night"
+    r = digits(*_failing_night(url, "--set", "notify.timeout=3"), cwd=tmp_path, timeout=120)
+    assert r.returncode == 1 and "data directory not found" in error_line(r)
+    assert "warning: notification not sent: no answer within 3 s" in r.stderr, r.stderr
+    assert slow_drip.requests and time.monotonic() - t < 60
+
+
+def test_sigterm_while_notifying_of_a_failure_ends_within_10_s_with_the_failures_code(tmp_path, slow_drip):
+    pytest.importorskip("apprise")
+    p = start(*_failing_night(f"json://127.0.0.1:{slow_drip.port}/night"), cwd=tmp_path)
+    code, err, took = _stop_while_waiting(p, slow_drip)
+    assert code == 1 and took < STOP_WITHIN, (took, err)
+    assert "warning: notification not sent: interrupted" in err and "Traceback" not in err
+
+
+def test_a_second_sigterm_while_notifying_of_an_interrupted_night_ends_it_within_10_s(tmp_path, slow_drip):
+    """The first SIGTERM stops the training (exit 4) and the night notifies; a second one stops the notifying."""
+    pytest.importorskip("apprise")
+    url = f"json://127.0.0.1:{slow_drip.port}/night"
+    p = start("run", "--demo", *TINY, "--notify", url, cwd=tmp_path)
+    assert p.stderr is not None
+    while "demo: wrote" not in (line := p.stderr.readline()):  # signals are handled from here on
+        assert line, p.communicate()[1]
+    p.send_signal(signal.SIGTERM)
+    code, err, took = _stop_while_waiting(p, slow_drip)
+    assert code == 4 and took < STOP_WITHIN, (took, err)
+    assert "warning: notification not sent: interrupted" in err and "Traceback" not in err
+
+
+# ---- Kaggle ------------------------------------------------------------------------------------------------
+
+QUICK_KAGGLE = {"DIGITS_TEST_KAGGLE_TIMEOUT": "2"}  # tests/kaggle_site: every Kaggle timeout 2 s, backoff short
+
+
+@pytest.mark.parametrize("method", ["ListDataFiles", "DownloadDataFiles", "zip"])
+def test_download_from_a_dripping_kaggle_is_one_line_and_exit_3_within_its_deadline(fake_kaggle, tmp_path, method):
+    fake_kaggle.drip(method)
+    t = time.monotonic()
+    r = digits("download", "--data-dir", "d", cwd=tmp_path, timeout=120, env=QUICK_KAGGLE)
+    assert r.returncode == 3, r.stderr
+    assert "Kaggle did not answer within 2s while" in error_line(r), r.stderr
+    assert time.monotonic() - t < 60
+    assert not (tmp_path / "d" / "train.csv").exists()
+
+
+def _submission(tmp_path: Path) -> Path:
+    path = tmp_path / "mine.csv"
+    path.write_text("ImageId,Label\n" + "".join(f"{i},{i % 10}\n" for i in range(1, 13)))
+    return path
+
+
+@pytest.mark.parametrize(
+    "method, code, says",
+    [
+        ("StartSubmissionUpload", 3, "Kaggle did not answer within 2s while starting the upload"),
+        ("upload", 3, "Kaggle did not answer within 2s while uploading mine.csv"),
+        ("CreateSubmission", 3, "the submission may have been made all the same"),
+        ("GetSubmission", 0, "see it on Kaggle later"),  # submitted; its score is for a later night to fill in
+    ],
+)
+def test_submit_to_a_dripping_kaggle_ends_within_its_deadline(fake_kaggle, tmp_path, method, code, says):
+    fake_kaggle.drip(method)
+    t = time.monotonic()
+    r = digits("submit", str(_submission(tmp_path)), "-m", "drip", cwd=tmp_path, timeout=120, env=QUICK_KAGGLE)
+    assert r.returncode == code, r.stderr
+    assert says in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert time.monotonic() - t < 60
+
+
+def test_a_night_whose_list_of_submissions_drips_warns_and_goes_on(fake_kaggle, tmp_path):
+    fake_kaggle.drip("ListSubmissions")
+    t = time.monotonic()
+    r = digits("run", "--data-dir", "d", *TINY, cwd=tmp_path, timeout=300, env=QUICK_KAGGLE)
+    assert r.returncode == 0, r.stderr
+    assert "warning: Kaggle did not answer within 2s while listing the submissions" in r.stderr, r.stderr
+    assert time.monotonic() - t < 240
+
+
+def test_sigterm_while_kaggle_drips_ends_the_download_within_10_s_with_exit_4(fake_kaggle, tmp_path):
+    fake_kaggle.drip("ListDataFiles")
+    p = start("download", "--data-dir", "d", cwd=tmp_path)
+    while not fake_kaggle.calls:  # the request has reached the fake: the client waits on the drip
+        assert p.poll() is None, p.communicate()[1]
+        time.sleep(0.1)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 4 and time.monotonic() - sent < STOP_WITHIN, err
+    assert "interrupted" in error_line(subprocess.CompletedProcess([], 4, "", err))
