@@ -211,3 +211,51 @@ def test_sigterm_while_kaggle_drips_ends_the_download_within_10_s_with_exit_4(fa
     _, err = p.communicate(timeout=60)
     assert p.returncode == 4 and time.monotonic() - sent < STOP_WITHIN, err
     assert "interrupted" in error_line(subprocess.CompletedProcess([], 4, "", err))
+
+
+# ---- Ray ---------------------------------------------------------------------------------------------------
+
+RAY_NIGHT = ["run", "--demo", *TINY, "--executor", "ray", "--output-dir", "out"]
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_a_ray_head_that_accepts_and_never_answers_is_one_line_and_exit_7_within_connect_timeout(
+    tmp_path, slow_drip, scheme
+):
+    pytest.importorskip("ray")
+    address = f"{scheme}127.0.0.1:{slow_drip.port}"
+    t = time.monotonic()
+    r = digits(*RAY_NIGHT, "--ray-address", address, "--set", "executor.connect_timeout=5", cwd=tmp_path, timeout=120)
+    assert r.returncode == 7, r.stderr
+    assert f"cannot reach the Ray cluster at {address}" in error_line(r) and "within 5s" in error_line(r)
+    assert time.monotonic() - t < 60
+
+
+def test_sigterm_while_ray_init_waits_on_a_head_ends_the_night_within_10_s_with_exit_4(tmp_path, slow_drip):
+    pytest.importorskip("ray")
+    p = start(*RAY_NIGHT, "--ray-address", f"127.0.0.1:{slow_drip.port}", cwd=tmp_path)
+    assert p.stderr is not None
+    while "data: " not in (line := p.stderr.readline()):  # ray.init comes right after the data is loaded
+        assert line, p.communicate()[1]
+    time.sleep(5)
+    p.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 4 and time.monotonic() - sent < STOP_WITHIN, err
+    runs = tmp_path / "out" / "runs"
+    assert not runs.exists() or not any(runs.iterdir())  # a cluster never reached costs no run folder
+
+
+def test_sigterm_while_a_local_ray_starts_is_exit_4_and_one_line(tmp_path):
+    """ray.init replaces SIGTERM's handler with sys.exit while it starts: that stop was exit 15 and no line."""
+    pytest.importorskip("ray")
+    p = start(*RAY_NIGHT, cwd=tmp_path)
+    assert p.stderr is not None
+    while "data: " not in (line := p.stderr.readline()):
+        assert line, p.communicate()[1]
+    time.sleep(4)  # importing Ray, then ray.init starting a Ray of our own
+    p.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 4 and time.monotonic() - sent < STOP_WITHIN, err
+    assert "interrupted" in error_line(subprocess.CompletedProcess([], 4, "", err))
