@@ -94,7 +94,7 @@ def history(
         con.print(submissions_table(submitted))
     if draw:
         target = Path(plot) if plot else Path(output_dir) / HISTORY_PNG
-        atomic_files.write_bytes(target, history_png(found.records))
+        atomic_files.write_bytes(target, history_png(found.records), through=plot is not None)  # named: through
         con.print(f"plot: {target}", soft_wrap=True)
     return found
 
