@@ -52,8 +52,14 @@ def install(handler: Callable[[int, FrameType | None], None]) -> None:
 
 
 def note(signum: int | None = None, frame: FrameType | None = None) -> None:
-    """A stop signal came (called by every stop handler; on the way out, the whole handler)."""
-    _count["received"] += 1
+    """A stop signal came (called by every stop handler; on the way out, the whole handler).
+
+    Counted only in the ``digits`` process (`install`): a test runner that sends
+    itself signals to test a training would otherwise leave a stop pending
+    for every later test.
+    """
+    if _state["installed"]:
+        _count["received"] += 1
 
 
 def pending() -> bool:

@@ -12,8 +12,17 @@ from pipeline.core import deadline, stop_signals
 
 @pytest.fixture
 def signals(monkeypatch):
-    """The stop-signal counts of this test alone."""
+    """The stop-signal counts of this test alone, counted as in the digits process; no handler is touched."""
     monkeypatch.setattr(stop_signals, "_count", {"received": 0, "acted_on": 0})
+    monkeypatch.setattr(stop_signals, "_state", {"installed": True, "exiting": False})
+    monkeypatch.setattr(stop_signals, "exiting", lambda: None)
+
+
+def test_outside_the_digits_process_no_stop_is_ever_pending(monkeypatch):
+    monkeypatch.setattr(stop_signals, "_count", {"received": 0, "acted_on": 0})
+    monkeypatch.setattr(stop_signals, "_state", {"installed": False, "exiting": False})
+    stop_signals.note()  # a test runner's own signal to a training it tests
+    assert not stop_signals.pending()
 
 
 def test_a_call_that_ends_gives_its_value_or_its_exception(signals):
