@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-pytest_plugins = ["tests.fake_kaggle", "tests.notify_receiver"]
+pytest_plugins = ["tests.slow_drip", "tests.fake_kaggle", "tests.notify_receiver"]
 
 
 @pytest.fixture(autouse=True)

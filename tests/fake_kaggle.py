@@ -49,6 +49,7 @@ from tests.kaggle_site.kaggle_loopback import (
     resolver,
     storage_url,
 )
+from tests.slow_drip import dribble
 
 SITE_DIR = Path(__file__).resolve().parent / "kaggle_site"
 REAL_ZIP = Path(__file__).resolve().parents[1].parent / "shared/data/digit-recognizer.zip"
@@ -133,6 +134,7 @@ class FakeKaggle:
         self._failures: dict[str, list] = {}
         self._delays: dict[str, list] = {}
         self._garbage: dict[str, list] = {}
+        self._drips: dict[str, list] = {}
         self._truncate = 0
         self._corrupt = 0
         self._drop: list[int] = []
@@ -167,6 +169,10 @@ class FakeKaggle:
     def delay(self, method: str, seconds: float, times: int | None = None) -> None:
         """Sleep before answering `method` (a slow server, to hit the client's timeout)."""
         self._delays.setdefault(method, []).append([seconds, times])
+
+    def drip(self, method: str, times: int | None = None) -> None:
+        """Answer `method` with its headers, then a byte a second for days (`tests.slow_drip`): no timeout trips."""
+        self._drips.setdefault(method, []).append([times])
 
     def garble(self, method: str, line: str, times: int | None = 1) -> None:
         """Answer `method` with `line`, which is not HTTP, and hang up (a confused proxy or middlebox)."""
@@ -374,6 +380,9 @@ class _Handler(BaseHTTPRequestHandler):
         delay = self.fake._take(self.fake._delays, method)
         if delay is not None:
             self.fake.stopping.wait(delay[0])
+        if self.fake._take(self.fake._drips, method) is not None:
+            dribble(self, self.fake.stopping)
+            return True
         garbage = self.fake._take(self.fake._garbage, method)
         if garbage is not None:
             self.wfile.write(garbage[0].encode())

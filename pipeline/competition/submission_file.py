@@ -33,7 +33,7 @@ def write(path: str | Path, labels: np.ndarray) -> str:
     """Check and write; returns the file's sha256."""
     text = render(labels)
     atomic_files.write_text(path, text)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()  # not read back: `path` may be a FIFO written through
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()  # the bytes written, without reading them back
 
 
 def validate_file(path: str | Path, expected_rows: int | None = None) -> int:

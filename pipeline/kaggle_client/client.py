@@ -2,7 +2,9 @@
 
 `connect` authenticates the way the kaggle CLI does (the real ``KaggleApi``:
 credential discovery, client construction) and yields a `Connection`.  Every
-HTTP request goes out with a timeout, honours the proxy (``HTTPS_PROXY`` and
+HTTP request goes out with a timeout, has the same number of seconds in all
+to be answered in full (`pipeline.core.deadline`: a server that sends a byte
+a second never trips a read timeout), honours the proxy (``HTTPS_PROXY`` and
 friends, or ``proxy`` in kaggle.json / ``KAGGLE_PROXY``), and is retried a
 bounded number of times with backoff on 429, 5xx and network errors
 (`Connection.call`).  Failures become one-line `KaggleError` messages; secrets
@@ -21,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipeline.core import deadline
 from pipeline.core.errors import KaggleError
 from pipeline.core.text import one_line
 from pipeline.kaggle_client import retry
@@ -121,7 +124,7 @@ class Connection:
 
         A call that is not idempotent is retried only when Kaggle cannot have
         acted on it (429, 503, no connection); `unsure` is appended to the error
-        when it may have.
+        when it may have.  Each attempt has `timeout` seconds in all.
         """
         import requests
 
@@ -130,7 +133,7 @@ class Connection:
         while True:
             wait_asked = None
             try:
-                return fn()
+                return self.within(fn, what)
             except requests.exceptions.HTTPError as e:
                 error: Exception = e
                 status = e.response.status_code if e.response is not None else 0
@@ -138,7 +141,7 @@ class Connection:
                 maybe_done = status >= 500 and status != 503
                 reason = f"Kaggle answered HTTP {status}"
                 wait_asked = retry.retry_after(e.response)
-            except requests.exceptions.RequestException as e:
+            except (requests.exceptions.RequestException, deadline.Expired) as e:
                 error = e
                 retryable = idempotent or retry.not_sent(e)
                 maybe_done = not retry.not_sent(e)
@@ -154,6 +157,10 @@ class Connection:
             attempt += 1
             self.log(f"{reason} while {what}; retry {attempt}/{retries} in {delay:.1f}s")
             time.sleep(delay)
+
+    def within(self, fn: Callable[[], Any], what: str) -> Any:
+        """`fn()` if it ends within `timeout` seconds in all, else `deadline.Expired` (one attempt, no retry)."""
+        return deadline.call(fn, self.timeout, f"Kaggle, {what}")
 
     def error(self, exc: Exception, what: str, competition: str | None = None, attempts: int = 1) -> KaggleError:
         """The one-line KaggleError for a request that failed for good."""
@@ -263,7 +270,7 @@ def connect(*, timeout: float, retries: int, log: Log | None) -> Iterator[Connec
     failure: Exception | None = None
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            api.authenticate()
+            deadline.call(api.authenticate, float(timeout), "Kaggle, checking the API token")  # may ask Kaggle
     except SystemExit:
         failure = KaggleError(
             flat(secrets.scrub(json_problem)) if json_problem else no_credentials_message(api.config_dir)
@@ -284,7 +291,7 @@ def connect(*, timeout: float, retries: int, log: Log | None) -> Iterator[Connec
     if failure is not None:
         import requests
 
-        if isinstance(failure, requests.exceptions.RequestException):
+        if isinstance(failure, (requests.exceptions.RequestException, deadline.Expired)):
             raise conn.error(failure, "checking the API token") from None
         raise conn.fail(
             json_problem or f"cannot read the Kaggle credentials: {type(failure).__name__}: {failure}"

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.core import atomic_files
+from pipeline.core import atomic_files, deadline
 from pipeline.core.errors import BadInputError, KaggleError
 from pipeline.core.text import ascii_int
 from pipeline.core.text import size as show_size
@@ -25,6 +25,7 @@ from pipeline.kaggle_client.datadir import REQUIRED, Corrupt
 NET_CHUNK = 1 << 16  # a broken-off download resumes from the last whole network chunk
 ZIP_ATTEMPTS = 2  # a corrupt zip is deleted and downloaded once more
 PAGE_SIZE = 200  # files asked for per ListDataFiles page
+TIMEOUT = 60.0  # seconds a request may take in all, and a network chunk of the zip
 
 
 def have_data(data_dir: str | Path) -> bool:
@@ -53,7 +54,7 @@ def download(
     force: bool = False,
     log: Log | None = print,
     retries: int = 3,
-    timeout: float = 60.0,
+    timeout: float | None = None,
 ) -> dict:
     """Ensure `data_dir` holds the competition files; return the manifest plus 'downloaded'.
 
@@ -66,7 +67,7 @@ def download(
     data_dir = Path(data_dir)
     datadir.prepare_dir(data_dir)
     datadir.remove_stale_temps(data_dir)
-    with connect(timeout=timeout, retries=retries, log=log) as conn:
+    with connect(timeout=timeout or TIMEOUT, retries=retries, log=log) as conn:
         remote = _list_files(conn, competition)
         manifest = datadir.read_manifest(data_dir)
         if force:
@@ -224,7 +225,9 @@ def _fetch_zip(conn: Connection, competition: str, dest: Path, data_dir: Path, u
     with out:
         while True:
             try:
-                for chunk in response.iter_content(NET_CHUNK):
+                # each chunk within the timeout: a link that dribbles is a broken link (`Connection.within`)
+                chunks = functools.partial(next, response.iter_content(NET_CHUNK), None)
+                while (chunk := conn.within(chunks, what)) is not None:
                     datadir.write(out, chunk, shown)
                     digest.update(chunk)
                     written += len(chunk)
@@ -232,7 +235,11 @@ def _fetch_zip(conn: Connection, competition: str, dest: Path, data_dir: Path, u
                 if size is not None and written < size:
                     raise requests.exceptions.ChunkedEncodingError(f"got {written} of {size} bytes")
                 break
-            except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.ChunkedEncodingError,
+                deadline.Expired,
+            ) as e:
                 response.close()
                 breaks += 1
                 if breaks > conn.retries:

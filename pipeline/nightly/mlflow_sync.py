@@ -17,7 +17,9 @@ them, written so that writing it again changes nothing:
   is trained again replaces its MLflow run); tags and artifacts overwrite.
 
 `connect` bounds MLflow's patience with an unreachable server and quiets
-its logging, so a fault costs seconds and one line (`pipeline.nightly.tracking`).
+its logging, so a fault costs seconds and one line (`pipeline.nightly.tracking`);
+every call into MLflow has a total deadline (`call_deadline`), so a server
+that answers a byte at a time costs no more.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.core import file_reads
+from pipeline.core import deadline, file_reads
 from pipeline.core.errors import StorageError, UsageError
 from pipeline.core.text import ascii_int, quoted
 from pipeline.nightly import mlflow_record
@@ -121,7 +123,9 @@ def connect(output_dir: str | Path, configured: str | None = None, option: str =
         with quiet():
             from mlflow import MlflowClient
 
-            return MlflowRuns(MlflowClient(uri), uri)
+            seconds = call_deadline()
+            client = deadline.call(lambda: MlflowClient(uri), seconds, "MLflow's client")  # SQLite: migrations
+            return MlflowRuns(Bounded(client, seconds), uri)
     except ImportError:
         raise StorageError(
             "MLflow tracking needs MLflow, which is not installed: pip install 'digits[mlflow]'"
@@ -130,11 +134,58 @@ def connect(output_dir: str | Path, configured: str | None = None, option: str =
         raise failure(uri, e) from None
 
 
+def call_deadline() -> float:
+    """Seconds one call into MLflow may take in all: twice what MLflow's own settings let a request take.
+
+    A request may take ``MLFLOW_HTTP_REQUEST_TIMEOUT`` per attempt, 1 +
+    ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` attempts, and urllib3's backoff
+    between them (factor x 2^n plus the jitter, at most 120 s each); twice
+    that, because a call may make two requests (``log_artifact`` finds the
+    run, then uploads).  76 s with the `BOUNDS` above.  Those settings bound
+    only a connect and each read: a server that sends a byte a second never
+    trips them, and this deadline is what ends such a call.
+    """
+    from mlflow.environment_variables import (
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+        MLFLOW_HTTP_REQUEST_BACKOFF_JITTER,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+        MLFLOW_HTTP_REQUEST_TIMEOUT,
+    )
+
+    retries = max(0, int(MLFLOW_HTTP_REQUEST_MAX_RETRIES.get()))
+    factor, jitter = float(MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get()), float(MLFLOW_HTTP_REQUEST_BACKOFF_JITTER.get())
+    backoff = sum(min(120.0, factor * 2**n + jitter) for n in range(1, retries + 1))
+    return 2 * (float(MLFLOW_HTTP_REQUEST_TIMEOUT.get()) * (retries + 1) + backoff)
+
+
+class Bounded:
+    """An `MlflowClient` whose every method returns within `seconds` or raises `deadline.Expired`."""
+
+    def __init__(self, client: Any, seconds: float) -> None:
+        self._client = client
+        self.seconds = seconds
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            return deadline.call(lambda: method(*args, **kwargs), self.seconds, f"MLflow's {name}")
+
+        return bounded
+
+
 def failure(uri: str, error: BaseException) -> StorageError:
     """One line for whatever MLflow raised: where, what kind, and the gist of its message.
 
     A failed request's message nests urllib3's, whose gist ("Connection refused") is at its end.
     """
+    if isinstance(error, deadline.Expired):
+        return StorageError(
+            f"cannot write to MLflow at {uri}: no answer within {error.seconds:g} s in all (twice what "
+            "MLFLOW_HTTP_REQUEST_TIMEOUT and _MAX_RETRIES allow one request)"
+        )
     text = str(error).strip()
     reason = re.search(r"\[Errno -?\d+\] ([^'\"()]+)|(Read timed out|timed out)", text)
     gist = (reason.group(1) or reason.group(2)).strip() if reason else (text.splitlines() or [""])[0][:200]

@@ -17,12 +17,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.core import deadline
 from pipeline.core.config import NotifyConfig
 from pipeline.core.errors import OK, BadInputError, exit_meaning
 from pipeline.core.text import one_line, pct
@@ -165,7 +165,7 @@ def _notifier(urls: Sequence[str]) -> Any:
     except ImportError:
         raise NotSent(f"notifications need Apprise: {INSTALL}") from None
     # Sequential, and no per-service deadline: then Apprise calls each service in the calling thread, which
-    # `_deliver` runs as a daemon thread it can abandon.  Apprise's own deadlines stop *waiting* for a service
+    # `_deliver` runs as a daemon thread it can abandon (`deadline.call`).  Apprise's own deadlines stop *waiting* for a service
     # but leave it running on a pool thread, which the interpreter joins at exit (measured: a receiver that
     # never answers, with ?rto=30, held the process's exit for 28 s); its own CLI force-exits for that reason.
     asset = apprise.AppriseAsset(async_mode=False, service_timeout=0)
@@ -181,28 +181,21 @@ def _notifier(urls: Sequence[str]) -> Any:
 def _deliver(notifier: Any, title: str, body: str, failure: bool, timeout: float) -> None:
     import apprise
 
-    done: dict[str, Any] = {}
+    def work() -> Any:
+        with _quiet_apprise():
+            return notifier.notify(
+                body=body,
+                title=title,
+                notify_type=apprise.NotifyType.FAILURE if failure else apprise.NotifyType.SUCCESS,
+                body_format=apprise.NotifyFormat.TEXT,
+            )
 
-    def work() -> None:
-        try:
-            with _quiet_apprise():
-                done["result"] = notifier.notify(
-                    body=body,
-                    title=title,
-                    notify_type=apprise.NotifyType.FAILURE if failure else apprise.NotifyType.SUCCESS,
-                    body_format=apprise.NotifyFormat.TEXT,
-                )
-        except Exception as e:  # a plugin's bug must not become the night's
-            done["error"] = e
-
-    worker = threading.Thread(target=work, name="digits-notify", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise NotSent(f"no answer within {timeout:g} s (the [notify] timeout)")
-    if "error" in done:
-        raise NotSent(one_line(f"Apprise failed: {type(done['error']).__name__}: {done['error']}"))
-    result = done["result"]
+    try:  # in a thread left behind at the deadline, and a stop signal ends the wait (core.deadline says why)
+        result = deadline.call(work, timeout, "Apprise")
+    except deadline.Expired:
+        raise NotSent(f"no answer within {timeout:g} s (the [notify] timeout)") from None
+    except Exception as e:  # a plugin's bug must not become the night's
+        raise NotSent(one_line(f"Apprise failed: {type(e).__name__}: {e}")) from None
     if not result:
         raise NotSent(_failures(result))
 

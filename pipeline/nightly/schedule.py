@@ -124,7 +124,7 @@ def write_units(directory: str | Path, units: dict[str, str]) -> list[Path]:
     """Write the units into `directory` (created if missing), each atomically; their paths."""
     paths = [Path(directory) / name for name in units]
     for path, text in zip(paths, units.values()):
-        atomic_files.write_text(path, text)
+        atomic_files.write_text(path, text, through=True)  # the user named the folder: a link there is theirs
     return paths
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pipeline.core import config as cfg
-from pipeline.core.errors import BadInputError, DigitsError, StorageError
+from pipeline.core.errors import BadInputError, DigitsError, InterruptedRun, StorageError
 from pipeline.core.progress import Progress
 from pipeline.nightly import mlflow_sync
 from pipeline.store import record, run_folders
@@ -141,6 +141,8 @@ def tracked(tracking: cfg.TrackingConfig, output_dir: str | Path, progress: Prog
     progress.observers.append(tracker)
     try:
         yield tracker
+    except InterruptedRun:  # a stop means stop: no catch-up that may wait on a server
+        raise
     except DigitsError:
         progress.command_finished(output_dir)
         raise

@@ -18,6 +18,8 @@ keeps every run an entry blends.
 
 A damaged line (a crash while writing it, an editor) is reported by line
 number, one warning each, and skipped; the rest of the ledger still counts.
+The ledger is a regular file of its own: a FIFO or a symlink where it goes
+is refused, read or appended to, and left as it is (`atomic_files.append_line`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -131,24 +132,9 @@ def append(output_dir: str | Path, entry: Entry) -> Entry:
     entry = replace(entry, updated_at=now())
     line = json.dumps(_adapter().dump_python(entry, mode="json"), separators=(",", ":"), sort_keys=True) + "\n"
     where = path(output_dir)
-    with _locked(where):
-        try:
-            where.parent.mkdir(parents=True, exist_ok=True)
-            with open(where, "ab") as f:
-                if f.tell() > 0 and not _ends_with_newline(where):
-                    line = "\n" + line
-                f.write(line.encode("utf-8"))
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as e:
-            raise atomic_files.storage_error(where, e) from None
+    with _locked(where):  # the folder exists now; a FIFO or a symlink where the ledger is: refused, left as it is
+        atomic_files.append_line(where, line.encode("utf-8"))
     return entry
-
-
-def _ends_with_newline(where: Path) -> bool:
-    with open(where, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
 
 
 @contextlib.contextmanager

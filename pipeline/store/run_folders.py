@@ -160,7 +160,9 @@ class Lock:
 
     Built on `filelock` (an OS file lock): the kernel drops it when its holder
     dies, so a lock left by a killed run is taken over without any stale-pid
-    guessing.  The holder's pid is written beside it for the error message.
+    guessing.  The holder's pid is written beside it for the error message,
+    as a file of its own renamed into place: a symlink there is refused, never
+    followed into a user's file.
     """
 
     def __init__(self, output_dir: str | Path, use_runs: bool = True):
@@ -185,16 +187,15 @@ class Lock:
             raise BusyError(
                 f"{self.dir}: another digits run{holder} is using this output directory; wait for it or use another --output-dir"
             ) from None
-        except OSError as e:
+        except OSError as e:  # filelock opens it without following a link: a symlink there is ELOOP, refused
             raise atomic_files.storage_error(self.path, e) from None
-        try:  # without blocking: a FIFO put there would otherwise wait for a reader for ever
-            fd = os.open(self.dir / (LOCK + ".pid"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o644)
-            try:
-                os.write(fd, f"{os.getpid()}\n".encode())
-            finally:
-                os.close(fd)
-        except OSError:
-            pass  # the lock itself is what matters
+        try:  # a file of its own, renamed into place: never through a symlink into a user's file, nor into a FIFO
+            atomic_files.write_text(self.dir / (LOCK + ".pid"), f"{os.getpid()}\n")
+        except StorageError:
+            pass  # the lock itself is what matters; the pid only names the holder in another command's message
+        except BaseException:  # something of the user's where the pid goes: refused, named, left as it is
+            self._lock.release()
+            raise
         if self._use is not None:
             try:
                 self._use.__enter__()

@@ -37,7 +37,7 @@ import numpy as np
 
 from pipeline.core import atomic_files
 from pipeline.core import config as cfg
-from pipeline.core.errors import DigitsError
+from pipeline.core.errors import StorageError
 from pipeline.core.file_reads import UNREADABLE, NotRegularFile, open_regular
 from pipeline.store import record
 from pipeline.training.splits import FoldTask
@@ -154,7 +154,7 @@ def callback(path: Path, mark: str, history: dict[str, list[float]], seconds_bef
                 return  # a diverging fold is not saved: resuming it would diverge again
             try:
                 save(path, self.model, State(epoch + 1, history, spent), mark)
-            except DigitsError as e:  # a full disk costs the resume point, not the fold
+            except StorageError as e:  # a full disk costs the resume point, not the fold; a user's FIFO there stops it
                 log.warning("warning: %s; this fold cannot resume from epoch %d", e, epoch + 1)
 
     return Checkpoint()

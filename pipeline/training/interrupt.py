@@ -51,6 +51,7 @@ def stop_on_signals() -> Iterator[StopRequest]:
     stop = StopRequest()
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        stop_signals.note()  # so that a wait on MLflow inside an epoch's callback gives up (core.deadline)
         if stop_signals.is_exiting():
             return
         if stop.is_set():

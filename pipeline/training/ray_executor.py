@@ -22,13 +22,14 @@ import contextlib
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.competition.dataset import Dataset
-from pipeline.core import ray_address, stop_signals
+from pipeline.core import deadline, ray_address, stop_signals
 from pipeline.core.config import ExecutorConfig
 from pipeline.core.errors import ClusterError, DigitsError, UsageError
 from pipeline.core.text import one_line
@@ -59,10 +60,17 @@ def _train_fold_task(task: FoldTask, data: Dataset) -> FoldOutcome:
 
 
 def probe(address: str, timeout: float) -> None:
-    """Fail fast, with one line, when a cluster address does not answer at all.
+    """Fail fast, with one line, when a cluster address does not answer as a Ray cluster within `timeout`.
 
-    ``ray.init`` keeps retrying an unreachable head for a long time; a plain
-    TCP connect with a timeout tells a dead address from a slow cluster.
+    ``ray.init`` keeps retrying an unreachable head for a long time, and one
+    that accepts the connection and never answers (or answers a byte at a
+    time) holds it for minutes inside gRPC's C++ code, where no signal
+    handler runs: SIGTERM went unheard.  ``ray.init`` cannot run in another
+    thread either (the driver it makes then dies at its first ``ray.put``).
+    So before it, in a thread the caller waits on with a deadline
+    (`pipeline.core.deadline`, which also hears a stop): a plain TCP connect,
+    then gRPC's own handshake (HTTP/2), which every Ray head (GCS or Ray
+    Client server) completes at once and nothing else does.
     """
     if address == "auto":
         return  # Ray looks for a local head itself and fails at once without one
@@ -70,14 +78,37 @@ def probe(address: str, timeout: float) -> None:
     host, port = parts.hostname, parts.port or (10001 if parts.scheme == "ray" else 6379)
     if not host:
         raise ClusterError(f"option --ray-address: {address!r} is not an address (auto, ray://host:10001, host:6379)")
+    started = time.monotonic()
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
-    except OSError as e:
+        deadline.call(lambda: socket.create_connection((host, port), timeout=timeout).close(), timeout, "Ray's head")
+    except (OSError, deadline.Expired) as e:
         reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
         raise ClusterError(
             f"cannot reach the Ray cluster at {address} ({host}:{port}: {reason} within {timeout:g}s)"
         ) from None
+    if os.environ.get("RAY_USE_TLS", "0").lower() not in ("0", "false", ""):
+        return  # a TLS handshake needs Ray's certificates: ray.init makes it
+    left = max(0.5, timeout - (time.monotonic() - started))
+    try:
+        deadline.call(lambda: _grpc_handshake(f"{host}:{port}", left), left + 5, "Ray's head")
+    except (deadline.Expired, TimeoutError):
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {address} ({host}:{port} accepts connections but does not answer "
+            f"as a Ray cluster within {timeout:g}s)"
+        ) from None
+
+
+def _grpc_handshake(target: str, seconds: float) -> None:
+    """Return once a gRPC channel to `target` is ready (HTTP/2 set up); TimeoutError if it is not within `seconds`."""
+    import grpc
+
+    channel = grpc.insecure_channel(target)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=seconds)
+    except grpc.FutureTimeoutError:
+        raise TimeoutError(target) from None
+    finally:
+        channel.close()
 
 
 class RayExecutor:
@@ -99,6 +130,9 @@ class RayExecutor:
 
         if self.address:
             probe(self.address, self.config.connect_timeout)
+        if stop_signals.pending():  # a stop that came while Ray was imported: no cluster to start or attach to
+            stop_signals.exiting()
+            raise KeyboardInterrupt
         handlers = {sig: signal.getsignal(sig) for sig in stop_signals.STOP_SIGNALS}
         try:
             self.ray.init(
@@ -110,6 +144,13 @@ class RayExecutor:
                 configure_logging=False,
                 runtime_env={"py_modules": [str(Path(pipeline.__file__).parent)]},
             )
+        except SystemExit as e:
+            if e.code != signal.SIGTERM:
+                raise
+            # ray.init's own SIGTERM handler (sys.exit) while it connects: a stop like any other (exit 4, one line)
+            stop_signals.note()
+            stop_signals.exiting()
+            raise KeyboardInterrupt from None
         except Exception as e:  # ConnectionError, RuntimeError, ValueError, grpc errors... one line for all
             where = f"at {self.address}" if self.address else "locally"
             hint = ""

@@ -96,7 +96,7 @@ def history(
         )
         con.print(submissions_table(submitted))
     if draw:
-        atomic_files.write_bytes(target, history_png(found.records, fmt))
+        atomic_files.write_bytes(target, history_png(found.records, fmt), through=plot is not None)  # named: through
         con.print(f"plot: {target}", soft_wrap=True)
     return found
 

@@ -50,11 +50,12 @@ def build_report(
     run_dir = run_folders.resolve(output_dir, ref)
     page = make_page(run_dir, read(run_dir))
     target = Path(out) if out else run_dir / PAGE
-    atomic_files.write_text(target, page.html)  # first: a target that cannot be written is named as the user gave it
-    real, regular = atomic_files.destination(target)
+    named = out is not None  # what the user named is written through (a device, a FIFO, a link's target)
+    atomic_files.write_text(target, page.html, through=named)  # first: a target that cannot be written is named
+    real, regular = atomic_files.destination(target) if named else (target, True)
     if regular:
         for name, png in page.images.items():
-            atomic_files.write_bytes(real.with_name(f"{real.stem}-{name}.png"), png)
+            atomic_files.write_bytes(real.with_name(f"{real.stem}-{name}.png"), png, through=named)
     con = con or ui.console()
     for text in page.notes + page.section_notes:
         con.print(ui.styled(f"note: {text}", "yellow"), soft_wrap=True)

@@ -1,10 +1,17 @@
-"""Outputs never destroy what a path was: devices, FIFOs and symlinks are written through, not replaced."""
+"""Outputs never destroy what a path was.
+
+The job's own files are regular files of their own: a FIFO, a symlink, a
+device or a folder where one goes is refused and left as it is, never waited
+on.  An output the user named (``through=True``) goes through a device or a
+FIFO and into a symlink's target.
+"""
 
 from __future__ import annotations
 
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.core import atomic_files
+from pipeline.core import atomic_files, file_reads
+from tests.helpers import make_fifo
 from tests.runfactory import make_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -40,37 +48,98 @@ def _fifo_reader(fifo: Path) -> tuple[threading.Thread, list[bytes]]:
     return thread, got
 
 
-def test_write_bytes_to_a_device_keeps_the_device(tmp_path):
+def test_write_bytes_to_a_named_device_keeps_the_device(tmp_path):
     node = _null_device(tmp_path)
-    atomic_files.write_bytes(node, b"x" * 1000)
+    atomic_files.write_bytes(node, b"x" * 1000, through=True)
     assert stat.S_ISCHR(os.stat(node).st_mode)
     assert list(tmp_path.iterdir()) == [node]  # no temporary file left beside it
 
 
-def test_atomic_path_writers_go_through_a_fifo(tmp_path):
+def test_atomic_path_writers_go_through_a_named_fifo(tmp_path):
     fifo = tmp_path / "pipe.npy"  # np.save appends .npy to other names
     os.mkfifo(fifo)
     thread, got = _fifo_reader(fifo)
-    with atomic_files.atomic_path(fifo) as tmp:
+    with atomic_files.atomic_path(fifo, through=True) as tmp:
         np.save(tmp, np.arange(3))
     thread.join(10)
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert got and got[0].startswith(b"\x93NUMPY")
 
 
-def test_a_symlink_is_kept_and_its_target_written(tmp_path):
+def test_a_named_symlink_is_kept_and_its_target_written(tmp_path):
     real = tmp_path / "elsewhere" / "plot.png"
     real.parent.mkdir()
     real.write_bytes(b"old")
     link = tmp_path / "link.png"
     link.symlink_to(real)
-    atomic_files.write_bytes(link, b"new")
+    atomic_files.write_bytes(link, b"new", through=True)
     assert link.is_symlink() and os.readlink(link) == str(real)
     assert real.read_bytes() == b"new"
     dangling = tmp_path / "dangling.png"
     dangling.symlink_to(tmp_path / "elsewhere" / "new.png")
-    atomic_files.write_text(dangling, "made")
+    atomic_files.write_text(dangling, "made", through=True)
     assert dangling.is_symlink() and (tmp_path / "elsewhere" / "new.png").read_text() == "made"
+
+
+def _in_the_way(tmp_path: Path, kind: str) -> tuple[Path, object]:
+    """Something of the user's at tmp_path/own.bin, and a way to see it later unchanged."""
+    path = tmp_path / "own.bin"
+    if kind == "fifo":
+        make_fifo(path, unblock_after=60)  # a write that waited on it would end only after a minute
+        return path, lambda: stat.S_ISFIFO(os.lstat(path).st_mode)
+    if kind == "symlink":
+        users = tmp_path / "users-file"
+        users.write_bytes(b"the user's")
+        path.symlink_to(users)
+        return path, lambda: path.is_symlink() and users.read_bytes() == b"the user's"
+    if kind == "dangling symlink":
+        path.symlink_to(tmp_path / "somewhere-of-the-users")
+        return path, lambda: path.is_symlink() and not (tmp_path / "somewhere-of-the-users").exists()
+    if kind == "folder":
+        (path / "inside").mkdir(parents=True)
+        return path, lambda: (path / "inside").is_dir()
+    node = _null_device(tmp_path)
+    node.rename(path)
+    return path, lambda: stat.S_ISCHR(os.lstat(path).st_mode)
+
+
+KINDS = {
+    "fifo": "a FIFO",
+    "symlink": "a symlink",
+    "dangling symlink": "a symlink",
+    "folder": "a folder",
+    "device": "a device",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda p: atomic_files.write_bytes(p, b"new"),
+        lambda p: atomic_files.write_npz(p, a=np.arange(3)),
+        lambda p: atomic_files.write_json(p, {"a": 1}),
+        lambda p: atomic_files.append_line(p, b"{}\n"),
+    ],
+    ids=["bytes", "npz", "json", "append"],
+)
+def test_the_jobs_own_file_is_never_written_through_anything_of_the_users(tmp_path, kind, write):
+    path, unchanged = _in_the_way(tmp_path, kind)
+    started = time.monotonic()
+    with pytest.raises(file_reads.NotRegularFile, match=f"own.bin: {KINDS[kind]} where digits writes"):
+        write(path)
+    assert time.monotonic() - started < 30  # refused at once, never waited on
+    assert unchanged()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".own.bin")]  # no temporary file left
+
+
+def test_appending_adds_one_line_after_a_line_cut_short(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    atomic_files.append_line(path, b"one\n")
+    with open(path, "ab") as f:
+        f.write(b"cut sh")
+    atomic_files.append_line(path, b"two\n")
+    assert path.read_bytes() == b"one\ncut sh\ntwo\n"
 
 
 def test_replacing_a_regular_file_keeps_its_permissions(tmp_path):

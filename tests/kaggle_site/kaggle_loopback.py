@@ -71,24 +71,43 @@ def install(port: int) -> None:
     if "kagglesdk.kaggle_env" in sys.modules:
         _point(sys.modules["kagglesdk.kaggle_env"], endpoint)
     else:
-        sys.meta_path.insert(0, _EndpointPatcher(endpoint))
+        sys.meta_path.insert(0, _AfterImport("kagglesdk.kaggle_env", lambda module: _point(module, endpoint)))
 
 
 def _point(kaggle_env: Any, endpoint: str) -> None:
     kaggle_env._env_to_endpoint[kaggle_env.KaggleEnv.PROD] = endpoint
 
 
-class _EndpointPatcher:
-    """A meta path finder: after kagglesdk.kaggle_env is executed, point its PROD endpoint at the fake.
+def shorten(seconds: float) -> None:
+    """For a whole process: the Kaggle client's timeouts are `seconds`, its backoff a few milliseconds."""
+    import sys
+
+    settings = {
+        "pipeline.kaggle_client.downloads": {"TIMEOUT": seconds},
+        "pipeline.kaggle_client.submissions": {"SUBMIT_TIMEOUT": seconds, "LIST_TIMEOUT": seconds},
+        "pipeline.kaggle_client.retry": {"BACKOFF_BASE": 0.01, "BACKOFF_MAX": 0.05},
+    }
+    for name, values in settings.items():
+        sys.meta_path.insert(0, _AfterImport(name, lambda module, values=values: _set(module, values)))
+
+
+def _set(module: Any, values: dict[str, float]) -> None:
+    for key, value in values.items():
+        setattr(module, key, value)
+
+
+class _AfterImport:
+    """A meta path finder: after the module `name` is executed, call `then(module)`.
 
     Lazy, so a subprocess imports kagglesdk (and requests) only when the code under test does.
     """
 
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
+    def __init__(self, name: str, then: Callable[[Any], None]) -> None:
+        self.name = name
+        self.then = then
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if fullname != "kagglesdk.kaggle_env":
+        if fullname != self.name:
             return None
         from importlib.machinery import PathFinder
 
@@ -97,11 +116,11 @@ class _EndpointPatcher:
             return spec
         loader: Any = spec.loader
         execute = loader.exec_module
-        endpoint = self.endpoint
+        then = self.then
 
         def exec_module(module: Any) -> None:
             execute(module)
-            _point(module, endpoint)
+            then(module)
 
         loader.exec_module = exec_module
         return spec
