@@ -1,7 +1,12 @@
 """Text for people: error lines, quoted values, numbers, sizes and times, each formatted one way.
 
-Every message the job prints is one line: `one_line` escapes what would break
-it (a newline in a path, a terminal escape, bytes that are not UTF-8), and
+Text from outside (a file, Kaggle, a path) is shown through `printable`: it
+escapes every character that would act on a terminal rather than show (C0 and
+C1 controls with their escape sequences, DEL, the bidi overrides and
+invisible format marks that reorder or hide what is shown, and the halves of
+undecodable bytes), so a ledger line cannot clear the screen or fake a line.
+`pipeline.core.console` and `pipeline.core.progress` pass everything they
+print through it.  Every message is one line: `one_line` also cuts it, and
 `quoted` cuts a value read from a file to a readable length, so a 200 MB
 header line costs one short line on stderr.
 """
@@ -13,19 +18,34 @@ import re
 
 QUOTE_LIMIT = 60  # characters of a quoted value shown in a message
 LINE_LIMIT = 1000  # characters of a whole message line
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0, DEL, C1; the Arabic letter mark, Mongolian vowel separator, zero-width and directional marks, line and
+# paragraph separators, bidi embeddings, overrides and isolates, invisible operators, the BOM, interlinear
+# annotations, tag characters; surrogates (undecodable bytes under surrogateescape).  Named ranges rather
+# than unicodedata's categories: a class built from those at import would cost a scan of every code point.
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
+    r"\U000e0000-\U000e007f\ud800-\udfff]"
+)
 
 
 def _escape(match: re.Match[str]) -> str:
     ch = match.group()
-    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(
-        ch, f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
-    )
+    code = ord(ch)
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch)
+    return named or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+
+
+def printable(value: object) -> str:
+    """`value` as text that only shows: controls, escapes, bidi and invisible marks, undecodable bytes escaped.
+
+    ``\x1b[2J`` becomes the six characters ``\x1b[2J``, a newline ``\n``, U+202E ``\u202e``.
+    """
+    return _CONTROL.sub(_escape, str(value))
 
 
 def one_line(message: object, limit: int = LINE_LIMIT) -> str:
-    """`message` as one printable line: control characters and undecodable bytes escaped, then cut."""
-    text = _CONTROL.sub(_escape, str(message))
+    """`message` as one printable line (`printable`), cut to `limit` characters."""
+    text = printable(message)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -24,7 +24,17 @@ from typing import TYPE_CHECKING, Any
 from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.errors import BadInputError
-from pipeline.core.text import blend_pct, duration, mean_std, pct, score_or_state, signed_pct, toml_value, when
+from pipeline.core.text import (
+    blend_pct,
+    duration,
+    mean_std,
+    pct,
+    printable,
+    score_or_state,
+    signed_pct,
+    toml_value,
+    when,
+)
 from pipeline.store import run_folders
 from pipeline.store.record import RunRecord
 from pipeline.views import differences, runset
@@ -58,7 +68,7 @@ def compare(
         print_table(comp, out or ui.console())
     else:
         text = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[fmt](comp)
-        (out.file if out is not None else sys.stdout).write(text)
+        ui.write_data(text, out.file if out is not None else sys.stdout)
     return comp
 
 
@@ -264,7 +274,8 @@ def _csv_value(v: Any) -> Any:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+    """A table cell's text: a newline or a ``|`` from a file would end the cell or the row."""
+    return printable(text).replace("|", "\\|")
 
 
 def _md_row(cells: Iterable[str]) -> str:
