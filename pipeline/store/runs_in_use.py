@@ -19,6 +19,7 @@ file system, where gc cannot delete anything either), is used without a hold.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +43,7 @@ class InUse:
     def __enter__(self) -> InUse:
         import filelock
 
-        if not self.dir.is_dir():
+        if not os.path.isdir(self.dir):  # os.path: also False for a name no folder can have (too long, a NUL)
             return self  # no runs there yet: nothing gc could remove
         deadline = time.monotonic() + self.wait
         try:

@@ -97,3 +97,14 @@ def test_a_name_of_bytes_from_the_command_line_is_not_found(output_dir):
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert r.returncode == 1 and "not found" in error_line(r), r.stderr
+
+
+@pytest.mark.parametrize("command", [["runs"], ["history"], ["compare"], ["report"], ["gc", "--keep", "1"]])
+def test_an_output_dir_no_folder_can_be_holds_no_runs(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    # (no NUL: argv cannot carry one, and Click's own check of --output-dir is what would see it)
+    for name in ("o" * 300, "out\udcffput", "/".join(["p" * 256] * 2)):
+        r = rf.invoke(cli, *command, "--output-dir", name)
+        crashed = r.exception is not None and not isinstance(r.exception, SystemExit)
+        assert not crashed and "no runs in" in r.output, (r.exception, r.output[-300:])
+        assert r.exit_code == (0 if command[0] == "gc" else 1)
