@@ -14,6 +14,7 @@ header line costs one short line on stderr.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 
 QUOTE_LIMIT = 60  # characters of a quoted value shown in a message
@@ -57,40 +58,59 @@ def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
     return repr(text)
 
 
+def _finite(x: float | None) -> float | None:
+    """`x` as a float when it is a finite number; None for None, NaN, inf or an int too large for a float.
+
+    Figures come from files a user can edit: a NaN time or a 400-digit count is shown as missing ('—'),
+    never a traceback of the formatting.
+    """
+    if x is None:
+        return None
+    try:
+        value = float(x)
+    except (OverflowError, TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
 def pct(x: float | None, digits: int = 2) -> str:
-    """A fraction as a percentage without the sign: 0.99172 -> '99.17'; None -> '—'."""
+    """A fraction as a percentage without the sign: 0.99172 -> '99.17'; None (or not finite) -> '—'."""
+    x = _finite(x)
     return "—" if x is None else f"{100 * x:.{digits}f}"
 
 
 def signed_pct(x: float | None, digits: int = 2) -> str:
     """A change of a fraction in percentage points, with its sign: 0.0006 -> '+0.06'; None -> '—'."""
+    x = _finite(x)
     return "—" if x is None else f"{100 * x:+.{digits}f}"
 
 
 def mean_std(mean: float | None, std: float | None, digits: int = 2) -> str:
     """'99.17 ± 0.04' from fractions; '—' without a mean."""
-    return "—" if mean is None else f"{pct(mean, digits)} ± {pct(std or 0.0, digits)}"
+    return "—" if _finite(mean) is None else f"{pct(mean, digits)} ± {pct(_finite(std) or 0.0, digits)}"
 
 
 def score_or_state(score: float | None, state: str | None, digits: int = 3) -> str:
     """A leaderboard score in %, else the submission's state ('pending', 'error'), else '—'."""
-    return pct(score, digits) if score is not None else (state or "—")
+    return pct(score, digits) if _finite(score) is not None else (state or "—")
 
 
 def number(x: float | None, digits: int = 0) -> str:
     """A count or a measurement with thousands separators: 12345.6 -> '12,346'; None -> '—'."""
+    x = _finite(x)
     return "—" if x is None else f"{x:,.{digits}f}"
 
 
 def blend_pct(x: float | None, runs: int | None, digits: int = 3) -> str:
     """A blend's accuracy and, in brackets, how many runs it averages: '99.310 (3)'; '—' without one."""
-    if x is None:
+    if _finite(x) is None:
         return "—"
     return pct(x, digits) if runs is None else f"{pct(x, digits)} ({runs})"
 
 
 def duration(seconds: float | None) -> str:
-    """'42s', '9m58s', '1h02m'."""
+    """'42s', '9m58s', '1h02m'; '—' when unknown (or not a finite number)."""
+    seconds = _finite(seconds)
     if seconds is None:
         return "—"
     s = int(round(seconds))
@@ -103,9 +123,9 @@ def duration(seconds: float | None) -> str:
 
 def size(n: float | None) -> str:
     """Bytes in binary units: '512 B', '1.6 MiB'."""
-    if n is None:
+    value = _finite(n)
+    if value is None:
         return "unknown size"
-    value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pipeline.core import atomic_files
-from pipeline.core.errors import BusyError
+from pipeline.core.errors import BadInputError, BusyError
 
 IN_USE = ".digits.runs.lock"
 GC_WAIT = 300.0  # seconds a command waits for a gc that is deleting runs before it gives up (exit 5)
@@ -89,8 +90,8 @@ def exclusive(output_dir: str | Path) -> Iterator[None]:
     import filelock
 
     folder = Path(output_dir)
-    lock = filelock.ReadWriteLock(str(folder / IN_USE), is_singleton=False)
     try:
+        lock = filelock.ReadWriteLock(str(folder / IN_USE), is_singleton=False)
         lock.acquire_write(timeout=0)
     except filelock.Timeout:
         raise BusyError(
@@ -99,6 +100,11 @@ def exclusive(output_dir: str | Path) -> Iterator[None]:
         ) from None
     except OSError as e:
         raise atomic_files.storage_error(folder / IN_USE, e) from None
+    except (sqlite3.Error, ValueError):  # filelock's database, damaged or replaced: gc cannot know who uses the runs
+        raise BadInputError(
+            f"{folder / IN_USE}: not the lock database digits keeps (damaged?); gc removes nothing without it: "
+            "delete the file while no digits runs, then run gc again"
+        ) from None
     try:
         yield
     finally:
