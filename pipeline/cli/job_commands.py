@@ -68,6 +68,8 @@ def train(app: App, resume: str | None, **opts: Any) -> None:
     from pipeline.training import trainer
 
     config = build_config(app, opts)
+    if resume is not None:  # before anything is loaded; also an empty RUN, which would otherwise train a new run
+        run_folders.resolve(config.output_dir, resume)
     with tracked(config.tracking, config.output_dir, app.progress):
         click.echo(trainer.train(config, app.progress, resume=resume))
 

@@ -16,6 +16,7 @@ import click
 
 from pipeline.core import config as cfg
 from pipeline.core.errors import BUSY
+from pipeline.core.text import one_line
 
 if TYPE_CHECKING:
     from pipeline.cli.app import App
@@ -68,4 +69,4 @@ def _warn(app: App, text: str) -> None:
     try:
         app.progress.warn(text)
     except Exception:  # e.g. the --log-file that could not be opened is the command's own error
-        click.echo(f"digits: warning: {text}", err=True)
+        click.echo(f"digits: warning: {one_line(text)}", err=True)

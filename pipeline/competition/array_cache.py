@@ -28,7 +28,7 @@ import numpy as np
 
 from pipeline.core import atomic_files
 from pipeline.core.errors import StorageError
-from pipeline.core.file_reads import UNREADABLE, open_regular
+from pipeline.core.file_reads import UNREADABLE, numbers, open_regular
 
 CACHE = ".cache"
 VERSION = 2  # 1: a bare .npy, unchecked, with hashes.json beside it
@@ -50,7 +50,7 @@ def load(csv_path: Path, digest: str, columns: int, log: Callable[[str], None]) 
         return None
     try:
         with open_regular(path) as f, np.load(f, allow_pickle=False) as entry:
-            arr, checksum, source = entry["array"], str(entry["sha256"]), str(entry["source"])
+            arr, checksum, source = numbers(entry["array"], "array"), str(entry["sha256"]), str(entry["source"])
     except UNREADABLE as e:
         log(f"parsed-array cache {path} is corrupt ({type(e).__name__}); parsing {csv_path.name} again")
         return None

@@ -4,13 +4,24 @@ rich is imported inside the functions only, so ``digits --help`` and the
 training commands never load it.  When stdout is not a terminal (a file, a
 pipe, a CI log) the output is plain text 120 columns wide: rich would fall
 back to 80 and wrap the runs tables badly (``COLUMNS`` still wins when set).
+
+Much of what these consoles print was read from files (run ids, config
+values, Kaggle's messages, a ledger entry's fields), so a console shows every
+string as text: `text.printable` escapes what would act on the terminal, and
+rich's markup (``[red]``, ``[/]``) and emoji codes (``:smile:``) are off, so a
+``[`` in a file is a ``[`` on the screen (and an unbalanced ``[/]`` no
+MarkupError).  Styles come only from `styled`, never from markup in a string;
+`write_data` is the same rule for the formats scripts read (markdown, csv).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
+
+from pipeline.core.text import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,20 +41,39 @@ BEST = "bold green"  # the best value of a column among several runs
 
 
 def console(stderr: bool = False, file: TextIO | None = None) -> Console:
-    """A rich Console on stdout (or stderr, or `file`); 120 columns wide when not a terminal."""
+    """A rich Console on stdout (or stderr, or `file`) that shows strings as text; 120 columns wide when not a
+    terminal."""
+    shows_text = _text_console()
+    con = shows_text(file=file, stderr=stderr)
+    if not con.is_terminal and not os.environ.get("COLUMNS"):
+        con = shows_text(file=file, stderr=stderr, width=PLAIN_WIDTH)
+    return con
+
+
+@functools.cache
+def _text_console() -> type[Console]:
+    """rich's Console, made to show every string it is given (printed, or a table's cell) as plain text."""
     from rich.console import Console
 
-    con = Console(file=file, stderr=stderr, highlight=False)
-    if not con.is_terminal and not os.environ.get("COLUMNS"):
-        con = Console(file=file, stderr=stderr, highlight=False, width=PLAIN_WIDTH)
-    return con
+    class TextConsole(Console):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(highlight=False, markup=False, emoji=False, **kwargs)
+
+        def render_str(self, text: str, **kwargs: Any) -> Any:
+            # Every str a Console renders comes through here: print's arguments, table cells and headers.
+            return super().render_str(printable(text), **{**kwargs, "markup": False, "emoji": False})
+
+    return TextConsole
+
+
+def write_data(text: str, file: IO[str]) -> None:
+    """Text for scripts (markdown, csv) to stdout: line by line through `printable`, its newlines kept."""
+    file.write("\n".join(printable(line) for line in text.split("\n")))
 
 
 def warn(message: str, err: Console | None = None) -> None:
     """One line on stderr about something that cannot be shown (never wrapped, so grep finds it whole)."""
-    from rich.text import Text
-
-    (err or console(stderr=True)).print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
+    (err or console(stderr=True)).print(styled(f"warning: {message}", "yellow"), soft_wrap=True)
 
 
 def warn_each(messages: Iterable[str], err: Console | None = None) -> None:
@@ -52,10 +82,11 @@ def warn_each(messages: Iterable[str], err: Console | None = None) -> None:
 
 
 def styled(text: str, style: str = "") -> Text:
-    """A table cell or a line with a style (colour, bold); plain text when not a terminal."""
+    """A table cell or a line with a style (colour, bold); plain text when not a terminal.  Shown as text
+    (`printable`): a `Text` never goes through the console's `render_str`."""
     from rich.text import Text
 
-    return Text(text, style=style)
+    return Text(printable(text), style=style)
 
 
 def status(name: str) -> Text:

@@ -28,9 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import DigitsError
-from pipeline.core.text import one_line
+from pipeline.core.text import one_line, printable
 
 log = logging.getLogger("digits")
+
+
+class Printable(logging.Filter):
+    """Every logged line shows as text (`printable`): a Kaggle message, a path or a field read from a file
+    cannot clear the screen, move the cursor or reorder the line, on a terminal, in cron's mail or in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = printable(record.getMessage()), None
+        return True
 
 
 class Progress:
@@ -228,6 +237,7 @@ def setup(verbose: bool = True, log_file: str | None = None, live: bool | None =
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"))
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler.addFilter(Printable())
     log.addHandler(handler)
     if log_file:
         from pipeline.core.errors import StorageError
@@ -237,5 +247,6 @@ def setup(verbose: bool = True, log_file: str | None = None, live: bool | None =
         except OSError as e:
             raise StorageError(f"cannot open log file {log_file}: {e.strerror}") from None
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"))
+        fh.addFilter(Printable())
         log.addHandler(fh)
     return LiveProgress(console) if live and verbose else Progress()

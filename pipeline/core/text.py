@@ -1,7 +1,12 @@
 """Text for people: error lines, quoted values, numbers, sizes and times, each formatted one way.
 
-Every message the job prints is one line: `one_line` escapes what would break
-it (a newline in a path, a terminal escape, bytes that are not UTF-8), and
+Text from outside (a file, Kaggle, a path) is shown through `printable`: it
+escapes every character that would act on a terminal rather than show (C0 and
+C1 controls with their escape sequences, DEL, the bidi overrides and
+invisible format marks that reorder or hide what is shown, and the halves of
+undecodable bytes), so a ledger line cannot clear the screen or fake a line.
+`pipeline.core.console` and `pipeline.core.progress` pass everything they
+print through it.  Every message is one line: `one_line` also cuts it, and
 `quoted` cuts a value read from a file to a readable length, so a 200 MB
 header line costs one short line on stderr.
 """
@@ -14,19 +19,34 @@ import re
 
 QUOTE_LIMIT = 60  # characters of a quoted value shown in a message
 LINE_LIMIT = 1000  # characters of a whole message line
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0, DEL, C1; the Arabic letter mark, Mongolian vowel separator, zero-width and directional marks, line and
+# paragraph separators, bidi embeddings, overrides and isolates, invisible operators, the BOM, interlinear
+# annotations, tag characters; surrogates (undecodable bytes under surrogateescape).  Named ranges rather
+# than unicodedata's categories: a class built from those at import would cost a scan of every code point.
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
+    r"\U000e0000-\U000e007f\ud800-\udfff]"
+)
 
 
 def _escape(match: re.Match[str]) -> str:
     ch = match.group()
-    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(
-        ch, f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
-    )
+    code = ord(ch)
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch)
+    return named or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+
+
+def printable(value: object) -> str:
+    """`value` as text that only shows: controls, escapes, bidi and invisible marks, undecodable bytes escaped.
+
+    ``\x1b[2J`` becomes the six characters ``\x1b[2J``, a newline ``\n``, U+202E ``\u202e``.
+    """
+    return _CONTROL.sub(_escape, str(value))
 
 
 def one_line(message: object, limit: int = LINE_LIMIT) -> str:
-    """`message` as one printable line: control characters and undecodable bytes escaped, then cut."""
-    text = _CONTROL.sub(_escape, str(message))
+    """`message` as one printable line (`printable`), cut to `limit` characters."""
+    text = printable(message)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -69,25 +89,35 @@ def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
 
 
 def known(x: float | None) -> float | None:
-    """`x`, or None when it is not a finite number: a NaN or inf read from a record is shown as unknown ('—')."""
-    return x if x is not None and math.isfinite(x) else None
+    """`x` as a float when it is a finite number; None for None, NaN, inf or an int too large for a float.
+
+    Figures come from files a user can edit: a NaN time or a 400-digit count is shown as missing ('—'),
+    never a traceback of the formatting.
+    """
+    if x is None:
+        return None
+    try:
+        value = float(x)
+    except (OverflowError, TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def pct(x: float | None, digits: int = 2) -> str:
-    """A fraction as a percentage without the sign: 0.99172 -> '99.17'; None (or NaN) -> '—'."""
-    value = known(x)
-    return "—" if value is None else f"{100 * value:.{digits}f}"
+    """A fraction as a percentage without the sign: 0.99172 -> '99.17'; None (or not finite) -> '—'."""
+    x = known(x)
+    return "—" if x is None else f"{100 * x:.{digits}f}"
 
 
 def signed_pct(x: float | None, digits: int = 2) -> str:
     """A change of a fraction in percentage points, with its sign: 0.0006 -> '+0.06'; None -> '—'."""
-    value = known(x)
-    return "—" if value is None else f"{100 * value:+.{digits}f}"
+    x = known(x)
+    return "—" if x is None else f"{100 * x:+.{digits}f}"
 
 
 def mean_std(mean: float | None, std: float | None, digits: int = 2) -> str:
     """'99.17 ± 0.04' from fractions; '—' without a mean."""
-    return "—" if known(mean) is None else f"{pct(mean, digits)} ± {pct(std or 0.0, digits)}"
+    return "—" if known(mean) is None else f"{pct(mean, digits)} ± {pct(known(std) or 0.0, digits)}"
 
 
 def score_or_state(score: float | None, state: str | None, digits: int = 3) -> str:
@@ -97,8 +127,8 @@ def score_or_state(score: float | None, state: str | None, digits: int = 3) -> s
 
 def number(x: float | None, digits: int = 0) -> str:
     """A count or a measurement with thousands separators: 12345.6 -> '12,346'; None -> '—'."""
-    value = known(x)
-    return "—" if value is None else f"{value:,.{digits}f}"
+    x = known(x)
+    return "—" if x is None else f"{x:,.{digits}f}"
 
 
 def blend_pct(x: float | None, runs: int | None, digits: int = 3) -> str:
@@ -109,8 +139,9 @@ def blend_pct(x: float | None, runs: int | None, digits: int = 3) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """'42s', '9m58s', '1h02m'."""
-    if seconds is None or known(seconds) is None:
+    """'42s', '9m58s', '1h02m'; '—' when unknown (or not a finite number)."""
+    seconds = known(seconds)
+    if seconds is None:
         return "—"
     s = int(round(seconds))
     if s < 60:
@@ -122,9 +153,9 @@ def duration(seconds: float | None) -> str:
 
 def size(n: float | None) -> str:
     """Bytes in binary units: '512 B', '1.6 MiB'."""
-    if n is None or known(n) is None:
+    value = known(n)
+    if value is None:
         return "unknown size"
-    value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"

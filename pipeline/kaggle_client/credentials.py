@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.core import file_reads
+from pipeline.core.text import one_line
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
@@ -66,7 +67,7 @@ class Secrets:
                     s.add(file_reads.read_text(token_file, errors="replace"))
         proxies = [os.environ.get(k) for k in (*PROXY_VARIABLES, "KAGGLE_PROXY")]
         for json_file in (Path(config_dir()) / "kaggle.json", home / "kaggle.json", home / "credentials.json"):
-            with contextlib.suppress(OSError, ValueError, AttributeError, RecursionError):
+            with contextlib.suppress(*file_reads.UNREADABLE, AttributeError):  # damaged or not an object: no secrets
                 data = json.loads(file_reads.read_text(json_file, errors="replace"))
                 s.add(*(data.get(k) for k in ("key", "token", "refresh_token", "access_token")))
                 s.add_basic(data.get("username"), data.get("key"))
@@ -110,8 +111,8 @@ def kaggle_json_problem(path: str) -> str | None:
         return f"{path}: not a regular file (expected the kaggle.json from https://www.kaggle.com/settings/api)"
     except OSError as e:
         return f"{path}: cannot read the Kaggle credentials: {e.strerror or type(e).__name__}"
-    except (ValueError, RecursionError) as e:  # not UTF-8, not JSON
-        return f"{path}: not a valid kaggle.json ({type(e).__name__}: {e}); download a new one at https://www.kaggle.com/settings/api"
+    except file_reads.UNREADABLE as e:  # not UTF-8, not JSON, nested thousands deep
+        return f"{path}: not a valid kaggle.json ({type(e).__name__}: {one_line(e, 200)}); download a new one at https://www.kaggle.com/settings/api"
     if not isinstance(data, dict):
         return f"{path}: not a valid kaggle.json (expected a JSON object with username and key)"
     if not (isinstance(data.get("username"), str) and isinstance(data.get("key"), str)):

@@ -92,9 +92,27 @@ def read_manifest(data_dir: Path) -> dict | None:
         manifest = json.loads(file_reads.read_text(path))
     except file_reads.NotRegularFile:
         raise
-    except (OSError, ValueError, RecursionError):
+    except file_reads.UNREADABLE:  # not JSON, nested thousands deep, a number of thousands of digits
         return None
-    return manifest if isinstance(manifest, dict) else None
+    return manifest if _well_formed(manifest) else None
+
+
+def _well_formed(manifest: Any) -> bool:
+    """Whether the manifest is what `install` writes: its competition, and each file's size (a count) and hash.
+
+    Anything else (a list, a size of inf or "12", a file's entry that is not a table) is a damaged manifest,
+    whose files are downloaded again.
+    """
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("competition"), str):
+        return False
+    files = manifest.get("files")
+    return isinstance(files, dict) and all(
+        isinstance(meta, dict)
+        and type(meta.get("size")) is int
+        and 0 <= meta["size"] < 2**63
+        and isinstance(meta.get("sha256"), str)
+        for meta in files.values()
+    )
 
 
 def prepare_dir(data_dir: Path) -> None:

@@ -121,7 +121,8 @@ def message(outcome: Outcome) -> tuple[str, str]:
         elif rec.leaderboard is not None and rec.leaderboard.error:
             lines.append(f"leaderboard: refused: {one_line(rec.leaderboard.error)}")
     lines.append(f"host: {socket.gethostname()}")
-    return title, "\n".join(lines)
+    # one line each, shown as text: the fields of a record a user can edit reach a phone or a mail client too
+    return one_line(title), "\n".join(one_line(line) for line in lines)
 
 
 class NotSent(Exception):

@@ -14,6 +14,7 @@ append its new state (`pipeline.store.ledger`).
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +44,9 @@ def submit(
     progress = progress or Progress()
     path = Path(target)
     run_dir, rec = None, None
-    if path.suffix == ".csv" and path.exists():  # a FIFO or a folder named .csv is refused by validate_file
-        if path.is_file():  # hashing a FIFO would wait for ever
+    # os.path: a name too long or with a NUL is no file, and is then looked up (and not found) as a run
+    if path.suffix == ".csv" and os.path.exists(path):  # a FIFO or a folder named .csv is refused by validate_file
+        if os.path.isfile(path):  # hashing a FIFO would wait for ever
             run_dir, rec = _run_that_wrote(output_dir, path)
         data_dir = run_folders.recorded_path(run_dir, rec.config.data.dir) if run_dir and rec else None
         data_dir = data_dir or Path(cfg.DataConfig().dir)

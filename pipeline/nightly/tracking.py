@@ -169,6 +169,8 @@ def sync(output_dir: str | Path, refs: Sequence[str], uri: str | None, force: bo
     """
     if not refs and not run_folders.list_runs(output_dir):
         raise BadInputError(f"no runs in {run_folders.runs_root(output_dir)}")
+    for ref in refs:  # a run that is not there is bad input (exit 1), whether MLflow answers or not
+        run_folders.resolve(output_dir, ref)
     store = mlflow_sync.connect(output_dir, uri, option="option --uri")
     try:
         with mlflow_sync.quiet():

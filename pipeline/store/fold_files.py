@@ -13,12 +13,13 @@ back from here.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from pipeline.core import atomic_files, file_reads
 from pipeline.store.record import FoldRecord
@@ -78,17 +79,20 @@ def load_fold(
     if not paths["json"].is_file():
         return None
     try:
-        record = TypeAdapter(FoldRecord).validate_python(json.loads(file_reads.read_text(paths["json"])))
+        text = file_reads.read_text(paths["json"])
+        record = TypeAdapter(FoldRecord).validate_python(file_reads.bounded(json.loads(text)))
         with file_reads.open_regular(paths["npz"]) as f, np.load(f, allow_pickle=False) as z:
-            saved_idx, val_proba, test_proba = (np.asarray(z[k]) for k in ("val_idx", "val_proba", "test_proba"))
-    except (*file_reads.UNREADABLE, ValidationError) as e:
-        warn(f"{paths['npz'].parent}: fold {index} files are damaged ({type(e).__name__}); training it again")
+            saved_idx = file_reads.numbers(z["val_idx"], "val_idx")
+            val_proba = file_reads.numbers(z["val_proba"], "val_proba", np.float32)
+            test_proba = file_reads.numbers(z["test_proba"], "test_proba", np.float32)
+    except file_reads.UNREADABLE as e:  # damaged, of the wrong shape, nested thousands deep, not numbers...
+        warn(f"{paths['npz'].parent}: fold {index} files are damaged ({file_reads.why(e)}); training it again")
         return None
     problem = _mismatch(index, val_idx, record, saved_idx, val_proba, test_proba, test_rows)
     if problem:
         warn(f"{paths['npz']}: {problem}; training fold {index} again")
         return None
-    return FoldResult(record, saved_idx, val_proba.astype(np.float32), test_proba.astype(np.float32))
+    return FoldResult(record, saved_idx, val_proba, test_proba)
 
 
 def _mismatch(
@@ -111,6 +115,11 @@ def _mismatch(
         return f"test_proba has shape {test_proba.shape}, expected {(test_rows, 10)}"
     if not (np.isfinite(val_proba).all() and np.isfinite(test_proba).all()):
         return "its probabilities are not finite"
+    if record.val_rows != len(val_idx):
+        return f"it records {record.val_rows} validation rows, not {len(val_idx)}"
+    figures = (record.val_accuracy, record.val_loss, record.seconds, record.samples_per_second)
+    if not all(math.isfinite(x) and x >= 0 for x in figures) or record.val_accuracy > 1:
+        return "its record's accuracy, loss or timings are not finite numbers in range"
     return None
 
 

@@ -203,7 +203,7 @@ def folder_size(path: Path) -> int:
 def trash_folders(output_dir: str | Path) -> list[Path]:
     """The ``runs/.gc-*`` folders an interrupted gc left behind."""
     root = run_folders.runs_root(output_dir)
-    if not root.is_dir():
+    if not os.path.isdir(root):  # also False for an output dir no folder can be (too long, a NUL)
         return []
     return sorted(p for p in root.iterdir() if p.name.startswith(TRASH) and p.is_dir() and not p.is_symlink())
 

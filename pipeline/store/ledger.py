@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from pipeline.core import atomic_files, file_reads
 from pipeline.core.errors import BadInputError
@@ -47,12 +47,17 @@ Status = Literal["sending", "pending", "complete", "error"]
 Origin = Literal["digits", "kaggle"]
 
 
+# Every number an entry holds is finite: a NaN or inf score read back would win or lose every comparison of the gate.
+FINITE = ConfigDict(allow_inf_nan=False)
+
+
 @dataclass
 class Member:
     """A run in the submitted blend, and its weight."""
 
     run_id: str
     weight: float
+    __pydantic_config__ = FINITE
 
 
 @dataclass
@@ -77,6 +82,7 @@ class Entry:
     public_score: float | None = None
     error: str | None = None
     updated_at: str | None = None
+    __pydantic_config__ = FINITE
 
     @property
     def accepted(self) -> bool:
@@ -110,8 +116,8 @@ def read(output_dir: str | Path, warn: Callable[[str], None] = lambda s: None) -
         if not line.strip():
             continue
         try:
-            entry = _adapter().validate_python(json.loads(line.decode("utf-8")))
-        except (UnicodeDecodeError, json.JSONDecodeError, ValidationError, TypeError) as e:
+            entry = _adapter().validate_python(file_reads.bounded(json.loads(line.decode("utf-8"))))
+        except file_reads.UNREADABLE as e:  # not JSON, nested thousands deep, a 5,000-digit number, a wrong field
             last = number == len(lines) or (number == len(lines) - 1 and not lines[-1])
             why = "cut short (a crash while it was written?)" if last and not raw.endswith(b"\n") else _why(e)
             warn(f"{where}: line {number} is damaged ({why}); it is left out")
@@ -120,11 +126,13 @@ def read(output_dir: str | Path, warn: Callable[[str], None] = lambda s: None) -
     return list(entries.values())
 
 
-def _why(error: Exception) -> str:
+def _why(error: BaseException) -> str:
     if isinstance(error, ValidationError):
         first = error.errors()[0]
         return f"field {'.'.join(str(p) for p in first['loc']) or 'entry'}: {first['msg']}"
-    return "not JSON" if not isinstance(error, UnicodeDecodeError) else "not UTF-8"
+    if isinstance(error, json.JSONDecodeError):
+        return "not JSON"
+    return file_reads.why(error)
 
 
 def append(output_dir: str | Path, entry: Entry) -> Entry:
@@ -183,12 +191,13 @@ def load_predictions(output_dir: str | Path, entry: Entry) -> tuple[np.ndarray, 
     where = Path(output_dir) / run_folders.SUBMISSIONS / ARRAYS / entry.predictions
     try:
         with file_reads.open_regular(where) as f, np.load(f, allow_pickle=False) as z:
-            labels, predictions = np.asarray(z["labels"]), np.asarray(z["predictions"])
+            labels = file_reads.numbers(z["labels"], "labels", np.int64)
+            predictions = file_reads.numbers(z["predictions"], "predictions", np.int64)
     except file_reads.UNREADABLE:  # a FIFO or a folder there is as unusable as a damaged file
         return None
     if labels.shape != predictions.shape or labels.ndim != 1:
         return None
-    return labels.astype(np.int64), predictions.astype(np.int64)
+    return labels, predictions
 
 
 def protected_runs(entries: list[Entry]) -> set[str]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import platform
 import re
 import statistics
@@ -358,15 +359,64 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_json(data: Any, where: str = REPORT) -> RunRecord:
-    """Validate plain JSON data as a run record; a `BadInputError` naming `where` and the field at fault."""
+    """Validate plain JSON data as a run record; a `BadInputError` naming `where` and the field at fault.
+
+    Beyond the types: no integer beyond 64 bits (`file_reads.bounded`), and every accuracy, weight and
+    estimate a fraction from 0 to 1 (`_out_of_range`).  A time that is NaN or inf is kept, and shown as
+    unknown ('—'): it says nothing the other figures depend on.
+    """
     if not isinstance(data, dict) or "run_id" not in data:
         raise BadInputError(f"{where}: not a digits run report")
     try:
-        return _adapter().validate_python(migrate(dict(data)))
+        rec = _adapter().validate_python(migrate(dict(file_reads.bounded(data))))
+        problem = _out_of_range(rec)
+        if problem:
+            raise BadInputError(f"{where}: {problem}")
+        return rec
     except ValidationError as e:
         raise BadInputError(f"{where}: {_first_error(e)}") from None
     except ValueError as e:
         raise BadInputError(f"{where}: {e}") from None
+    except file_reads.UNREADABLE as e:  # an older schema's migration met a value of the wrong type or size
+        raise BadInputError(f"{where}: {file_reads.why(e)}") from None
+
+
+def _out_of_range(rec: RunRecord) -> str | None:
+    """The first accuracy, weight, estimate or p-value of the record that is not a fraction from 0 to 1."""
+    fractions: list[tuple[str, float | None]] = [
+        ("fold_accuracy_mean", rec.fold_accuracy_mean),
+        ("fold_accuracy_std", rec.fold_accuracy_std),
+        ("oof_accuracy", rec.oof_accuracy),
+        *((f"per_class_accuracy.{i}", a) for i, a in enumerate(rec.per_class_accuracy or [])),
+        *((f"folds.{i}.val_accuracy", f.val_accuracy) for i, f in enumerate(rec.folds)),
+    ]
+    if rec.blend is not None:
+        b = rec.blend
+        fractions += [
+            ("blend.in_sample_accuracy", b.in_sample_accuracy),
+            ("blend.estimate", b.estimate),
+            ("blend.best_single_oof_accuracy", b.best_single_oof_accuracy),
+            *((f"blend.members.{i}.weight", m.weight) for i, m in enumerate(b.members)),
+            *((f"blend.members.{i}.oof_accuracy", m.oof_accuracy) for i, m in enumerate(b.members)),
+        ]
+    if rec.submit_decision is not None:
+        d = rec.submit_decision
+        fractions += [("submit_decision.ours", d.ours), ("submit_decision.p_value", d.p_value)]
+    # a public score (and a reference's, which may be one) need not be a fraction in another competition
+    scores = [
+        ("leaderboard.public_score", rec.leaderboard.public_score if rec.leaderboard else None),
+        (
+            "submit_decision.previous_oof_accuracy",
+            rec.submit_decision.previous_oof_accuracy if rec.submit_decision else None,
+        ),
+    ]
+    for name, score in scores:
+        if score is not None and not math.isfinite(score):
+            return f"field {name}: {score} is not a finite number"
+    for name, value in fractions:
+        if value is not None and not 0 <= value <= 1:  # also NaN: every comparison with it is false
+            return f"field {name}: {value} is not a fraction from 0 to 1"
+    return None
 
 
 def _first_error(error: Any) -> str:
@@ -391,12 +441,10 @@ def read(run_dir: str | Path) -> RunRecord:
         raise
     except FileNotFoundError:
         raise BadInputError(f"{path}: report missing (the run never finished its first stage?)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadInputError(f"{path}: report is corrupt: {e}") from None
-    except (ValueError, RecursionError) as e:  # a number of thousands of digits; lists nested thousands deep
-        raise BadInputError(f"{path}: report is corrupt: {type(e).__name__}: {e}") from None
     except OSError as e:
         raise BadInputError(f"{path}: cannot read report: {e.strerror}") from None
+    except file_reads.UNREADABLE as e:  # not JSON, lists nested thousands deep, a number of thousands of digits
+        raise BadInputError(f"{path}: report is corrupt: {file_reads.why(e)}") from None
     return from_json(data, str(path))
 
 

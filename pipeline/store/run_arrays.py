@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import BadInputError
-from pipeline.core.file_reads import UNREADABLE, NotRegularFile, open_regular
+from pipeline.core.file_reads import UNREADABLE, NotRegularFile, numbers, open_regular, why
 
 OOF = "oof.npz"
 TEST = "test_proba.npy"
@@ -36,13 +36,13 @@ def load_oof(run_dir: str | Path, rows: int | None = None, finite: bool = False)
     path = Path(run_dir) / OOF
     try:
         with open_regular(path) as f, np.load(f, allow_pickle=False) as z:  # a FIFO there never hangs the night
-            labels, proba = np.asarray(z["labels"]), np.asarray(z["proba"], dtype=np.float32)
+            labels, proba = numbers(z["labels"], "labels"), numbers(z["proba"], "proba", np.float32)
     except FileNotFoundError:
         raise BadInputError(f"{path}: missing (the run saved no out-of-fold predictions)") from None
     except NotRegularFile:
         raise
     except UNREADABLE as e:
-        raise BadInputError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
+        raise BadInputError(f"{path}: unreadable ({why(e)})") from None
     if labels.ndim != 1 or proba.shape != (len(labels), CLASSES):
         raise BadInputError(
             f"{path}: labels {labels.shape} and probabilities {proba.shape} do not fit (N,) and (N, 10)"
@@ -61,14 +61,14 @@ def load_test(run_dir: str | Path, rows: int) -> np.ndarray:
     path = Path(run_dir) / TEST
     try:
         with open_regular(path) as f:
-            test = np.load(f, allow_pickle=False)
+            test = numbers(np.load(f, allow_pickle=False), "test probabilities", np.float32)
     except NotRegularFile:
         raise
     except UNREADABLE as e:
-        raise BadInputError(f"{path}: unreadable ({type(e).__name__})") from None
+        raise BadInputError(f"{path}: unreadable ({why(e)})") from None
     if test.shape != (rows, CLASSES) or not np.isfinite(test).all():
         raise BadInputError(f"{path}: test probabilities of shape {test.shape} do not fit {rows:,} test rows")
-    return test.astype(np.float32)
+    return test
 
 
 def load_estimate(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -76,9 +76,10 @@ def load_estimate(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
     path = Path(run_dir) / ESTIMATE
     try:
         with open_regular(path) as f, np.load(f, allow_pickle=False) as z:
-            labels, predictions = np.asarray(z["labels"]), np.asarray(z["predictions"])
+            labels = numbers(z["labels"], "labels", np.int64)
+            predictions = numbers(z["predictions"], "predictions", np.int64)
     except UNREADABLE:
         return None
     if labels.ndim != 1 or labels.shape != predictions.shape:
         return None
-    return labels.astype(np.int64), predictions.astype(np.int64)
+    return labels, predictions

@@ -23,6 +23,7 @@ from typing import Any
 
 from pipeline.core import atomic_files, file_reads
 from pipeline.core.errors import BadInputError, BusyError, StorageError
+from pipeline.core.text import quoted
 from pipeline.store import record, runs_in_use
 from pipeline.store.record import REPORT, RUN_ID, RunRecord
 
@@ -84,7 +85,7 @@ def new_run(output_dir: str | Path, when: _dt.datetime | None = None) -> tuple[s
 def list_runs(output_dir: str | Path) -> list[str]:
     """Run ids in the output directory, oldest first."""
     root = runs_root(output_dir)
-    if not root.is_dir():
+    if not os.path.isdir(root):
         return []
     return sorted(p.name for p in root.iterdir() if p.is_dir() and RUN_ID.fullmatch(p.name))
 
@@ -102,9 +103,24 @@ def newest_first(output_dir: str | Path, exclude: str = "") -> Iterator[tuple[Pa
 
 
 def _is_path(ref: str | Path) -> bool:
-    """Whether `ref` names a run folder by its path (rather than an id, a prefix or ``latest``)."""
-    path = Path(ref)
-    return (path / REPORT).is_file() or (path.is_dir() and path.parent.name == RUNS)
+    """Whether `ref` names a run folder by its path (rather than an id, a prefix or ``latest``).
+
+    Through ``os.path``, which answers False for a name no file can have (too long, a NUL, a path through a
+    FIFO or a file): such a name is then looked up as an id, and is "not found" like any other unknown run.
+    """
+    path = os.fspath(ref)
+    return os.path.isfile(os.path.join(path, REPORT)) or (
+        os.path.isdir(path) and Path(path).parent.name == RUNS and _usable(path)
+    )
+
+
+def _usable(path: str) -> bool:
+    """Whether a folder's path can be resolved and named: not when it is longer than the system allows."""
+    try:
+        os.path.realpath(path, strict=True)
+    except (OSError, ValueError, RuntimeError):
+        return False
+    return True
 
 
 def home(output_dir: str | Path, ref: str | Path) -> Path:
@@ -126,17 +142,20 @@ def recorded_path(run_dir: str | Path, recorded: str) -> Path:
     ``submissions/`` there; else as it is, for the caller's "not found".
     """
     path = Path(recorded)
-    if path.is_absolute() or path.exists():
+    if path.is_absolute() or os.path.exists(path):  # os.path: a name no file can have is simply not there
         return path
     out = home(run_dir, run_dir)
     for candidate in (out / path, out / SUBMISSIONS / path.name):
-        if candidate.exists():
+        if os.path.exists(candidate):
             return candidate
     return path
 
 
 def resolve(output_dir: str | Path, ref: str) -> Path:
-    """A run folder from an id, a unique id prefix, ``latest``, or a path to the folder."""
+    """A run folder from an id, a unique id prefix, ``latest``, or a path to the folder.
+
+    Any other name is "not found", also one no file could have (too long, a NUL, not UTF-8) or an empty one.
+    """
     path = Path(ref)
     if _is_path(ref):
         if not RUN_ID.fullmatch(path.resolve().name):
@@ -147,12 +166,12 @@ def resolve(output_dir: str | Path, ref: str) -> Path:
         if not ids:
             raise BadInputError(f"no runs in {runs_root(output_dir)}")
         return runs_root(output_dir) / ids[-1]
-    matches = [i for i in ids if i == ref] or [i for i in ids if i.startswith(ref)]
+    matches = ([i for i in ids if i == ref] or [i for i in ids if i.startswith(ref)]) if ref else []
     if len(matches) == 1:
         return runs_root(output_dir) / matches[0]
     if not matches:
-        raise BadInputError(f"run {ref!r} not found in {runs_root(output_dir)}")
-    raise BadInputError(f"run {ref!r} is ambiguous: {', '.join(matches[:5])}")
+        raise BadInputError(f"run {quoted(ref)} not found in {runs_root(output_dir)}")
+    raise BadInputError(f"run {quoted(ref)} is ambiguous: {', '.join(matches[:5])}")
 
 
 class Lock:

@@ -19,13 +19,15 @@ file system, where gc cannot delete anything either), is used without a hold.
 from __future__ import annotations
 
 import contextlib
+import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pipeline.core import atomic_files
-from pipeline.core.errors import BusyError
+from pipeline.core.errors import BadInputError, BusyError
 
 IN_USE = ".digits.runs.lock"
 GC_WAIT = 300.0  # seconds a command waits for a gc that is deleting runs before it gives up (exit 5)
@@ -42,7 +44,7 @@ class InUse:
     def __enter__(self) -> InUse:
         import filelock
 
-        if not self.dir.is_dir():
+        if not os.path.isdir(self.dir):  # os.path: also False for a name no folder can have (too long, a NUL)
             return self  # no runs there yet: nothing gc could remove
         deadline = time.monotonic() + self.wait
         try:
@@ -88,8 +90,8 @@ def exclusive(output_dir: str | Path) -> Iterator[None]:
     import filelock
 
     folder = Path(output_dir)
-    lock = filelock.ReadWriteLock(str(folder / IN_USE), is_singleton=False)
     try:
+        lock = filelock.ReadWriteLock(str(folder / IN_USE), is_singleton=False)
         lock.acquire_write(timeout=0)
     except filelock.Timeout:
         raise BusyError(
@@ -98,6 +100,11 @@ def exclusive(output_dir: str | Path) -> Iterator[None]:
         ) from None
     except OSError as e:
         raise atomic_files.storage_error(folder / IN_USE, e) from None
+    except (sqlite3.Error, ValueError):  # filelock's database, damaged or replaced: gc cannot know who uses the runs
+        raise BadInputError(
+            f"{folder / IN_USE}: not the lock database digits keeps (damaged?); gc removes nothing without it: "
+            "delete the file while no digits runs, then run gc again"
+        ) from None
     try:
         yield
     finally:

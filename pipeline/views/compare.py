@@ -26,7 +26,18 @@ import numpy as np
 from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.errors import BadInputError
-from pipeline.core.text import blend_pct, duration, known, mean_std, pct, score_or_state, signed_pct, toml_value, when
+from pipeline.core.text import (
+    blend_pct,
+    duration,
+    known,
+    mean_std,
+    pct,
+    printable,
+    score_or_state,
+    signed_pct,
+    toml_value,
+    when,
+)
 from pipeline.store import run_folders
 from pipeline.store.record import RunRecord
 from pipeline.views import differences, runset
@@ -60,7 +71,7 @@ def compare(
         print_table(comp, out or ui.console())
     else:
         text = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[fmt](comp)
-        (out.file if out is not None else sys.stdout).write(text)
+        ui.write_data(text, out.file if out is not None else sys.stdout)
     return comp
 
 
@@ -279,7 +290,8 @@ def _csv_value(v: Any) -> Any:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+    """A table cell's text: a newline or a ``|`` from a file would end the cell or the row."""
+    return printable(text).replace("|", "\\|")
 
 
 def _md_row(cells: Iterable[str]) -> str:

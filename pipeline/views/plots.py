@@ -92,7 +92,11 @@ def _style(ax: Axes) -> None:
 
 
 def _percent(values: Sequence[float | None]) -> np.ndarray:
-    return np.array([np.nan if v is None else 100 * v for v in values], dtype=float)
+    """Fractions as percentages; NaN (not drawn) for a missing one, and one that is not finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.array([np.nan if v is None else 100 * v for v in values], dtype=float)
+    out[~np.isfinite(out)] = np.nan
+    return out
 
 
 # ---- history --------------------------------------------------------------------------------
@@ -202,7 +206,8 @@ def fold_accuracy_figure(
     ax.set_ylabel("validation accuracy (%)", fontsize=9)
     _style(ax)
     ax.grid(False, axis="x")
-    fig.legend(loc="outside lower center", ncol=3, fontsize=7.5, frameon=False)
+    if ax.get_legend_handles_labels()[0]:  # none without a mean and an out-of-fold figure: no empty legend
+        fig.legend(loc="outside lower center", ncol=3, fontsize=7.5, frameon=False)
     return fig
 
 
@@ -238,8 +243,15 @@ def _fold_color(position: int) -> str:
     return FOLD_COLORS[position % len(FOLD_COLORS)]
 
 
+DRAWN = 1e15  # beyond this no loss, accuracy or learning rate is a value to draw: a damaged record's
+
+
 def _series(values: Sequence[float | None] | None) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values or []], dtype=float)
+    """A learning curve as floats, NaN (a gap) where a value is missing, not finite or beyond `DRAWN` (a record's
+    1e308 would overflow the axis and its ticks)."""
+    series = np.array([np.nan if v is None else v for v in values or []], dtype=float)
+    series[~(np.abs(series) < DRAWN)] = np.nan
+    return series
 
 
 def _metric_panel(ax: Axes, folds: Sequence[FoldRecord], key: str) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.core import atomic_files
 from pipeline.core import console as ui
 from pipeline.core.errors import BadInputError, UsageError
-from pipeline.core.file_reads import UNREADABLE, open_regular
+from pipeline.core.file_reads import UNREADABLE, numbers, open_regular, why
 from pipeline.core.text import quoted
 from pipeline.store import run_arrays, run_folders
 from pipeline.store.record import RunRecord, read
@@ -80,7 +80,10 @@ def evidence(run_dir: Path, rec: RunRecord) -> Evidence:
 def confusion_matrix(run_dir: Path, rec: RunRecord) -> tuple[np.ndarray | None, str | None]:
     """From the record, else recomputed from ``oof.npz``; None and a note when neither has it."""
     if rec.confusion_matrix is not None:
-        recorded = np.asarray(rec.confusion_matrix, dtype=np.int64)
+        try:
+            recorded = np.asarray(rec.confusion_matrix, dtype=np.int64)
+        except (ValueError, OverflowError):  # rows of different lengths: as unusable as a matrix of another shape
+            recorded = np.zeros(0, dtype=np.int64)
         if recorded.shape == (10, 10):
             return recorded, None
     try:
@@ -110,14 +113,14 @@ def misclassified(run_dir: Path) -> tuple[Mistakes | None, str | None]:
     prefix = "No grid of misclassified digits:"
     try:
         with open_regular(path) as f, np.load(f, allow_pickle=False) as z:
-            images, true, pred, index = (np.asarray(z[k]) for k in ("images", "true", "pred", "index"))
+            images, true, pred, index = (numbers(z[k], k) for k in ("images", "true", "pred", "index"))
     except FileNotFoundError:
         return None, (
             f"{prefix} {path.name} is not in the run folder "
             "(a run that stopped before its out-of-fold predictions, or an older version)."
         )
     except UNREADABLE as err:
-        return None, f"{prefix} {path.name} is unreadable ({err})."
+        return None, f"{prefix} {path.name} is unreadable ({why(err)})."
     m = len(true)
     if images.ndim != 2 or images.shape[1] != 784 or any(len(v) != m for v in (images, pred, index)):
         return None, f"{prefix} {path.name} has arrays of unexpected shapes."

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core import config as cfg
-from pipeline.core.text import duration, mean_std, number, pct, toml_value, when
+from pipeline.core.text import duration, mean_std, number, pct, printable, toml_value, when
 from pipeline.store.record import RunRecord, now, standing
 from pipeline.views import plots, runset
 from pipeline.views.report_style import CSS, TEMPLATE
@@ -76,8 +76,9 @@ class Page:
 
 
 def esc(value: object) -> str:
-    """Text for HTML: ``<``, ``>``, ``&`` and quotes escaped; None is empty."""
-    return html.escape("" if value is None else str(value))
+    """Text for HTML: ``<``, ``>``, ``&`` and quotes escaped, and what would not show (`printable`: controls,
+    bidi overrides) made visible; None is empty."""
+    return html.escape("" if value is None else printable(value))
 
 
 def note(text: str) -> str:
