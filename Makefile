@@ -43,4 +43,5 @@ docs: setup
 benchmark: setup
 	$(BIN)/python benchmarks/holdout.py --full-run
 	$(BIN)/python benchmarks/speed.py --repeat 1
-	$(BIN)/python benchmarks/nights.py --runs cnn-wide:2,mlp:2,cnn:1
+	$(BIN)/python benchmarks/workers.py
+	$(BIN)/python benchmarks/nights.py --runs wide:2,wide-f32:1,wide-k5:1,wide-k7:1 --jobs 2

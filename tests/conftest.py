@@ -18,3 +18,17 @@ def no_tracking_uri_leaks_between_tests():
     if "mlflow" in sys.modules:
         sys.modules["mlflow"].set_tracking_uri(None)  # also unsets the variable
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def pytest_configure(config):
+    """Each pytest-xdist worker keeps to a core of its own, as do the `digits` processes its tests start.
+
+    Two workers on two cores each starting `digits` with ``executor.workers = auto`` (one worker process per
+    core) ran four TensorFlow processes on two cores, each importing TensorFlow first: the suite took 20
+    minutes instead of 12.  Pinned, ``auto`` is one, so folds train in the test's own `digits` process; the
+    tests of worker processes (tests/training/test_workers.py, the Ctrl-C burst) ask for two explicitly.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[int(worker[2:]) % len(cpus)]})

@@ -4,10 +4,14 @@ Raising KeyboardInterrupt from a signal handler lands wherever Python happens
 to be, which inside Keras or TensorFlow may be a place that turns it into
 another error.  While folds train, a signal therefore only sets a flag; the
 training checks it after every batch and the executor between folds, and
-the job then saves what finished and exits 4.  A second signal stops at once;
-from then on, and once the training has stopped for the first, further
-signals are ignored (`pipeline.core.stop_signals.exiting`), so they cannot
-cut the saving of the records short.
+the job then saves what finished and exits 4.  A second signal while a fold
+computes in this process (`StopRequest.interruptible`) stops it at once; from
+then on, and once the training has stopped for the first, further signals are
+ignored (`pipeline.core.stop_signals.exiting`), so they cannot cut the saving
+of the records short.  Anywhere else a second signal raises nothing: the
+driver of worker processes or of Ray looks at the flag twice a second and
+ends the folds within seconds, and a KeyboardInterrupt landing in a record's
+serialization or halfway through concurrent.futures' locks broke them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,16 @@ class StopRequest:
     def __init__(self) -> None:
         self._event = threading.Event()
         self.signal: str | None = None
+        self.raising = False  # a second signal raises KeyboardInterrupt only while this is set
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Within the block (a fold computing in this process) a second signal raises KeyboardInterrupt."""
+        self.raising = True
+        try:
+            yield
+        finally:
+            self.raising = False
 
     def is_set(self) -> bool:
         return self._event.is_set()
@@ -44,7 +58,8 @@ class StopRequest:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[StopRequest]:
-    """Within the block, SIGTERM, SIGINT and SIGHUP set the returned request; a second one raises KeyboardInterrupt.
+    """Within the block, SIGTERM, SIGINT and SIGHUP set the returned request; a second one raises KeyboardInterrupt
+    inside `StopRequest.interruptible`.
 
     A signal ignored when the block starts stays ignored (``nohup``).
     """
@@ -55,6 +70,8 @@ def stop_on_signals() -> Iterator[StopRequest]:
         if stop_signals.is_exiting():
             return
         if stop.is_set():
+            if not stop.raising:  # the stop under way ends the work within seconds
+                return
             stop_signals.exiting()
             raise KeyboardInterrupt
         stop.set(signal.Signals(signum).name)

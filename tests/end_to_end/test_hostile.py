@@ -165,10 +165,12 @@ def test_a_sweep_variant_that_moves_the_output_dir_is_refused_before_any_run(tmp
 STOPPABLE = ["--folds", "3", "--epochs", "30", "--hidden", "32", "--batch-size", "64", "--set", "train.warmup_epochs=0"]
 
 
-def _signal_mid_training(tmp_path: Path, signals: list[signal.Signals], gap: float = 0.0) -> tuple[int, str, Path]:
+def _signal_mid_training(
+    tmp_path: Path, signals: list[signal.Signals], gap: float = 0.0, workers: int = 1
+) -> tuple[int, str, Path]:
     """Start `digits train`, send `signals` (`gap` seconds apart) once fold 0 is saved; (exit code, stderr, run)."""
     write_competition(tmp_path / "data", n_train=300)
-    proc = start("train", "--data-dir", "data", *STOPPABLE, cwd=tmp_path)
+    proc = start("train", "--data-dir", "data", *STOPPABLE, "--set", f"executor.workers={workers}", cwd=tmp_path)
     deadline = time.monotonic() + 300
     while not list(tmp_path.glob("runs/*/folds/fold-0.json")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -192,8 +194,9 @@ def test_sighup_stops_a_training_like_sigterm(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("gap", [0.0, 0.02])
-def test_a_burst_of_ctrl_c_ends_in_one_line_exit_4_and_a_saved_run(tmp_path, gap):
-    code, err, run = _signal_mid_training(tmp_path, [signal.SIGINT] * 6, gap)
+@pytest.mark.parametrize("workers", [1, 2])  # folds in this process, or in worker processes the driver waits on
+def test_a_burst_of_ctrl_c_ends_in_one_line_exit_4_and_a_saved_run(tmp_path, gap, workers):
+    code, err, run = _signal_mid_training(tmp_path, [signal.SIGINT] * 6, gap, workers)
     line = error_line(subprocess.CompletedProcess([], code, "", err))  # one line, no traceback
     assert code == 4 and line.startswith("digits: interrupted"), err
     assert record.read(run).status == "interrupted" and "Exception ignored" not in err

@@ -143,7 +143,8 @@ def test_unwritable_output_dir_exits_6(tmp_path):
     assert r.returncode == 6 and "cannot write afile/out" in error_line(r)
 
 
-# 3 folds of 30 epochs: long enough to interrupt the second fold
+# 3 folds of 30 epochs, one after another in this process: long enough to interrupt the second fold
+# (tests/training/test_workers.py stops and resumes folds trained side by side)
 SLOW = [
     "--model",
     "mlp",
@@ -157,6 +158,8 @@ SLOW = [
     "64",
     "--set",
     "train.warmup_epochs=0",
+    "--set",
+    "executor.workers=1",
 ]
 
 
