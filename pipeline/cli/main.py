@@ -60,13 +60,19 @@ def main() -> None:
     stop_signals.install(_terminate)
     try:
         try:
-            cli(prog_name="digits")
-        finally:
-            _flush_stdout()
-    except KeyboardInterrupt:  # outside a command (parsing, the final flush): still one line and exit 4
-        stop_signals.exiting()
-        click.echo(f"digits: {INTERRUPTED_LINE}", err=True)
-        sys.exit(INTERRUPTED)
+            try:
+                cli(prog_name="digits")
+            finally:
+                _flush_stdout()
+        except KeyboardInterrupt:  # outside a command (parsing, the final flush): still one line and exit 4
+            stop_signals.exiting()
+            click.echo(f"digits: {INTERRUPTED_LINE}", err=True)
+            sys.exit(INTERRUPTED)
+    except SystemExit as e:
+        if stop_signals.abandoned():  # a library a stop left half-started would abort the interpreter's exit
+            sys.stderr.flush()
+            os._exit(e.code if isinstance(e.code, int) else 1)
+        raise
 
 
 def _flush_stdout() -> None:

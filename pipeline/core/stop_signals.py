@@ -29,7 +29,7 @@ from collections.abc import Callable
 from types import FrameType
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-_state = {"installed": False, "exiting": False}
+_state = {"installed": False, "exiting": False, "abandon": False}
 _count = {"received": 0, "acted_on": 0}  # stop signals received; how many of them the way out has taken in
 
 
@@ -90,3 +90,17 @@ def exiting() -> None:
 
 def is_exiting() -> bool:
     return _state["exiting"]
+
+
+def abandon_at_exit() -> None:
+    """Leave the process without the interpreter's clean-up (`main` calls os._exit once its line is out).
+
+    A stop that lands while ray.init starts Ray's core worker leaves it half-started, and its teardown in the
+    interpreter's finalization aborts: exit -6 (SIGABRT) instead of 4, after the right line.  Its agents,
+    orphaned, end by themselves within a minute or two (seen: 60-90 s).
+    """
+    _state["abandon"] = True
+
+
+def abandoned() -> bool:
+    return _state["abandon"]

@@ -150,6 +150,7 @@ class RayExecutor:
             # ray.init's own SIGTERM handler (sys.exit) while it connects: a stop like any other (exit 4, one line)
             stop_signals.note()
             stop_signals.exiting()
+            stop_signals.abandon_at_exit()
             raise KeyboardInterrupt from None
         except Exception as e:  # ConnectionError, RuntimeError, ValueError, grpc errors... one line for all
             where = f"at {self.address}" if self.address else "locally"
