@@ -97,7 +97,9 @@ class PlanConfig:
     rule: str = "rotation"  # one of PLAN_RULES (pipeline.training.plan); least-held measured worse
     # Minutes of training a night may spend (0: no limit).  A run that needs more stops at an epoch's end
     # (the fold's checkpoint), and the next night continues it; the submission waits for the finished run.
-    budget: float = 0.0
+    # 40: with loading, predicting and blending a night stays within 45 minutes on any machine; a default run
+    # needs about an hour on 2 cores at the reference speed, so it spans two nights there (benchmarks/RESULTS.md).
+    budget: float = 40.0
 
 
 @dataclass(frozen=True)

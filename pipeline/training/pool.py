@@ -98,7 +98,8 @@ def train_pool(
     With a `budget` (minutes), each fold that can resume inside itself stops at the epoch's end after which
     another epoch would end too late; it comes back as a `FoldPaused`.  `more` opens another run (into
     `opened`) when every task is drawn, a run continued from an earlier night is among them (runs of this
-    recipe span nights) and the budget has room for an epoch; it returns None when it has no more.
+    recipe span nights), no run opened tonight has finished yet (else runs fit a night again) and the budget
+    has room for an epoch; it returns None when it has no more.
     """
     progress.start_folds(sum(len(r.tasks) for r in opened), skipped=sum(len(r.done) for r in opened))
     deadline = time.time() + budget * 60 if budget > 0 else None
@@ -114,7 +115,9 @@ def train_pool(
         while True:
             if k == len(opened):
                 spanning = any(run.continued for run in opened)
-                if more is None or deadline is None or not spanning or not _room(opened, deadline):
+                # a run opened tonight that finished inside the budget: runs fit a night again, no more follow
+                fits = any(run.trained and not run.continued for run in opened)
+                if more is None or deadline is None or not spanning or fits or not _room(opened, deadline):
                     return
                 if more() is None:
                     return

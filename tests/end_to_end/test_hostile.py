@@ -162,7 +162,8 @@ def test_a_sweep_variant_that_moves_the_output_dir_is_refused_before_any_run(tmp
 
 # ---- stop signals: SIGHUP like SIGTERM; a burst of Ctrl-C still ends in one line, exit 4 and a saved run -----------
 
-STOPPABLE = ["--folds", "3", "--epochs", "30", "--hidden", "32", "--batch-size", "64", "--set", "train.warmup_epochs=0"]
+# the small CNN: a fold long enough to be inside when the signals come, a third of the wide CNN's time
+STOPPABLE = ["--model", "cnn", "--folds", "3", "--epochs", "30", "--batch-size", "64", "--set", "train.warmup_epochs=0"]
 
 
 def _signal_mid_training(
