@@ -32,6 +32,7 @@ def pytest_configure(config):
     if worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
         cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpus[int(worker[2:]) % len(cpus)]})
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter stays out of the output
     # Folds that train in the test's own process (CliRunner) take the default thread count, and TensorFlow
     # fixes its pools at its first op: a test that builds a model directly must not fix them at its own.
     from pipeline.core.config import TrainConfig
