@@ -63,8 +63,7 @@ class LocalExecutor:
         for task in tasks:
             stop.check()
             try:
-                with stop.interruptible():  # here a second signal stops the fold's arithmetic at once
-                    result = train_fold(task, data, _for_task(task, on_epoch), stop.is_set)
+                result = train_fold(task, data, _for_task(task, on_epoch), stop.is_set)
             except KeyboardInterrupt:  # stopped for a signal: the job is on its way out
                 stop_signals.exiting()
                 raise

@@ -4,14 +4,16 @@ Raising KeyboardInterrupt from a signal handler lands wherever Python happens
 to be, which inside Keras or TensorFlow may be a place that turns it into
 another error.  While folds train, a signal therefore only sets a flag; the
 training checks it after every batch and the executor between folds, and
-the job then saves what finished and exits 4.  A second signal while a fold
-computes in this process (`StopRequest.interruptible`) stops it at once; from
-then on, and once the training has stopped for the first, further signals are
-ignored (`pipeline.core.stop_signals.exiting`), so they cannot cut the saving
-of the records short.  Anywhere else a second signal raises nothing: the
-driver of worker processes or of Ray looks at the flag twice a second and
-ends the folds within seconds, and a KeyboardInterrupt landing in a record's
-serialization or halfway through concurrent.futures' locks broke them.
+the job then saves what finished and exits 4 within a batch (a fold checks
+after each), or within half a second where the driver waits on worker
+processes or Ray.  Further signals change nothing (they are counted, so that a
+wait on MLflow or Kaggle gives up: `pipeline.core.stop_signals`), and once
+digits is on its way out they are ignored, so they cannot cut the saving of
+the records short.  A second signal used to raise KeyboardInterrupt at once;
+wherever it landed it broke what it landed in: a record being serialized
+(pydantic turned it into another error, a traceback), concurrent.futures'
+wait halfway through taking its futures' locks (the pool's shutdown then
+waited for ever), a fold in this process (a Ctrl-C burst held it past two minutes).
 """
 
 from __future__ import annotations
@@ -31,16 +33,6 @@ class StopRequest:
     def __init__(self) -> None:
         self._event = threading.Event()
         self.signal: str | None = None
-        self.raising = False  # a second signal raises KeyboardInterrupt only while this is set
-
-    @contextlib.contextmanager
-    def interruptible(self) -> Iterator[None]:
-        """Within the block (a fold computing in this process) a second signal raises KeyboardInterrupt."""
-        self.raising = True
-        try:
-            yield
-        finally:
-            self.raising = False
 
     def is_set(self) -> bool:
         return self._event.is_set()
@@ -58,8 +50,7 @@ class StopRequest:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[StopRequest]:
-    """Within the block, SIGTERM, SIGINT and SIGHUP set the returned request; a second one raises KeyboardInterrupt
-    inside `StopRequest.interruptible`.
+    """Within the block, SIGTERM, SIGINT and SIGHUP set the returned request; later ones change nothing.
 
     A signal ignored when the block starts stays ignored (``nohup``).
     """
@@ -69,12 +60,8 @@ def stop_on_signals() -> Iterator[StopRequest]:
         stop_signals.note()  # so that a wait on MLflow inside an epoch's callback gives up (core.deadline)
         if stop_signals.is_exiting():
             return
-        if stop.is_set():
-            if not stop.raising:  # the stop under way ends the work within seconds
-                return
-            stop_signals.exiting()
-            raise KeyboardInterrupt
-        stop.set(signal.Signals(signum).name)
+        if not stop.is_set():  # a later one changes nothing: the stop under way ends the work within seconds
+            stop.set(signal.Signals(signum).name)
 
     previous = {}
     try:
