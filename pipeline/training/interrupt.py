@@ -9,18 +9,16 @@ after each), or within half a second where the driver waits on worker
 processes or Ray.  Further signals change nothing (they are counted, so that a
 wait on MLflow or Kaggle gives up: `pipeline.core.stop_signals`), and once
 digits is on its way out they are ignored, so they cannot cut the saving of
-the records short.  A second signal used to raise KeyboardInterrupt at once;
-wherever it landed it broke what it landed in: a record being serialized
-(pydantic turned it into another error, a traceback), concurrent.futures'
-wait halfway through taking its futures' locks (the pool's shutdown then
-waited for ever), a fold in this process (a Ctrl-C burst held it past two minutes).
+the records short.  A second signal used to raise KeyboardInterrupt at once,
+and wherever it landed it broke what it landed in (a record being serialized:
+pydantic made it another error, a traceback).  The handler takes no lock: a
+signal landing inside it runs it again within itself.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
-import threading
 from collections.abc import Iterator
 from types import FrameType
 
@@ -31,19 +29,21 @@ class StopRequest:
     """Set by the first SIGTERM/SIGINT/SIGHUP; read by the training loop and the executor."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        # a plain attribute, not a threading.Event: the signal handler sets it, and a signal landing inside
+        # the handler ran it again within itself, waiting for the Event's lock the frame below held (a hang)
+        self._set = False
         self.signal: str | None = None
 
     def is_set(self) -> bool:
-        return self._event.is_set()
+        return self._set
 
     def set(self, name: str = "stop") -> None:
         self.signal = self.signal or name
-        self._event.set()
+        self._set = True
 
     def check(self) -> None:
         """Raise KeyboardInterrupt if a stop was requested (the job is then on its way out)."""
-        if self._event.is_set():
+        if self._set:
             stop_signals.exiting()
             raise KeyboardInterrupt
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 
 import pytest
@@ -17,10 +18,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_the_first_signal_sets_the_flag_and_later_ones_raise_nothing(sig):
-    """A second signal used to raise KeyboardInterrupt wherever Python was; it broke what it landed in: a record
-    being serialized (pydantic turned it into a PydanticSerializationError traceback, exit 1), concurrent.futures'
-    wait halfway through taking its futures' locks (the pool's shutdown then waited for ever), a fold in this
-    process (a Ctrl-C burst held it past two minutes).  The flag alone ends the work: a fold checks it after each batch."""
+    """A second signal used to raise KeyboardInterrupt wherever Python was, and broke what it landed in: a record
+    being serialized (pydantic turned it into a PydanticSerializationError traceback, exit 1).  The flag alone
+    ends the work: a fold checks it after each batch, the driver of workers every half second."""
     with stop_on_signals() as stop:
         os.kill(os.getpid(), sig)
         assert stop.is_set() and stop.signal == sig.name
@@ -45,3 +45,20 @@ def test_handlers_are_restored_after_the_block():
     with stop_on_signals():
         pass
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def test_the_handler_takes_no_lock():
+    """A signal landing while the handler itself runs (a Ctrl-C burst) runs it again inside itself.  It set a
+    threading.Event, whose lock the interrupted frame below held: the night waited on itself for ever (found
+    with py-spy, six handlers deep).  A handler may take no lock."""
+    calls: list[object] = []
+    with stop_on_signals():
+        handler = signal.getsignal(signal.SIGINT)
+        assert callable(handler)
+        sys.setprofile(lambda frame, event, arg: calls.append(arg) if event == "c_call" else None)
+        try:
+            handler(signal.SIGINT, None)
+            handler(signal.SIGTERM, None)
+        finally:
+            sys.setprofile(None)
+    assert [c for c in calls if "lock" in repr(c).lower()] == []
