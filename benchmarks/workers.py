@@ -143,15 +143,15 @@ def main() -> None:
     # On paper: a fold on one thread takes what it took beside another (2 x 1, the fastest pair: a slower
     # pair is other work on the machine), scaled to the default night's epochs and rows (42,000 rows, F - 1
     # of F folds each); the cores are assumed as fast as these two, each with its own share of memory.
-    night = cfg.TrainConfig()
+    epochs = int(cfg.RECIPES[a.model]["train"]["epochs"])  # the recipe's default, as a night trains it
     per_row_epoch = min(got["2 x 1"]["fold_seconds"]) / (a.epochs * 32_000 * (a.folds - 1) / a.folds)
     lines.append(
         f"\nA fold beside another on one thread: {min(got['2 x 1']['fold_seconds']):.0f} s for {a.epochs} epochs; "
-        f"on paper, a night of the default recipe ({night.epochs} epochs, all 42,000 rows), alone and with runs "
+        f"on paper, a night of {a.model} ({epochs} epochs, all 42,000 rows), alone and with runs "
         "following runs (plan.budget: no core idles while the next run's folds wait):"
     )
     for folds in (5, 10):
-        fold = per_row_epoch * night.epochs * 42_000 * (folds - 1) / folds
+        fold = per_row_epoch * epochs * 42_000 * (folds - 1) / folds
         for cores in (2, 4, 8, 16):
             alone, packed = math.ceil(folds / cores) * fold, folds * fold / cores
             lines.append(
