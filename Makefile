@@ -18,8 +18,8 @@ demo: setup
 	$(BIN)/digits run --demo
 
 # -n auto --dist loadfile: one pytest worker per core, each test file kept on one worker (its
-# module fixtures train once; the Ray tests never run two clusters at once). Most of a test's time
-# is a subprocess importing TensorFlow on one core, so two workers on two cores take 11.5 min, not 18.
+# module fixtures train once; the Ray tests never run two clusters at once). Each worker keeps to a core of
+# its own (tests/conftest.py). 18 minutes on two cores (2026-12-07: 1,149 tests); three workers took as long.
 PYTEST := $(BIN)/python -m pytest -q -rs -n auto --dist loadfile
 
 test: lint
