@@ -42,7 +42,7 @@ class ModelConfig:
     input_dropout: float = 0.0
     batch_norm: bool = True
     activation: str = "relu"
-    kernel: int | None = None  # cnn-wide: each block's convolution(s) before the strided one, KERNELS; recipe's
+    kernel: int | None = None  # cnn-wide: the convolution(s) before each strided one, KERNELS; None: the recipe's
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,8 @@ class PlanConfig:
     # Minutes of training a night may spend (0: no limit).  A run that needs more stops at an epoch's end
     # (the fold's checkpoint), and the next night continues it; the submission waits for the finished run.
     # 40: with loading, predicting and blending a night stays within 45 minutes on any machine; a default run
-    # needs about an hour on 2 cores at the reference speed, so it spans two nights there (benchmarks/RESULTS.md).
+    # needs about 36 minutes on 2 cores at the reference speed, so it spans nights only on slower machines or
+    # with larger recipes (benchmarks/RESULTS.md).
     budget: float = 40.0
 
 

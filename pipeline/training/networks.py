@@ -134,9 +134,8 @@ def parameter_count(config: Config) -> int:
             channels = filters
         inputs = (28 // 2 ** len(m.filters or ())) ** 2 * channels
     elif m.kind == "cnn-wide":
-        count, channels, side = 0, 1, 28
+        count, channels, side, kernel = 0, 1, 28, m.kernel or 3  # None: no recipe applied, as build_cnn_wide
         for filters in m.filters or ():
-            kernel = m.kernel or 3
             stacked = (9 * channels + 9 * filters) if kernel == 3 else kernel**2 * channels
             convolutions = 3 if kernel == 3 else 2  # each with batch norm's 4 numbers per channel
             count += (stacked + 25 * filters) * filters + convolutions * 4 * filters

@@ -13,7 +13,8 @@ when every task of the runs it has is drawn: the workers never idle while
 the budget has room for another epoch.  At the deadline every fold stops at
 an epoch's end (`FoldPaused`), and the next night continues the runs.  A run
 that fits a night is a night of its own: `more` is asked only once a run
-continued from an earlier night is among those training.
+continued from an earlier night is among those training, and no more once a
+run opened tonight has finished inside the budget.
 """
 
 from __future__ import annotations
